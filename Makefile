@@ -1,0 +1,49 @@
+# One entry point for every task: make run, make test, make bench.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+E2E := tests/e2e
+export FLASK_APP := wsgi
+
+.PHONY: run test lint pytest bench services browser clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/activate
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/flask db upgrade
+	$(BIN)/flask demo load --if-empty
+	$(BIN)/flask run --host 127.0.0.1 --port 5000
+
+# Chromium and its driver come from Debian, axe-core from npm; only root can install them here.
+browser:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "Browser tests need Debian's Chromium: sudo apt-get install -y chromium chromium-driver"; fi
+	@if [ -f $(E2E)/node_modules/axe-core/axe.min.js ]; then :; \
+	elif command -v npm >/dev/null; then cd $(E2E) && npm install --no-audit --no-fund --silent; \
+	else echo "Accessibility checks need axe-core: install Node.js and npm"; fi
+
+# PostgreSQL is started by this kind of machine; start it again if it stopped.
+services:
+	@if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && [ "$$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null; then \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; fi
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+
+pytest: $(VENV)/.installed
+	$(BIN)/pytest
+
+test: $(VENV)/.installed browser services lint pytest
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) $(E2E)/node_modules .pytest_cache .ruff_cache

@@ -1,0 +1,32 @@
+"""Flask command groups: flask demo load, flask registry ..."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from registry.domain.clock import now_utc
+from registry.extensions import db
+
+demo_cli = AppGroup("demo", help="Demo content.")
+
+
+@demo_cli.command("load")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database has content.")
+def demo_load(if_empty: bool) -> None:
+    """Load the demo company's registry, dated relative to today."""
+    from registry.services import demo
+
+    if demo.has_content(db.session):
+        if if_empty:
+            click.echo("The database already has content; demo not loaded.")
+            return
+        raise click.ClickException("The database already has content; use an empty database.")
+    summary = demo.load(db.session, now_utc())
+    db.session.commit()
+    click.echo(f"Demo loaded: {summary}")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(demo_cli)

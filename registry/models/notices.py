@@ -1,0 +1,60 @@
+"""Notices of a change and their per-recipient deliveries: the outbox the worker drains."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from registry.domain.clock import now_utc
+from registry.extensions import db
+from registry.models.types import UTCDateTime
+
+
+class Notice(db.Model):
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_set_id: Mapped[int] = mapped_column(ForeignKey("change_sets.id"), index=True)
+    topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id"))
+    subject: Mapped[str] = mapped_column(String(300))
+    body_sha256: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    dispatch_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    feed_published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Delivery(db.Model):
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("notice_id", "email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id"), index=True)
+    subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id"))
+    email: Mapped[str] = mapped_column(String(320))
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    last_event: Mapped[str | None] = mapped_column(String(40))
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Suppression(db.Model):
+    __tablename__ = "suppressions"
+
+    email: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class WebhookEvent(db.Model):
+    """SendGrid event ids already applied; SendGrid sends duplicates."""
+
+    __tablename__ = "webhook_events"
+
+    sg_event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)

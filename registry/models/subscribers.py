@@ -1,0 +1,52 @@
+"""Topics, subscribers and their per-topic choices."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from registry.domain.clock import now_utc
+from registry.extensions import db
+from registry.models.types import UTCDateTime
+
+
+class Topic(db.Model):
+    __tablename__ = "topics"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(60), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # The Administrative topic carries material-change notices and cannot be turned off.
+    is_administrative: Mapped[bool] = mapped_column(default=False)
+    is_default_on: Mapped[bool] = mapped_column(default=True)
+    position: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class Subscriber(db.Model):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
+    source: Mapped[str] = mapped_column(String(20), default="form")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    subscriptions: Mapped[list[Subscription]] = relationship(back_populates="subscriber")
+
+
+class Subscription(db.Model):
+    __tablename__ = "subscriptions"
+
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), primary_key=True)
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id"), primary_key=True)
+    is_subscribed: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
+    topic: Mapped[Topic] = relationship()

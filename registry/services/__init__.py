@@ -1,0 +1,1 @@
+"""Use cases on a database session; they flush, the caller commits once."""

@@ -1,0 +1,127 @@
+"""Load the demo company's registry into an empty database, dated relative to `now`."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+from importlib import resources
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from registry.demo import content
+from registry.models import Document, NoticePolicy, Topic
+from registry.services import publishing
+
+# The DPA promises 14 calendar days' notice of sub-processor changes, with a right to object.
+SUBPROCESSOR_POLICY = {"length": 14, "unit": "calendar_days", "calendars": ["PL"],
+                       "timezone": "Europe/Warsaw", "objection_days": 14}
+TOPICS = [
+    ("administrative", "Administrative", "Material changes to our documents and sub-processors. "
+     "Required while you are subscribed.", True, True),
+    ("subprocessors", "Sub-processor changes", "Additions, changes and removals.", False, True),
+    ("documents", "Document updates", "New versions of our legal documents.", False, True),
+    ("non-material", "Non-material updates", "Wording fixes and clarifications.", False, False),
+]
+
+
+def has_content(session: Session) -> bool:
+    return bool(session.scalar(select(func.count()).select_from(Document)))
+
+
+def _read(path: str) -> str:
+    return resources.files("registry.demo").joinpath("documents", path).read_text("utf-8")
+
+
+def _at(now: datetime, days: int) -> datetime:
+    # Demo changes take effect at midnight UTC so that dates read the same in every view.
+    return (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def load(session: Session, now: datetime) -> str:
+    policies = {"subprocessors": NoticePolicy(key="subprocessors", name="Sub-processor list",
+                                              **SUBPROCESSOR_POLICY)}
+    documents = {}
+    for position, spec in enumerate(content.DOCUMENTS):
+        policy = NoticePolicy(key=spec["slug"], name=spec["title"], **spec["notice"])
+        policies[spec["slug"]] = policy
+        documents[spec["slug"]] = Document(slug=spec["slug"], title=spec["title"],
+                                           description=spec["description"], position=position,
+                                           notice_policy=policy)
+    session.add_all([*policies.values(), *documents.values()])
+    for position, (key, name, description, admin, default_on) in enumerate(TOPICS):
+        session.add(Topic(key=key, name=name, description=description, is_administrative=admin,
+                          is_default_on=default_on, position=position))
+    session.flush()
+
+    # Group everything that happened on one day into one change set, as legal staff would.
+    by_day: dict[int, list[tuple[str, dict]]] = defaultdict(list)
+    for spec in content.DOCUMENTS:
+        for version in spec["versions"]:
+            by_day[version["effective_days_ago"]].append(("document", {**version,
+                                                                       "slug": spec["slug"]}))
+    for spec in content.SUBPROCESSORS:
+        for index, event in enumerate(spec["history"]):
+            by_day[event["days_ago"]].append(
+                ("subprocessor", {**event, "slug": spec["slug"], "is_new": index == 0}))
+
+    count = 0
+    for days_ago in sorted(by_day, reverse=True):
+        items = by_day[days_ago]
+        material = any(item.get("is_material", True) for _kind, item in items)
+        change_set = publishing.create_change_set(
+            session, title=_title(items), summary=" ".join(i["summary"] for _k, i in items),
+            is_material=material)
+        for kind, item in items:
+            _draft(session, change_set, kind, item, documents)
+        effective = _at(now, days_ago)
+        notice = effective - timedelta(days=14 if material else 1)
+        publishing.publish(session, change_set, published_at=notice, effective_at=effective,
+                           actor="demo", now=now)
+        count += 1
+
+    upcoming = content.UPCOMING
+    change_set = publishing.create_change_set(session, title=upcoming["title"],
+                                              summary=upcoming["summary"], is_material=True)
+    _draft(session, change_set, "document", upcoming["document_version"], documents)
+    _draft(session, change_set, "subprocessor",
+           {**upcoming["subprocessor"]["history"][0], "slug": upcoming["subprocessor"]["slug"],
+            "is_new": True},
+           documents)
+    notice = (now - timedelta(days=upcoming["notice_started_days_ago"])).replace(microsecond=0)
+    effective = _at(now, -upcoming["effective_in_days"])
+    publishing.publish(session, change_set, published_at=notice, effective_at=effective,
+                       effective_new_customers_at=notice, actor="demo", now=now)
+    return (f"{len(content.SUBPROCESSORS) + 1} sub-processors, {len(documents)} documents, "
+            f"{count + 1} change sets")
+
+
+def _title(items: list[tuple[str, dict]]) -> str:
+    names = []
+    titles = {spec["slug"]: spec["title"] for spec in content.DOCUMENTS}
+    vendors = {spec["slug"]: spec["history"][0]["fields"]["name"] for spec in content.SUBPROCESSORS}
+    for kind, item in items:
+        if kind == "document":
+            names.append(f"New version of the {titles[item['slug']]}")
+        elif item.get("removed"):
+            names.append(f"{vendors[item['slug']]} removed")
+        elif item["is_new"]:
+            names.append(f"{item['fields']['name']} added")
+        else:
+            names.append(f"{vendors[item['slug']]} updated")
+    return "; ".join(names)
+
+
+def _draft(session: Session, change_set, kind: str, item: dict, documents: dict) -> None:
+    if kind == "document":
+        publishing.draft_document_version(
+            session, change_set, documents[item["slug"]], source_md=_read(item["file"]),
+            summary=item["summary"], is_material=item["is_material"])
+    elif item.get("removed"):
+        publishing.draft_subprocessor_change(session, change_set, item["slug"], "remove",
+                                             summary=item["summary"])
+    else:
+        fields = item["fields"]
+        action = "add" if item["is_new"] else "change"
+        publishing.draft_subprocessor_change(session, change_set, item["slug"], action,
+                                             fields=fields, summary=item["summary"])

@@ -1,0 +1,117 @@
+"""One typed settings object, read from REGISTRY_* environment variables in one place."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENVIRONMENTS = ("development", "production", "test")
+MAIL_SENDERS = ("outbox", "sendgrid", "recording")
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or invalid; start-up stops with this message."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    secret_key: str = ""
+    database_url: str = ""
+    instance_path: Path = field(default_factory=lambda: Path.cwd() / "instance")
+    base_url: str = "http://127.0.0.1:5000"
+    legal_timezone: str = "Europe/Warsaw"
+    company_name: str = "Example Company"
+    mail_sender: str = "outbox"
+    sendgrid_api_key: str = ""
+    page_cache_seconds: float = 1.0
+    cdn_max_age: int = 60
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+    def validate(self) -> None:
+        problems = []
+        if self.env not in ENVIRONMENTS:
+            problems.append(f"REGISTRY_ENV must be one of {', '.join(ENVIRONMENTS)}, not {self.env!r}")
+        if self.mail_sender not in MAIL_SENDERS:
+            problems.append(
+                f"REGISTRY_MAIL_SENDER must be one of {', '.join(MAIL_SENDERS)}, "
+                f"not {self.mail_sender!r}"
+            )
+        try:
+            ZoneInfo(self.legal_timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"REGISTRY_LEGAL_TIMEZONE {self.legal_timezone!r} is not a time zone")
+        if self.is_production:
+            if len(self.secret_key) < 32:
+                problems.append("REGISTRY_SECRET_KEY is required in production (32+ characters)")
+            if not self.database_url:
+                problems.append("REGISTRY_DATABASE_URL is required in production")
+            if self.mail_sender == "sendgrid" and not self.sendgrid_api_key:
+                problems.append("REGISTRY_SENDGRID_API_KEY is required with the sendgrid sender")
+        if problems:
+            raise SettingsError("Cannot start: " + "; ".join(problems))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        instance = Path(env.get("REGISTRY_INSTANCE_PATH") or Path.cwd() / "instance").resolve()
+        mode = env.get("REGISTRY_ENV", "development")
+        settings = cls(
+            env=mode,
+            secret_key=env.get("REGISTRY_SECRET_KEY", ""),
+            database_url=env.get("REGISTRY_DATABASE_URL", ""),
+            instance_path=instance,
+            base_url=env.get("REGISTRY_BASE_URL", cls.base_url).rstrip("/"),
+            legal_timezone=env.get("REGISTRY_LEGAL_TIMEZONE", cls.legal_timezone),
+            company_name=env.get("REGISTRY_COMPANY_NAME", cls.company_name),
+            mail_sender=env.get("REGISTRY_MAIL_SENDER", "sendgrid" if mode == "production" else "outbox"),
+            sendgrid_api_key=env.get("REGISTRY_SENDGRID_API_KEY", ""),
+            page_cache_seconds=_number(env, "REGISTRY_PAGE_CACHE_SECONDS", cls.page_cache_seconds),
+            cdn_max_age=int(_number(env, "REGISTRY_CDN_MAX_AGE", cls.cdn_max_age)),
+        )
+        settings.validate()
+        return settings.with_development_defaults()
+
+    def with_development_defaults(self) -> Settings:
+        """Outside production, fill in a generated secret and an embedded SQLite database."""
+        if self.is_production:
+            return self
+        changes: dict[str, object] = {}
+        if not self.secret_key:
+            changes["secret_key"] = _instance_secret(self.instance_path)
+        if not self.database_url:
+            changes["database_url"] = f"sqlite:///{self.instance_path / 'registry.db'}"
+        return replace(self, **changes)
+
+
+def _number(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"Cannot start: {name} must be a number, not {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"Cannot start: {name} must not be negative")
+    return value
+
+
+def _instance_secret(instance_path: Path) -> str:
+    """Generated once per instance folder so sessions survive restarts in development."""
+    instance_path.mkdir(parents=True, exist_ok=True)
+    path = instance_path / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()

@@ -1,0 +1,114 @@
+"""Public pages are rendered once per content change and served from memory with validators.
+
+Every worker keeps its own cache of rendered bodies. It asks the database at most once per
+`page_cache_seconds` whether public content changed, and also forgets everything when a scheduled
+change becomes effective or the legal date turns, so a page is never older than its content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import wraps
+from zoneinfo import ZoneInfo
+
+from cachetools import LRUCache
+from flask import Response, current_app, request
+
+from registry.domain.clock import now_utc
+from registry.extensions import db
+from registry.services.site import content_state
+
+
+@dataclass(frozen=True)
+class Epoch:
+    key: tuple
+    last_modified: datetime
+    expires_at: datetime | None  # when the public content changes by itself next
+
+
+@dataclass(frozen=True)
+class Page:
+    body: bytes
+    mimetype: str
+    etag: str
+    headers: tuple[tuple[str, str], ...]
+
+
+class PageCache:
+    def __init__(self, check_seconds: float, max_age: int, timezone: str, maxsize: int = 2048):
+        self.check_seconds = check_seconds
+        self.max_age = max_age
+        self.zone = ZoneInfo(timezone)
+        self.pages: LRUCache = LRUCache(maxsize=maxsize)
+        self.lock = threading.Lock()
+        self.epoch: Epoch | None = None
+        self.checked_at = 0.0
+
+    def current_epoch(self) -> Epoch:
+        now = now_utc()
+        epoch = self.epoch
+        fresh = time.monotonic() - self.checked_at < self.check_seconds
+        if epoch and fresh and (epoch.expires_at is None or now < epoch.expires_at):
+            return epoch
+        state = content_state(db.session, now)
+        local_midnight = now.astimezone(self.zone).replace(hour=0, minute=0, second=0, microsecond=0)
+        last_modified = max(filter(None, (state.changed_at, state.last_boundary, local_midnight)))
+        key = (state.revision, state.last_boundary, local_midnight.date())
+        epoch = Epoch(key, last_modified.replace(microsecond=0), state.next_boundary)
+        with self.lock:
+            if self.epoch is None or self.epoch.key != key:
+                self.pages.clear()
+            self.epoch = epoch
+            self.checked_at = time.monotonic()
+        return epoch
+
+    def clear(self) -> None:
+        with self.lock:
+            self.pages.clear()
+            self.epoch = None
+            self.checked_at = 0.0
+
+    def cache_control(self, epoch: Epoch) -> str:
+        max_age = self.max_age
+        if epoch.expires_at is not None:
+            max_age = max(0, min(max_age, int((epoch.expires_at - now_utc()).total_seconds())))
+        return f"public, max-age={max_age}, stale-if-error=86400"
+
+    def respond(self, render: Callable[[], Response]) -> Response:
+        epoch = self.current_epoch()
+        key = (request.path, request.query_string)
+        page = self.pages.get(key)
+        if page is None:
+            response = render()
+            if response.status_code != 200:
+                return response
+            body = response.get_data()
+            headers = tuple((k, v) for k, v in response.headers.items()
+                            if k.lower() in ("content-disposition", "link"))
+            page = Page(body, response.content_type, hashlib.sha256(body).hexdigest()[:32],
+                        headers)
+            with self.lock:
+                if self.epoch is epoch:
+                    self.pages[key] = page
+        response = Response(page.body, content_type=page.mimetype, headers=list(page.headers))
+        response.set_etag(page.etag)
+        response.last_modified = epoch.last_modified
+        response.headers["Cache-Control"] = self.cache_control(epoch)
+        response.vary.add("Accept-Encoding")
+        return response.make_conditional(request)
+
+
+def cached(view: Callable[..., Response | str]) -> Callable[..., Response]:
+    """Serve a public GET view from the page cache; errors are never cached."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        cache: PageCache = current_app.extensions["page_cache"]
+        return cache.respond(lambda: current_app.make_response(view(*args, **kwargs)))
+
+    return wrapper

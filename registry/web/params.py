@@ -1,0 +1,65 @@
+"""Parse query parameters strictly: a malformed value is a 400 with a message, never a 500."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask import abort, request
+
+MAX_PAGE = 1_000_000
+
+
+def text(name: str, *, max_length: int = 200) -> str:
+    value = request.args.get(name, "").strip()
+    if len(value) > max_length:
+        abort(400, description=f"'{name}' is longer than {max_length} characters.")
+    if any(ord(c) < 32 for c in value):
+        abort(400, description=f"'{name}' contains control characters.")
+    return value
+
+
+def choice(name: str, allowed: list[str] | tuple[str, ...] | set[str], default: str = "") -> str:
+    value = text(name)
+    if not value:
+        return default
+    if value not in allowed:
+        abort(400, description=f"Unknown value for '{name}': {value!r}. "
+                               f"Allowed: {', '.join(sorted(allowed))}.")
+    return value
+
+
+def iso_date(name: str) -> date | None:
+    value = text(name, max_length=10)
+    if not value:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        abort(400, description=f"'{name}' must be a date written YYYY-MM-DD, not {value!r}.")
+    if not 1970 <= day.year <= 2200:
+        abort(400, description=f"'{name}' must be a date between 1970 and 2200.")
+    return day
+
+
+def iso_timestamp(name: str, *, required: bool = False) -> datetime | None:
+    value = text(name, max_length=40)
+    if not value:
+        if required:
+            abort(400, description=f"'{name}' is required (an ISO 8601 timestamp with offset).")
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace(" ", "+"))
+    except ValueError:
+        abort(400, description=f"'{name}' must be an ISO 8601 timestamp, not {value!r}.")
+    if moment.tzinfo is None:
+        abort(400, description=f"'{name}' needs a UTC offset, e.g. 2026-01-31T12:00:00Z.")
+    return moment
+
+
+def positive_int(name: str, default: int, *, maximum: int = MAX_PAGE) -> int:
+    value = text(name, max_length=12)
+    if not value:
+        return default
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= maximum:
+        abort(400, description=f"'{name}' must be a whole number from 1 to {maximum}.")
+    return int(value)

@@ -1,0 +1,51 @@
+"""Settings come from REGISTRY_* variables; production refuses to start without its secrets."""
+
+import pytest
+
+from registry import create_app
+from registry.settings import Settings, SettingsError
+
+
+def test_production_without_secret_or_database_stops(tmp_path):
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"REGISTRY_ENV": "production", "REGISTRY_INSTANCE_PATH": str(tmp_path)})
+    assert "REGISTRY_SECRET_KEY is required" in str(error.value)
+    assert "REGISTRY_DATABASE_URL is required" in str(error.value)
+
+
+def test_create_app_refuses_invalid_production_settings(tmp_path):
+    settings = Settings(env="production", instance_path=tmp_path, secret_key="short",
+                        database_url="postgresql+psycopg://x@127.0.0.1/x", mail_sender="outbox")
+    with pytest.raises(SettingsError, match="REGISTRY_SECRET_KEY"):
+        create_app(settings)
+
+
+def test_production_with_everything_starts(tmp_path):
+    settings = Settings.from_env({
+        "REGISTRY_ENV": "production", "REGISTRY_INSTANCE_PATH": str(tmp_path),
+        "REGISTRY_SECRET_KEY": "s" * 40, "REGISTRY_DATABASE_URL": "sqlite:///x.db",
+        "REGISTRY_SENDGRID_API_KEY": "SG.key",
+    })
+    assert settings.is_production
+    assert settings.mail_sender == "sendgrid"
+    assert settings.secret_key == "s" * 40
+
+
+def test_development_generates_a_secret_once(tmp_path):
+    first = Settings.from_env({"REGISTRY_INSTANCE_PATH": str(tmp_path)})
+    second = Settings.from_env({"REGISTRY_INSTANCE_PATH": str(tmp_path)})
+    assert len(first.secret_key) >= 32
+    assert first.secret_key == second.secret_key
+    assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0
+    assert first.database_url == f"sqlite:///{tmp_path / 'registry.db'}"
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("REGISTRY_ENV", "staging", "REGISTRY_ENV must be one of"),
+    ("REGISTRY_MAIL_SENDER", "pigeon", "REGISTRY_MAIL_SENDER must be one of"),
+    ("REGISTRY_LEGAL_TIMEZONE", "Mars/Olympus", "is not a time zone"),
+    ("REGISTRY_PAGE_CACHE_SECONDS", "soon", "REGISTRY_PAGE_CACHE_SECONDS must be a number"),
+])
+def test_invalid_values_are_named(tmp_path, name, value, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({name: value, "REGISTRY_INSTANCE_PATH": str(tmp_path)})
