@@ -1,0 +1,1 @@
+"""Demo content for a fictional company, loaded into an empty database."""
