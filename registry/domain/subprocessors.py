@@ -112,7 +112,8 @@ def state_at(events: Iterable[Event], at: datetime) -> dict[str, Listed]:
         if event.action == "remove":
             listed.pop(event.slug, None)
         elif event.slug in listed and event.action != "add":
-            listed[event.slug] = Listed(event.entry, listed[event.slug].added_at, event.effective_at)
+            added_at = listed[event.slug].added_at
+            listed[event.slug] = Listed(event.entry, added_at, event.effective_at)
         else:
             listed[event.slug] = Listed(event.entry, event.effective_at, event.effective_at)
     return listed
@@ -123,7 +124,8 @@ def history(events: Iterable[Event]) -> list[HistoryItem]:
     items: list[HistoryItem] = []
     previous: Entry | None = None
     for event in _ordered(events):
-        changes = field_changes(previous, event.entry) if previous and event.action == "change" else ()
+        is_change = previous is not None and event.action == "change"
+        changes = field_changes(previous, event.entry) if is_change else ()
         items.append(HistoryItem(event, changes))
         previous = None if event.action == "remove" else event.entry
     return items

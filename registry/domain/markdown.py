@@ -1,0 +1,254 @@
+"""Markdown rendering for legal documents: sanitised HTML, heading anchors and plain text."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Container, Sequence
+from dataclasses import dataclass
+from html import unescape
+from itertools import pairwise
+from urllib.parse import unquote
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml
+from markdown_it.renderer import RendererProtocol
+from markdown_it.rules_core import StateCore
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A heading of a rendered document, as needed for a table of contents."""
+
+    level: int
+    text: str
+    anchor: str
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Sanitised HTML of a document together with its headings in document order."""
+
+    html: str
+    headings: tuple[Heading, ...]
+
+
+def slugify_heading(text: str) -> str:
+    """Return the anchor slug of a heading text.
+
+    Lowercase; Unicode letters and decimal digits are kept, every other run of
+    characters becomes a single "-"; leading and trailing "-" are stripped; an
+    empty result becomes "section".
+    """
+    # NFC first so that a composed "Ü" and a decomposed "U" + diaeresis, which
+    # look identical to the author, give the same anchor.
+    lowered = unicodedata.normalize("NFC", text.lower())
+    chars = (ch if ch.isalpha() or ch.isdecimal() else "-" for ch in lowered)
+    return re.sub(r"-{2,}", "-", "".join(chars)).strip("-") or "section"
+
+
+def dedupe_anchor(anchor: str, taken: Container[str]) -> str:
+    """Return ``anchor``, or the first of ``anchor-2``, ``anchor-3``, ... not in ``taken``.
+
+    The caller records the result in ``taken``; anchors must be deduplicated in
+    document order so that earlier sections keep their links when later
+    sections are added.
+    """
+    candidate, number = anchor, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{anchor}-{number}"
+    return candidate
+
+
+_ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
+# A scheme is whatever precedes the first ":" when no "/", "?" or "#" comes
+# before it; a colon after one of those belongs to a relative URL.
+_SCHEME = re.compile(r"[^:/?#]*:")
+
+
+def _scheme_allowed(url: str) -> bool:
+    match = _SCHEME.match(url)
+    return match is None or match.group()[:-1].lower() in _ALLOWED_SCHEMES
+
+
+def _deobfuscated(url: str) -> str:
+    decoded = unquote(unescape(url))
+    return "".join(ch for ch in decoded if not ch.isspace() and unicodedata.category(ch)[0] != "C")
+
+
+def _is_safe_url(url: str) -> bool:
+    # The raw form must carry an allowed scheme or none at all, which already
+    # rejects "jav\tascript:" because a tab is not a scheme character. Checking
+    # the de-obfuscated form as well keeps out URLs that only a lenient or
+    # double-decoding consumer would read as javascript:, vbscript: or data:.
+    return _scheme_allowed(url) and _scheme_allowed(_deobfuscated(url))
+
+
+def _drop_unsafe_href(_tag: str, attribute: str, value: str) -> str | None:
+    return None if attribute == "href" and not _is_safe_url(value) else value
+
+
+_ALIGN_CLASSES = {f"text-align:{side}": f"align-{side}" for side in ("left", "center", "right")}
+_HEADING_TAGS = frozenset(f"h{level}" for level in range(1, 7))
+
+# Images are not rendered at all: every image on a legal page would make the
+# reader's browser contact the image host, itself a data transfer to disclose.
+_CLEANER = nh3.Cleaner(
+    tags={
+        "a", "blockquote", "br", "code", "em", "hr", "li", "ol", "p", "pre", "s",
+        "strong", "table", "tbody", "td", "th", "thead", "tr", "ul", *_HEADING_TAGS,
+    },
+    clean_content_tags={"script", "style"},
+    attributes={
+        "a": {"href", "title", "aria-label"},
+        "ol": {"start"},
+        **{tag: {"id"} for tag in _HEADING_TAGS},
+    },
+    attribute_filter=_drop_unsafe_href,
+    allowed_classes={
+        "a": {"anchor"},
+        "th": set(_ALIGN_CLASSES.values()),
+        "td": set(_ALIGN_CLASSES.values()),
+    },
+    url_schemes=set(_ALLOWED_SCHEMES),
+    link_rel="noopener noreferrer",
+    strip_comments=True,
+)
+
+
+def sanitize_html(html: str) -> str:
+    """Reduce ``html`` to the tags, attributes and URL schemes the renderer emits."""
+    return _CLEANER.clean(html)
+
+
+_CUSTOM_ID = re.compile(r"(?<!\\)\{#([^{}]*)\}\s*$")
+
+
+def _sanitize_custom_id(raw: str) -> str:
+    # Decomposing first turns "Öl" into "ol" rather than "l".
+    ascii_only = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_only.lower()).strip("-")
+
+
+def _inline_text(tokens: Sequence[Token]) -> str:
+    parts: list[str] = []
+    for token in tokens:
+        if token.type in ("text", "code_inline"):
+            parts.append(token.content)
+        elif token.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif token.type == "image":
+            parts.append(_inline_text(token.children or []))
+    return " ".join("".join(parts).split())
+
+
+def _extract_custom_ids(state: StateCore) -> None:
+    # Runs before inline parsing so that the marker is matched on the source
+    # as written (an escaped "\{#" stays text) and never reaches the output.
+    for opening, inline in pairwise(state.tokens):
+        if opening.type != "heading_open":
+            continue
+        match = _CUSTOM_ID.search(inline.content)
+        if match:
+            inline.content = inline.content[: match.start()].rstrip()
+            opening.meta["custom_id"] = _sanitize_custom_id(match.group(1))
+
+
+def _assign_heading_anchors(state: StateCore) -> None:
+    taken: set[str] = set()
+    tokens = state.tokens
+    for index, token in enumerate(tokens):
+        if token.type != "heading_open":
+            continue
+        text = _inline_text(tokens[index + 1].children or [])
+        anchor = dedupe_anchor(token.meta.get("custom_id") or slugify_heading(text), taken)
+        taken.add(anchor)
+        token.attrSet("id", anchor)
+        heading = Heading(level=int(token.tag[1:]), text=text, anchor=anchor)
+        token.meta["heading"] = tokens[index + 2].meta["heading"] = heading
+
+
+def _align_with_classes(state: StateCore) -> None:
+    # Table alignment arrives as a style attribute, which the sanitiser must
+    # not let through; a fixed class keeps the author's alignment styleable.
+    for token in state.tokens:
+        if token.type in ("th_open", "td_open") and token.attrs.get("style"):
+            style = str(token.attrs.pop("style"))
+            if style in _ALIGN_CLASSES:
+                token.attrSet("class", _ALIGN_CLASSES[style])
+
+
+def _render_heading_close(
+    self: RendererProtocol,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    token = tokens[idx]
+    heading: Heading = token.meta["heading"]
+    label = f"Link to section: {heading.text}" if heading.text else "Link to this section"
+    return (
+        f' <a class="anchor" href="#{escapeHtml(heading.anchor)}"'
+        f' aria-label="{escapeHtml(label)}">#</a></{token.tag}>\n'
+    )
+
+
+def _render_image_as_alt_text(
+    self: RendererProtocol,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    return escapeHtml(_inline_text(tokens[idx].children or []))
+
+
+class _LegalMarkdownIt(MarkdownIt):
+    def validateLink(self, url: str) -> bool:
+        return _is_safe_url(url)
+
+
+def _build_parser() -> MarkdownIt:
+    parser = _LegalMarkdownIt("commonmark", {"html": False, "linkify": False})
+    parser.enable(["table", "strikethrough"])
+    parser.core.ruler.after("block", "custom_heading_ids", _extract_custom_ids)
+    parser.core.ruler.push("heading_anchors", _assign_heading_anchors)
+    parser.core.ruler.push("table_alignment_classes", _align_with_classes)
+    parser.add_render_rule("heading_close", _render_heading_close)
+    parser.add_render_rule("image", _render_image_as_alt_text)
+    return parser
+
+
+_PARSER = _build_parser()
+
+
+def render_markdown(source: str) -> Rendered:
+    """Render Markdown to sanitised HTML and collect its headings.
+
+    Raw HTML in ``source`` is shown as text, links keep only http, https,
+    mailto and relative URLs, and images are replaced by their alt text.
+    """
+    env: EnvType = {}
+    tokens = _PARSER.parse(source, env)
+    rendered = _PARSER.renderer.render(tokens, _PARSER.options, env)
+    headings = tuple(token.meta["heading"] for token in tokens if token.type == "heading_open")
+    return Rendered(html=sanitize_html(rendered), headings=headings)
+
+
+def plain_text(source: str) -> str:
+    """Return the text of ``source`` without markup, one block per line.
+
+    Whitespace inside a block is collapsed. The result is not HTML-escaped.
+    """
+    blocks: list[str] = []
+    for token in _PARSER.parse(source):
+        if token.type == "inline":
+            blocks.append(_inline_text(token.children or []))
+        elif token.type in ("fence", "code_block"):
+            blocks.append(" ".join(token.content.split()))
+    return "\n".join(block for block in blocks if block)

@@ -1,0 +1,134 @@
+"""The list as of a moment, an entry's history, comparisons between dates, search and filters."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from registry.domain.subprocessors import (
+    Entry,
+    Event,
+    ListQuery,
+    compare_states,
+    field_changes,
+    history,
+    select,
+    state_at,
+)
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def entry(slug="acme", **changes) -> Entry:
+    values = dict(
+        slug=slug, name=slug.title(), legal_entity=f"{slug.title()} GmbH",
+        address="Street 1, Berlin",
+        contact=f"privacy@{slug}.example", purpose="Hosting", description="Runs servers",
+        data_categories=("Account data",), countries=("DE",), transfer_mechanism="Within the EEA",
+        website=f"https://{slug}.example", feature=None,
+    )
+    values.update(changes)
+    return Entry(**values)
+
+
+def event(slug, action, days, **changes) -> Event:
+    return Event(slug=slug, action=action, effective_at=T0 + timedelta(days=days),
+                 entry=entry(slug, **changes), change_set_id=days)
+
+
+EVENTS = [
+    event("acme", "add", 0),
+    event("beta", "add", 10, purpose="Analytics", countries=("US",),
+          transfer_mechanism="EU-US Data Privacy Framework"),
+    event("acme", "change", 20, countries=("DE", "US"),
+          transfer_mechanism="Standard Contractual Clauses"),
+    event("beta", "remove", 30, purpose="Analytics", countries=("US",),
+          transfer_mechanism="EU-US Data Privacy Framework"),
+    event("gamma", "add", 40, purpose="AI features", feature="AI Assistant"),
+]
+
+
+def test_state_before_anything_is_empty():
+    assert state_at(EVENTS, T0 - timedelta(seconds=1)) == {}
+
+
+def test_state_at_the_effective_instant_includes_the_change():
+    assert set(state_at(EVENTS, T0 + timedelta(days=10))) == {"acme", "beta"}
+    assert set(state_at(EVENTS, T0 + timedelta(days=10) - timedelta(microseconds=1))) == {"acme"}
+
+
+def test_state_keeps_added_date_and_moves_changed_date():
+    listed = state_at(EVENTS, T0 + timedelta(days=25))["acme"]
+    assert listed.added_at == T0
+    assert listed.changed_at == T0 + timedelta(days=20)
+    assert listed.entry.countries == ("DE", "US")
+
+
+def test_removed_entry_leaves_the_list():
+    assert set(state_at(EVENTS, T0 + timedelta(days=35))) == {"acme"}
+
+
+def test_events_are_applied_in_time_order_whatever_the_input_order():
+    at = T0 + timedelta(days=50)
+    assert state_at(list(reversed(EVENTS)), at) == state_at(EVENTS, at)
+
+
+def test_recent_marker_is_ninety_days():
+    listed = state_at(EVENTS, T0 + timedelta(days=25))["acme"]
+    assert listed.is_recent(T0 + timedelta(days=110))
+    assert not listed.is_recent(T0 + timedelta(days=111))
+
+
+def test_history_lists_field_changes_with_old_and_new_values():
+    items = history([e for e in EVENTS if e.slug == "acme"])
+    assert [i.event.action for i in items] == ["add", "change"]
+    assert items[0].changes == ()
+    changed = {c.field: (c.old, c.new) for c in items[1].changes}
+    assert changed == {
+        "countries": (("DE",), ("DE", "US")),
+        "transfer_mechanism": ("Within the EEA", "Standard Contractual Clauses"),
+    }
+
+
+def test_history_of_a_removed_entry_ends_with_the_removal():
+    items = history([e for e in EVENTS if e.slug == "beta"])
+    assert [i.event.action for i in items] == ["add", "remove"]
+    assert items[-1].changes == ()
+
+
+def test_compare_states_reports_added_removed_and_changed():
+    diff = compare_states(state_at(EVENTS, T0 + timedelta(days=15)),
+                          state_at(EVENTS, T0 + timedelta(days=45)))
+    assert [e.slug for e in diff.added] == ["gamma"]
+    assert [e.slug for e in diff.removed] == ["beta"]
+    assert [(e.slug, [c.field for c in changes]) for e, changes in diff.changed] == [
+        ("acme", ["countries", "transfer_mechanism"])
+    ]
+    assert not diff.is_empty
+
+
+def test_compare_a_moment_with_itself_is_empty():
+    state = state_at(EVENTS, T0 + timedelta(days=45))
+    assert compare_states(state, state).is_empty
+
+
+def test_field_changes_of_identical_entries_is_empty():
+    assert field_changes(entry(), entry()) == ()
+
+
+ITEMS = list(state_at(EVENTS, T0 + timedelta(days=50)).values())
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    (ListQuery(), ["acme", "gamma"]),
+    (ListQuery(q="AI assistant"), ["gamma"]),
+    (ListQuery(q="ACME gmbh"), ["acme"]),
+    (ListQuery(q="nothing-like-this"), []),
+    (ListQuery(purpose="Hosting"), ["acme"]),
+    (ListQuery(country="US"), ["acme"]),
+    (ListQuery(country="DE", purpose="AI features"), ["gamma"]),
+    (ListQuery(mechanism="Standard Contractual Clauses"), ["acme"]),
+    (ListQuery(sort="added"), ["gamma", "acme"]),
+    (ListQuery(sort="purpose"), ["gamma", "acme"]),
+])
+def test_select_filters_and_sorts(query, expected):
+    assert [i.entry.slug for i in select(ITEMS, query)] == expected
