@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 E2E := tests/e2e
 export FLASK_APP := wsgi
+export REGISTRY_COMPANY_NAME ?= Ferncastle Teamworks
 
 .PHONY: run test lint pytest bench services browser clean
 

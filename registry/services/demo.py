@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime, timedelta
 from importlib import resources
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.demo import content
+from registry.domain.clock import start_of_day
 from registry.models import Document, NoticePolicy, Topic
 from registry.services import publishing
 
+LEGAL_ZONE = ZoneInfo("Europe/Warsaw")
 # The DPA promises 14 calendar days' notice of sub-processor changes, with a right to object.
 SUBPROCESSOR_POLICY = {"length": 14, "unit": "calendar_days", "calendars": ["PL"],
                        "timezone": "Europe/Warsaw", "objection_days": 14}
@@ -34,8 +37,8 @@ def _read(path: str) -> str:
 
 
 def _at(now: datetime, days: int) -> datetime:
-    # Demo changes take effect at midnight UTC so that dates read the same in every view.
-    return (now - timedelta(days=days)).replace(hour=0, minute=0, second=0, microsecond=0)
+    """Midnight in the legal time zone, `days` before `now`: when changes take effect."""
+    return start_of_day((now - timedelta(days=days)).astimezone(LEGAL_ZONE).date(), LEGAL_ZONE.key)
 
 
 def load(session: Session, now: datetime) -> str:
@@ -69,9 +72,10 @@ def load(session: Session, now: datetime) -> str:
     for days_ago in sorted(by_day, reverse=True):
         items = by_day[days_ago]
         material = any(item.get("is_material", True) for _kind, item in items)
-        change_set = publishing.create_change_set(
-            session, title=_title(items), summary=" ".join(i["summary"] for _k, i in items),
-            is_material=material)
+        summary = (" ".join(i["summary"] for _k, i in items) if len(items) <= 3 else
+                   "The first published versions of our legal documents and sub-processor list.")
+        change_set = publishing.create_change_set(session, title=_title(items), summary=summary,
+                                                  is_material=material)
         for kind, item in items:
             _draft(session, change_set, kind, item, documents)
         effective = _at(now, days_ago)
@@ -97,9 +101,13 @@ def load(session: Session, now: datetime) -> str:
 
 
 def _title(items: list[tuple[str, dict]]) -> str:
-    names = []
     titles = {spec["slug"]: spec["title"] for spec in content.DOCUMENTS}
     vendors = {spec["slug"]: spec["history"][0]["fields"]["name"] for spec in content.SUBPROCESSORS}
+    if len(items) > 3:
+        documents = sum(kind == "document" for kind, _item in items)
+        return (f"Trust center launch: {documents} documents and "
+                f"{len(items) - documents} sub-processors published")
+    names = []
     for kind, item in items:
         if kind == "document":
             names.append(f"New version of the {titles[item['slug']]}")

@@ -1,0 +1,86 @@
+"""Documents: current version, archive, redline, side by side and the source diff."""
+
+import pytest
+
+
+def test_documents_index_lists_every_document(demo_client):
+    html = demo_client.get("/documents/").get_data(as_text=True)
+    for title in ("Privacy Policy", "Cookie Policy", "Data Processing Agreement", "Terms of Service"):
+        assert title in html
+    assert "takes effect on" in html  # the upcoming privacy policy version
+
+
+def test_current_version_is_the_latest_effective_one(demo_client):
+    html = demo_client.get("/documents/privacy-policy/").get_data(as_text=True)
+    assert "Version 3" in html
+    assert "In effect since" in html
+    assert "Version 4 takes effect on" in html
+    assert 'class="anchor"' in html  # headings can be linked
+
+
+def test_headings_have_stable_anchors_in_the_table_of_contents(demo_client):
+    html = demo_client.get("/documents/dpa/").get_data(as_text=True)
+    toc = html.split('<nav class="toc"')[1].split("</nav>")[0]
+    first_anchor = toc.split('href="#')[1].split('"')[0]
+    assert f'id="{first_anchor}"' in html
+
+
+def test_archive_lists_all_versions_newest_first(demo_client):
+    html = demo_client.get("/documents/privacy-policy/versions/").get_data(as_text=True)
+    assert html.index("Version 4") < html.index("Version 1")
+    assert "Upcoming" in html and "In effect" in html
+
+
+def test_an_old_version_says_it_is_superseded(demo_client):
+    html = demo_client.get("/documents/privacy-policy/versions/1").get_data(as_text=True)
+    assert "This version was in effect from" in html
+
+
+def test_compare_shows_summary_and_redline(demo_client):
+    page = demo_client.get("/documents/privacy-policy/compare?from=2&to=3")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "Summary of changes" in html
+    assert "<ins>" in html and "<del>" in html
+    assert 'class="redline"' in html
+
+
+def test_compare_side_by_side(demo_client):
+    html = demo_client.get("/documents/privacy-policy/compare?from=2&to=3&view=side").get_data(as_text=True)
+    assert 'class="side-by-side"' in html
+    assert 'aria-current="page">Side by side' in html
+
+
+def test_compare_defaults_to_the_upcoming_change(demo_client):
+    html = demo_client.get("/documents/privacy-policy/compare").get_data(as_text=True)
+    assert "from version 3 to version 4" in html
+
+
+def test_compare_backwards_redirects_to_forwards(demo_client):
+    page = demo_client.get("/documents/privacy-policy/compare?from=3&to=1")
+    assert page.status_code == 302
+    assert "from=1" in page.headers["Location"] and "to=3" in page.headers["Location"]
+
+
+def test_unified_diff_download(demo_client):
+    response = demo_client.get("/documents/privacy-policy/compare/1-3.diff")
+    assert response.status_code == 200
+    assert response.content_type == "text/x-diff; charset=utf-8"
+    text = response.get_data(as_text=True)
+    assert text.startswith("---") and "\n+++" in text and "\n@@" in text
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    ("/documents/nope/", 404),
+    ("/documents/privacy-policy/versions/99", 404),
+    ("/documents/privacy-policy/compare?from=1&to=99", 404),
+    ("/documents/privacy-policy/compare?from=2&to=2", 400),
+    ("/documents/privacy-policy/compare?from=x&to=2", 400),
+    ("/documents/privacy-policy/compare?from=1&to=99999999999999999999", 400),
+    ("/documents/privacy-policy/compare?view=fancy", 400),
+    ("/documents/privacy-policy/compare/3-1.diff", 404),
+])
+def test_bad_document_requests(demo_client, path, status):
+    page = demo_client.get(path)
+    assert page.status_code == status
+    assert "Traceback" not in page.get_data(as_text=True)

@@ -1,0 +1,121 @@
+"""The public sub-processor pages on the demo content."""
+
+import csv
+import io
+from datetime import date, timedelta
+
+import pytest
+
+
+def rows_of(html: str) -> int:
+    return html.count('<th scope="row" data-label="Sub-processor">')
+
+
+def test_list_shows_current_entries_with_identity_and_contact(demo_client):
+    page = demo_client.get("/subprocessors/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    # 18 added over time, 2 removed; the upcoming one is not on the list yet.
+    assert rows_of(html) == 16
+    assert "Lettermint" not in html and "Kestrel" not in html
+    assert "Nordlicht" in html and "Germany" in html
+    assert "Changed recently" in html
+    assert "Customers using AI Assistant" in html
+
+
+def test_list_as_of_a_past_date_includes_removed_entries(demo_client):
+    day = (date.today() - timedelta(days=100)).isoformat()
+    html = demo_client.get(f"/subprocessors/?as_of={day}").get_data(as_text=True)
+    assert "Lettermint" in html
+    assert "as of" in html
+
+
+def test_list_as_of_a_future_date_includes_the_scheduled_addition(demo_client):
+    day = (date.today() + timedelta(days=30)).isoformat()
+    html = demo_client.get(f"/subprocessors/?as_of={day}").get_data(as_text=True)
+    assert "Kestrel" in html
+
+
+@pytest.mark.parametrize(("query", "present", "absent"), [
+    ("q=assistant", "Cortexa", "Nordlicht"),
+    ("purpose=Payments", "Quayside", "Nordlicht"),
+    ("country=SG", "Bastionet", "Quayside"),
+    ("mechanism=Within+the+EEA", "Nordlicht", "Cortexa"),
+])
+def test_filters_narrow_the_list(demo_client, query, present, absent):
+    page = demo_client.get(f"/subprocessors/?{query}")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert present in html
+    assert absent not in html
+    assert rows_of(html) < 16
+
+
+def test_sort_by_recently_changed_puts_the_latest_change_first(demo_client):
+    html = demo_client.get("/subprocessors/?sort=changed").get_data(as_text=True)
+    body = html.split("<tbody>")[1]
+    assert body.index("Logwarden") < body.index("Nordlicht")
+
+
+@pytest.mark.parametrize("query", [
+    "as_of=2025-13-45", "as_of=yesterday", "as_of=0001-01-01", "purpose=Teleportation",
+    "country=XX", "mechanism=Handshake", "sort=random", "q=" + "a" * 500, "q=%00",
+    "from=2025-01-01&to=2024-01-01",
+])
+def test_malformed_parameters_get_a_clear_400(demo_client, query):
+    path = "/subprocessors/compare" if query.startswith("from") else "/subprocessors/"
+    page = demo_client.get(f"{path}?{query}")
+    assert page.status_code == 400
+    html = page.get_data(as_text=True)
+    assert "Bad Request" in html
+    assert "Traceback" not in html
+
+
+def test_entry_page_has_the_whole_history(demo_client):
+    page = demo_client.get("/subprocessors/metricula")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert html.count('class="history-item') == 2
+    assert "Legal entity" in html and "<del>" in html and "<ins>" in html
+
+
+def test_removed_entry_page_says_so(demo_client):
+    html = demo_client.get("/subprocessors/lettermint").get_data(as_text=True)
+    assert "No longer a sub-processor since" in html
+    assert html.count('class="history-item') == 3
+
+
+def test_announced_entry_page_says_when_it_starts(demo_client):
+    html = demo_client.get("/subprocessors/kestrel-messaging").get_data(as_text=True)
+    assert "Announced: becomes a sub-processor on" in html
+
+
+def test_unknown_entry_is_404(demo_client):
+    page = demo_client.get("/subprocessors/no-such-vendor")
+    assert page.status_code == 404
+    assert "There is no sub-processor at this address." in page.get_data(as_text=True)
+
+
+def test_compare_two_dates(demo_client):
+    start = (date.today() - timedelta(days=100)).isoformat()
+    html = demo_client.get(f"/subprocessors/compare?from={start}").get_data(as_text=True)
+    assert "Lettermint" in html  # removed 45 days ago
+    assert "Removed" in html and "Changed" in html
+    assert "Metricula" in html or "Clearsight" in html  # renamed 70 days ago
+
+
+def test_csv_export_matches_the_list(demo_client):
+    response = demo_client.get("/subprocessors/export.csv?purpose=Payments")
+    assert response.status_code == 200
+    assert response.content_type == "text/csv; charset=utf-8"
+    assert "attachment" in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert rows and all(r["purpose"] == "Payments" for r in rows)
+    assert rows[0]["added_at"].endswith("+00:00")
+
+
+def test_csv_cells_cannot_start_a_formula():
+    from registry.web.subprocessors import _csv_cell
+
+    assert _csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert _csv_cell("Nordlicht") == "Nordlicht"
