@@ -1,0 +1,50 @@
+"""The demo content is a realistic registry: enough entries, countries, versions and one upcoming change."""
+
+from sqlalchemy import select
+
+from registry.domain import subprocessors as domain
+from registry.domain.clock import now_utc
+from registry.extensions import db
+from registry.services import demo, reading
+
+
+def test_demo_registry_is_realistic(demo_app):
+    with demo_app.app_context():
+        now = now_utc()
+        events = reading.subprocessor_events(db.session)
+        current = domain.state_at(events, now)
+        assert len({e.slug for e in events}) >= 15
+        assert len({c for e in events for c in e.entry.countries}) >= 6
+        purposes = {e.entry.purpose for e in events}
+        assert {"Hosting and infrastructure", "Email delivery", "Payments", "Analytics",
+                "Customer support", "AI features"} <= purposes
+        assert [e for e in current.values() if e.entry.feature]  # a feature-only group
+        assert any(e.action == "remove" for e in events)
+        assert any(e.action == "change" for e in events)
+
+        counts = {d.slug: len(reading.versions(db.session, d)) for d in reading.documents(db.session)}
+        assert counts["privacy-policy"] >= 4  # three past versions and the upcoming one
+        assert min(counts.values()) >= 2
+
+        upcoming = reading.upcoming_change_sets(db.session, now)
+        assert len(upcoming) == 1
+        change_set = upcoming[0]
+        assert change_set.published_at < now < change_set.effective_at
+        assert change_set.document_versions and change_set.subprocessor_records
+        materials = {v.version.is_material for d in reading.documents(db.session)
+                     for v in reading.versions(db.session, d)}
+        assert materials == {True, False}
+
+
+def test_demo_refuses_a_database_with_content(app, runner):
+    first = runner.invoke(args=["demo", "load"])
+    assert first.exit_code == 0, first.output
+    assert "Demo loaded" in first.output
+    assert demo.has_content(db.session)
+    again = runner.invoke(args=["demo", "load"])
+    assert again.exit_code != 0
+    assert "already has content" in again.output
+    quiet = runner.invoke(args=["demo", "load", "--if-empty"])
+    assert quiet.exit_code == 0
+    assert "demo not loaded" in quiet.output
+    assert len(db.session.scalars(select(demo.Document)).all()) == 4
