@@ -82,7 +82,8 @@ class PageCache:
     def respond(self, render: Callable[[], Response]) -> Response:
         epoch = self.current_epoch()
         key = (request.path, request.query_string)
-        page = self.pages.get(key)
+        with self.lock:  # an LRU lookup reorders the cache, so it is a write too
+            page = self.pages.get(key)
         if page is None:
             response = render()
             if response.status_code != 200:
