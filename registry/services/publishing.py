@@ -11,6 +11,7 @@ from registry.domain.clock import now_utc
 from registry.domain.diff import compare
 from registry.domain.markdown import render_markdown
 from registry.domain.notice import NoticeRule, objection_deadline
+from registry.domain.slugs import check_slug
 from registry.models import (
     ChangeSet,
     ChangeStatus,
@@ -72,6 +73,10 @@ def draft_subprocessor_change(session: Session, change_set: ChangeSet, slug: str
     if unknown:
         raise PublishError(f"unknown sub-processor fields: {', '.join(sorted(unknown))}")
     if action is RecordAction.ADD:
+        try:
+            check_slug(slug)
+        except ValueError as error:
+            raise PublishError(str(error)) from None
         if subprocessor is not None:
             raise PublishError(f"sub-processor {slug!r} already exists")
         missing = {"name", "legal_entity", "address", "contact", "purpose",

@@ -8,7 +8,9 @@ from zoneinfo import ZoneInfo
 import pycountry
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.routing import BaseConverter
 
+from registry.domain.slugs import PATTERN as SLUG_PATTERN
 from registry.web.caching import PageCache
 
 CSP = (
@@ -22,9 +24,16 @@ def country_name(code: str) -> str:
     return getattr(country, "common_name", None) or (country.name if country else code)
 
 
+class SlugConverter(BaseConverter):
+    """Anything that cannot be a slug is a 404 before it reaches the database."""
+
+    regex = SLUG_PATTERN
+
+
 def init_app(app: Flask) -> None:
     from registry.web import api, documents, public, subprocessors
 
+    app.url_map.converters["slug"] = SlugConverter
     settings = app.config["REGISTRY"]
     zone = ZoneInfo(settings.legal_timezone)
     app.extensions["page_cache"] = PageCache(

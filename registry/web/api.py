@@ -1,7 +1,297 @@
-"""The versioned JSON API under /api/v1/."""
+"""The versioned JSON API under /api/v1/: the public registry the pages show, for machines."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, current_app, jsonify, request, url_for
+
+from registry.domain import subprocessors as domain
+from registry.domain.clock import now_utc
+from registry.extensions import db
+from registry.models import ChangeSet, Document
+from registry.services import reading
+from registry.web import openapi, params
+from registry.web.caching import cached
+from registry.web.subprocessors import listing
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+DEFAULT_PER_PAGE = 50
+MAX_PER_PAGE = 200
+
+
+def _absolute(endpoint: str, **values) -> str:
+    # The configured base URL, never the request's Host header: bodies are cached and shared.
+    return current_app.config["REGISTRY"].base_url + url_for(endpoint, **values)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _paginate(items: Sequence) -> tuple[Sequence, dict, dict]:
+    """The requested page of `items`, its meta and its links; a page past the last is a 404."""
+    page = params.positive_int("page", 1)
+    per_page = params.positive_int("per_page", DEFAULT_PER_PAGE, maximum=MAX_PER_PAGE)
+    pages = max(1, math.ceil(len(items) / per_page))
+    if page > pages:
+        abort(404, description=f"Page {page} is past the last page: with per_page={per_page} "
+                               f"there {'is' if pages == 1 else 'are'} {pages} "
+                               f"page{'' if pages == 1 else 's'}.")
+    path = _absolute(request.endpoint, **(request.view_args or {}))
+
+    def link(number: int) -> str:
+        query = [(k, v) for k, v in request.args.items(multi=True) if k != "page" and v]
+        return f"{path}?{urlencode([*query, ('page', str(number))])}"
+
+    start = (page - 1) * per_page
+    meta = {"total": len(items), "page": page, "per_page": per_page, "pages": pages}
+    links = {"self": link(page), "next": link(page + 1) if page < pages else None,
+             "prev": link(page - 1) if page > 1 else None}
+    return items[start:start + per_page], meta, links
+
+
+# Serialisers: plain dicts in the order a reader expects.
+
+def _entry(entry: domain.Entry) -> dict:
+    return {
+        "slug": entry.slug,
+        "name": entry.name,
+        "legal_entity": entry.legal_entity,
+        "address": entry.address,
+        "contact": entry.contact,
+        "purpose": entry.purpose,
+        "description": entry.description,
+        "data_categories": list(entry.data_categories),
+        "countries": list(entry.countries),
+        "transfer_mechanism": entry.transfer_mechanism,
+        "website": entry.website,
+        "applies_to": {"all_customers": not entry.feature, "feature": entry.feature or None},
+    }
+
+
+def _entry_links(slug: str) -> dict:
+    return {"url": _absolute("subprocessors.entry", slug=slug),
+            "api_url": _absolute(".subprocessor", slug=slug)}
+
+
+def _listed(item: domain.Listed) -> dict:
+    return {**_entry(item.entry), "added_at": _iso(item.added_at),
+            "changed_at": _iso(item.changed_at), **_entry_links(item.entry.slug)}
+
+
+def _history_item(item: domain.HistoryItem, now: datetime) -> dict:
+    event = item.event
+    return {
+        "action": event.action,
+        "effective_at": _iso(event.effective_at),
+        "scheduled": event.effective_at > now,
+        "summary": event.summary,
+        "changes": [{"field": c.field, "label": c.label, "old": c.old, "new": c.new}
+                    for c in item.changes],
+    }
+
+
+def _version_ref(document: Document, version: reading.PublicVersion) -> dict:
+    return {
+        "number": version.number,
+        "effective_at": _iso(version.effective_at),
+        "url": _absolute("documents.version", slug=document.slug, number=version.number),
+        "api_url": _absolute(".document_version", slug=document.slug, number=version.number),
+    }
+
+
+def _document(document: Document, versions: list[reading.PublicVersion], now: datetime) -> dict:
+    current = reading.current_version(versions, now)
+    return {
+        "slug": document.slug,
+        "title": document.title,
+        "description": document.description,
+        "current_version": _version_ref(document, current) if current else None,
+        "upcoming_versions": [_version_ref(document, v) for v in versions
+                              if not v.is_effective(now)],
+        "url": _absolute("documents.show", slug=document.slug),
+        "api_url": _absolute(".document", slug=document.slug),
+        "versions_url": _absolute(".document_versions", slug=document.slug),
+    }
+
+
+def _status(version: reading.PublicVersion, current: reading.PublicVersion | None,
+            now: datetime) -> str:
+    if not version.is_effective(now):
+        return "upcoming"
+    return "in_effect" if version is current else "superseded"
+
+
+def _version(document: Document, version: reading.PublicVersion, status: str) -> dict:
+    change_set = version.change_set
+    return {
+        "number": version.number,
+        "summary": version.version.summary,
+        "is_material": version.version.is_material,
+        "status": status,
+        "published_at": _iso(change_set.published_at),
+        "effective_at": _iso(change_set.effective_at),
+        "effective_new_customers_at": _iso(change_set.effective_new_customers_at),
+        "url": _absolute("documents.version", slug=document.slug, number=version.number),
+        "api_url": _absolute(".document_version", slug=document.slug, number=version.number),
+    }
+
+
+def _change_set(change_set: ChangeSet) -> dict:
+    items = [
+        {"kind": "document_version", "document": v.document.slug, "title": v.document.title,
+         "number": v.number, "summary": v.summary, "is_material": v.is_material,
+         "url": _absolute("documents.version", slug=v.document.slug, number=v.number),
+         "api_url": _absolute(".document_version", slug=v.document.slug, number=v.number)}
+        for v in change_set.document_versions
+    ] + [
+        {"kind": "subprocessor", "slug": r.subprocessor.slug, "name": r.name,
+         "action": r.action, "summary": r.summary, **_entry_links(r.subprocessor.slug)}
+        for r in change_set.subprocessor_records
+    ]
+    return {
+        "title": change_set.title,
+        "summary": change_set.summary,
+        "is_material": change_set.is_material,
+        "published_at": _iso(change_set.published_at),
+        "effective_at": _iso(change_set.effective_at),
+        "effective_new_customers_at": _iso(change_set.effective_new_customers_at),
+        "objection_deadline_at": _iso(change_set.objection_deadline_at),
+        "items": items,
+    }
+
+
+# Sub-processors
+
+@bp.get("/subprocessors")
+@cached
+def subprocessors():
+    rows, _query, _facets, _as_of, at = listing()
+    page, meta, links = _paginate(rows)
+    return jsonify(data=[_listed(item) for item in page], meta={"as_of": _iso(at), **meta},
+                   links=links)
+
+
+@bp.get("/subprocessors/changes")
+@cached
+def subprocessor_changes():
+    since = params.iso_timestamp("since", required=True)
+    now = now_utc()
+    by_slug: dict[str, list[domain.Event]] = defaultdict(list)
+    for event in reading.subprocessor_events(db.session):
+        by_slug[event.slug].append(event)
+    # Scheduled changes are always included, so a client polling with `since` sees what is coming.
+    cutoff = min(since, now)
+    chosen = sorted(
+        (item for events in by_slug.values() for item in domain.history(events)
+         if item.event.effective_at > cutoff),
+        key=lambda item: (item.event.effective_at, item.event.change_set_id or 0, item.event.slug),
+    )
+    page, meta, links = _paginate(chosen)
+    data = [{**_history_item(item, now),
+             "subprocessor": {**_entry(item.event.entry), **_entry_links(item.event.slug)}}
+            for item in page]
+    return jsonify(data=data, meta={"as_of": _iso(now), **meta}, links=links)
+
+
+def _last_listed(events: list[domain.Event]) -> domain.Listed | None:
+    """The entry as it last stood on the list, or will stand once a scheduled addition is made."""
+    states = [domain.state_at(events, event.effective_at).get(event.slug) for event in events]
+    return next((state for state in reversed(states) if state), None)
+
+
+@bp.get("/subprocessors/<slug:slug>")
+@cached
+def subprocessor(slug: str):
+    now = now_utc()
+    events = reading.subprocessor_events(db.session, slug)
+    if not events:
+        abort(404, description="There is no sub-processor with this slug.")
+    latest = events[-1]
+    listed = domain.state_at(events, now).get(slug)
+    status = "active" if listed else "removed" if latest.action == "remove" else "scheduled"
+    shown = listed or _last_listed(events)
+    data = {
+        **_entry(shown.entry if shown else latest.entry),
+        "status": status,
+        "added_at": _iso(shown.added_at) if shown else None,
+        "changed_at": _iso(shown.changed_at) if shown else None,
+        "removed_at": _iso(latest.effective_at) if status == "removed" else None,
+        **_entry_links(slug),
+        "history": [_history_item(item, now) for item in domain.history(events)],
+    }
+    return jsonify(data=data)
+
+
+# Documents
+
+def _document_and_versions(slug: str) -> tuple[Document, list[reading.PublicVersion]]:
+    document = reading.document(db.session, slug)
+    if document is None:
+        abort(404, description="There is no document with this slug.")
+    return document, reading.versions(db.session, document)
+
+
+@bp.get("/documents")
+@cached
+def documents():
+    now = now_utc()
+    return jsonify(data=[_document(d, reading.versions(db.session, d), now)
+                         for d in reading.documents(db.session)])
+
+
+@bp.get("/documents/<slug:slug>")
+@cached
+def document(slug: str):
+    now = now_utc()
+    doc, versions = _document_and_versions(slug)
+    policy = doc.notice_policy
+    notice_policy = {"length": policy.length, "unit": policy.unit,
+                     "calendars": list(policy.calendars), "timezone": policy.timezone,
+                     "objection_days": policy.objection_days}
+    return jsonify(data={**_document(doc, versions, now), "notice_policy": notice_policy})
+
+
+@bp.get("/documents/<slug:slug>/versions")
+@cached
+def document_versions(slug: str):
+    now = now_utc()
+    doc, versions = _document_and_versions(slug)
+    current = reading.current_version(versions, now)
+    page, meta, links = _paginate(versions)
+    return jsonify(data=[_version(doc, v, _status(v, current, now)) for v in page],
+                   meta={"as_of": _iso(now), **meta}, links=links)
+
+
+@bp.get("/documents/<slug:slug>/versions/<int:number>")
+@cached
+def document_version(slug: str, number: int):
+    now = now_utc()
+    doc, versions = _document_and_versions(slug)
+    chosen = next((v for v in versions if v.number == number), None)
+    if chosen is None:
+        abort(404, description=f"This document has no version {number}.")
+    status = _status(chosen, reading.current_version(versions, now), now)
+    return jsonify(data={**_version(doc, chosen, status), "markdown": chosen.version.source_md,
+                         "html": chosen.version.html, "headings": chosen.version.headings})
+
+
+# Change sets and the description of this API
+
+@bp.get("/changes/upcoming")
+@cached
+def upcoming_changes():
+    return jsonify(data=[_change_set(c)
+                         for c in reading.upcoming_change_sets(db.session, now_utc())])
+
+
+@bp.get("/openapi.json")
+@cached
+def openapi_document():
+    return jsonify(openapi.document())

@@ -41,7 +41,7 @@ def index():
     return render_template("documents/index.html", rows=rows, now=now)
 
 
-@bp.get("/<slug>/")
+@bp.get("/<slug:slug>/")
 @cached
 def show(slug: str):
     now = now_utc()
@@ -54,7 +54,7 @@ def show(slug: str):
                            versions=versions, current=current, upcoming=upcoming, now=now)
 
 
-@bp.get("/<slug>/versions/")
+@bp.get("/<slug:slug>/versions/")
 @cached
 def versions(slug: str):
     now = now_utc()
@@ -64,7 +64,7 @@ def versions(slug: str):
                            current=reading.current_version(versions, now), now=now)
 
 
-@bp.get("/<slug>/versions/<int:number>")
+@bp.get("/<slug:slug>/versions/<int:number>")
 @cached
 def version(slug: str, number: int):
     now = now_utc()
@@ -83,7 +83,7 @@ def _pair(slug: str):
     return document, versions
 
 
-@bp.get("/<slug>/compare")
+@bp.get("/<slug:slug>/compare")
 @cached
 def compare(slug: str):
     now = now_utc()
@@ -109,7 +109,7 @@ def compare(slug: str):
                            view=view, views=VIEWS, now=now)
 
 
-@bp.get("/<slug>/compare/<int:old_number>-<int:new_number>.diff")
+@bp.get("/<slug:slug>/compare/<int:old_number>-<int:new_number>.diff")
 @cached
 def unified_diff(slug: str, old_number: int, new_number: int):
     _document, versions = _pair(slug)

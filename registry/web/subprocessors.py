@@ -115,7 +115,7 @@ def compare():
     return render_template("subprocessors/compare.html", diff=diff, start=start, end=end, now=now)
 
 
-@bp.get("/<slug>")
+@bp.get("/<slug:slug>")
 @cached
 def entry(slug: str):
     now = now_utc()

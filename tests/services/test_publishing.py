@@ -124,3 +124,13 @@ def test_withdrawn_change_sets_are_not_public(document):
     db.session.flush()
     assert reading.versions(db.session, document) == []
     assert reading.upcoming_change_sets(db.session, NOW) == []
+
+
+@pytest.mark.parametrize(("slug", "message"), [
+    ("changes", "reserved"), ("compare", "reserved"), ("Acme", "not a valid slug"),
+    ("-acme", "not a valid slug"), ("a" * 81, "not a valid slug"), ("ac me", "not a valid slug"),
+])
+def test_new_subprocessor_slugs_are_checked(app, slug, message):
+    change_set = publishing.create_change_set(db.session, title="bad slug")
+    with pytest.raises(publishing.PublishError, match=message):
+        publishing.draft_subprocessor_change(db.session, change_set, slug, "add", fields=FIELDS)

@@ -48,3 +48,11 @@ def test_every_route_survives_garbage_parameters(demo_app, offset):
 def test_list_page_fuzz(demo_client, query):
     response = demo_client.get("/subprocessors/", query_string=query)
     assert response.status_code in (200, 400)
+
+
+@pytest.mark.parametrize("path", [
+    "/subprocessors/%00", "/documents/%00/", "/subprocessors/UPPER", "/subprocessors/" + "a" * 81,
+    "/documents/privacy-policy%0A/", "/api/v1/subprocessors/%00", "/api/v1/documents/%C0%AF",
+])
+def test_impossible_slugs_are_404_before_the_database(demo_client, path):
+    assert demo_client.get(path).status_code == 404

@@ -1,0 +1,330 @@
+"""The OpenAPI 3.1 description of /api/v1, built as a plain dict and served as JSON."""
+
+from __future__ import annotations
+
+API_VERSION = "1.0.0"
+
+DATE_TIME = {"type": "string", "format": "date-time"}
+OPTIONAL_DATE_TIME = {"type": ["string", "null"], "format": "date-time"}
+URI = {"type": "string", "format": "uri"}
+OPTIONAL_URI = {"type": ["string", "null"], "format": "uri"}
+STRING = {"type": "string"}
+STRINGS = {"type": "array", "items": STRING}
+
+
+def _ref(name: str, kind: str = "schemas") -> dict:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _object(properties: dict, description: str = "") -> dict:
+    """An object whose properties are always present (a missing value is null, never absent)."""
+    schema = {"type": "object", "required": list(properties), "properties": properties}
+    return {"description": description, **schema} if description else schema
+
+
+def _list(item: str) -> dict:
+    return _object({"data": {"type": "array", "items": _ref(item)}})
+
+
+def _page(item: str) -> dict:
+    return _object({"data": {"type": "array", "items": _ref(item)},
+                    "meta": _ref("PageMeta"), "links": _ref("PageLinks")})
+
+
+ENTRY = {
+    "slug": {**STRING, "description": "Stable identifier, used in URLs."},
+    "name": STRING,
+    "legal_entity": STRING,
+    "address": STRING,
+    "contact": {**STRING, "description": "Privacy or data-protection contact."},
+    "purpose": STRING,
+    "description": {**STRING, "description": "The processing activity."},
+    "data_categories": {**STRINGS, "description": "Categories of personal data processed."},
+    "countries": {**STRINGS, "description": "Processing locations, ISO 3166-1 alpha-2 codes.",
+                  "items": {"type": "string", "pattern": "^[A-Z]{2}$"}},
+    "transfer_mechanism": STRING,
+    "website": STRING,
+    "applies_to": _ref("AppliesTo"),
+}
+ENTRY_LINKS = {
+    "url": {**URI, "description": "The entry's public page."},
+    "api_url": {**URI, "description": "The entry in this API."},
+}
+HISTORY_EVENT = {
+    "action": {"type": "string", "enum": ["add", "change", "remove"]},
+    "effective_at": DATE_TIME,
+    "scheduled": {"type": "boolean", "description": "True while the change is not yet in effect."},
+    "summary": STRING,
+    "changes": {"type": "array", "items": _ref("FieldChange"),
+                "description": "The fields a change altered; empty for additions and removals."},
+}
+VERSION_LINKS = {
+    "url": {**URI, "description": "The version's public page."},
+    "api_url": {**URI, "description": "The version in this API."},
+}
+DOCUMENT = {
+    "slug": STRING,
+    "title": STRING,
+    "description": STRING,
+    "current_version": {"oneOf": [_ref("VersionRef"), {"type": "null"}]},
+    "upcoming_versions": {"type": "array", "items": _ref("VersionRef")},
+    "url": {**URI, "description": "The document's public page."},
+    "api_url": URI,
+    "versions_url": {**URI, "description": "Every version of the document in this API."},
+}
+VERSION = {
+    "number": {"type": "integer", "minimum": 1},
+    "summary": STRING,
+    "is_material": {"type": "boolean"},
+    "status": {"type": "string", "enum": ["upcoming", "in_effect", "superseded"]},
+    "published_at": {**DATE_TIME, "description": "When notice of this version was given."},
+    "effective_at": {**DATE_TIME, "description": "When it takes effect for existing customers."},
+    "effective_new_customers_at": {
+        **OPTIONAL_DATE_TIME, "description": "When it takes effect for new customers, if earlier."},
+    **VERSION_LINKS,
+}
+CHANGE_SET_DATES = {
+    "published_at": {**DATE_TIME, "description": "When notice was given."},
+    "effective_at": DATE_TIME,
+    "effective_new_customers_at": OPTIONAL_DATE_TIME,
+    "objection_deadline_at": {**OPTIONAL_DATE_TIME,
+                              "description": "The last moment to object, where objection applies."},
+}
+
+SCHEMAS = {
+    "Error": _object({"error": _object({
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "title": STRING,
+        "message": STRING,
+    })}, "Every error answer, whatever the status."),
+    "PageMeta": _object({
+        "as_of": {**DATE_TIME, "description": "The moment the data describes."},
+        "total": {"type": "integer", "minimum": 0},
+        "page": {"type": "integer", "minimum": 1},
+        "per_page": {"type": "integer", "minimum": 1, "maximum": 200},
+        "pages": {"type": "integer", "minimum": 1},
+    }),
+    "PageLinks": _object({"self": URI, "next": OPTIONAL_URI, "prev": OPTIONAL_URI}),
+    "AppliesTo": _object({
+        "all_customers": {"type": "boolean"},
+        "feature": {"type": ["string", "null"],
+                    "description": "Only customers who use this feature, when not all customers."},
+    }),
+    "FieldChange": _object({
+        "field": STRING,
+        "label": STRING,
+        "old": {"type": ["string", "array", "null"], "items": STRING},
+        "new": {"type": ["string", "array", "null"], "items": STRING},
+    }),
+    "SubprocessorEntry": _object({**ENTRY, **ENTRY_LINKS}),
+    "Subprocessor": _object({
+        **ENTRY,
+        "added_at": {**DATE_TIME, "description": "When it joined the list."},
+        "changed_at": {**DATE_TIME, "description": "Its latest change in effect."},
+        **ENTRY_LINKS,
+    }, "A sub-processor on the list."),
+    "HistoryEvent": _object(HISTORY_EVENT),
+    "SubprocessorDetail": _object({
+        **ENTRY,
+        "status": {"type": "string", "enum": ["active", "removed", "scheduled"],
+                   "description": "On the list now, removed from it, or announced and not yet "
+                                  "added. A removed entry shows its last state."},
+        "added_at": OPTIONAL_DATE_TIME,
+        "changed_at": OPTIONAL_DATE_TIME,
+        "removed_at": OPTIONAL_DATE_TIME,
+        **ENTRY_LINKS,
+        "history": {"type": "array", "items": _ref("HistoryEvent"),
+                    "description": "Every public change, oldest first, scheduled ones included."},
+    }),
+    "SubprocessorChange": _object({**HISTORY_EVENT, "subprocessor": _ref("SubprocessorEntry")},
+                                  "A change, with the entry as it stands after it."),
+    "VersionRef": _object({"number": {"type": "integer", "minimum": 1},
+                           "effective_at": DATE_TIME, **VERSION_LINKS}),
+    "NoticePolicy": _object({
+        "length": {"type": "integer", "minimum": 0},
+        "unit": STRING,
+        "calendars": {**STRINGS, "description": "Holiday calendars for business days."},
+        "timezone": {**STRING, "description": "IANA time zone in which days are counted."},
+        "objection_days": {"type": ["integer", "null"]},
+    }, "How much notice a new version of the document is given."),
+    "Document": _object(DOCUMENT),
+    "DocumentDetail": _object({**DOCUMENT, "notice_policy": _ref("NoticePolicy")}),
+    "Version": _object(VERSION),
+    "Heading": _object({"level": {"type": "integer", "minimum": 1, "maximum": 6},
+                        "text": STRING, "anchor": STRING}),
+    "VersionDetail": _object({
+        **VERSION,
+        "markdown": {**STRING, "description": "The source text."},
+        "html": {**STRING, "description": "The rendered, sanitised text."},
+        "headings": {"type": "array", "items": _ref("Heading")},
+    }),
+    "UpcomingDocumentVersion": _object({
+        "kind": {"const": "document_version"},
+        "document": STRING,
+        "title": STRING,
+        "number": {"type": "integer", "minimum": 1},
+        "summary": STRING,
+        "is_material": {"type": "boolean"},
+        **VERSION_LINKS,
+    }),
+    "UpcomingSubprocessorChange": _object({
+        "kind": {"const": "subprocessor"},
+        "slug": STRING,
+        "name": STRING,
+        "action": {"type": "string", "enum": ["add", "change", "remove"]},
+        "summary": STRING,
+        **ENTRY_LINKS,
+    }),
+    "ChangeSet": _object({
+        "title": STRING,
+        "summary": STRING,
+        "is_material": {"type": "boolean"},
+        **CHANGE_SET_DATES,
+        "items": {"type": "array", "items": {
+            "oneOf": [_ref("UpcomingDocumentVersion"), _ref("UpcomingSubprocessorChange")],
+            "discriminator": {"propertyName": "kind", "mapping": {
+                "document_version": "#/components/schemas/UpcomingDocumentVersion",
+                "subprocessor": "#/components/schemas/UpcomingSubprocessorChange",
+            }},
+        }},
+    }, "Changes announced together that take effect together."),
+    "SubprocessorPage": _page("Subprocessor"),
+    "SubprocessorResponse": _object({"data": _ref("SubprocessorDetail")}),
+    "SubprocessorChangePage": _page("SubprocessorChange"),
+    "DocumentList": _list("Document"),
+    "DocumentResponse": _object({"data": _ref("DocumentDetail")}),
+    "VersionPage": _page("Version"),
+    "VersionResponse": _object({"data": _ref("VersionDetail")}),
+    "ChangeSetList": _list("ChangeSet"),
+    "OpenAPIDocument": {"type": "object", "required": ["openapi", "info", "paths"],
+                        "description": "This document."},
+}
+
+
+def _query(name: str, schema: dict, description: str, *, required: bool = False) -> dict:
+    return {"name": name, "in": "query", "required": required, "schema": schema,
+            "description": description}
+
+
+def _path(name: str, schema: dict, description: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": schema,
+            "description": description}
+
+
+FILTER = {"type": "string", "maxLength": 200}
+PARAMETERS = {
+    "Page": _query("page", {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1},
+                   "Page number; a page past the last answers 404."),
+    "PerPage": _query("per_page", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                      "Items per page."),
+    "Q": _query("q", FILTER, "Words that must all occur in the entry (case-insensitive)."),
+    "Purpose": _query("purpose", FILTER, "Exact purpose; a value that never occurs answers 400."),
+    "Country": _query("country", {"type": "string", "pattern": "^[A-Z]{2}$"},
+                      "Processing location (ISO 3166-1 alpha-2); unknown codes answer 400."),
+    "Mechanism": _query("mechanism", FILTER,
+                        "Exact transfer mechanism; a value that never occurs answers 400."),
+    "Sort": _query("sort", {"type": "string", "enum": ["name", "purpose", "added", "changed"],
+                            "default": "name"},
+                   "Order: by name, by purpose, recently added or recently changed first."),
+    "AsOf": _query("as_of", {"type": "string", "format": "date"},
+                   "The list as it stood at the end of this day in the legal time zone "
+                   "(1970-2200); today's list when absent."),
+    "Since": _query("since", {"type": "string", "format": "date-time", "maxLength": 40},
+                    "Changes effective after this moment; an offset (or Z) is required.",
+                    required=True),
+    "Slug": _path("slug", {"type": "string", "maxLength": 80}, "The sub-processor's slug."),
+    "DocumentSlug": _path("slug", {"type": "string", "maxLength": 80}, "The document's slug."),
+    "Number": _path("number", {"type": "integer", "minimum": 1}, "The version number."),
+}
+
+HEADERS = {
+    "ETag": {"description": "Validator for If-None-Match.", "schema": STRING},
+    "Last-Modified": {"description": "Validator for If-Modified-Since.", "schema": STRING},
+    "Cache-Control": {"description": "Public, with a max-age no later than the next scheduled "
+                                     "change.", "schema": STRING},
+}
+
+
+def _error(description: str) -> dict:
+    return {"description": description,
+            "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+RESPONSES = {
+    "NotModified": {"description": "Not modified since the validator sent (If-None-Match or "
+                                   "If-Modified-Since); no body."},
+    "BadRequest": _error("A malformed or unknown parameter value; the message says which."),
+    "NotFound": _error("No such resource, or a page past the last."),
+    "Error": _error("Any other error."),
+}
+
+
+def _get(operation_id: str, summary: str, schema: str, *, parameters: tuple[str, ...] = (),
+         errors: tuple[str, ...] = (), description: str = "") -> dict:
+    responses = {
+        "200": {"description": "OK", "headers": {h: _ref(h, "headers") for h in HEADERS},
+                "content": {"application/json": {"schema": _ref(schema)}}},
+        "304": _ref("NotModified", "responses"),
+        **{status: _ref(name, "responses") for status, name in
+           (("400", "BadRequest"), ("404", "NotFound")) if status in errors},
+        "default": _ref("Error", "responses"),
+    }
+    operation = {"operationId": operation_id, "summary": summary,
+                 "tags": [operation_id.split("_")[0].title()],
+                 "parameters": [_ref(p, "parameters") for p in parameters],
+                 "responses": responses}
+    if description:
+        operation["description"] = description
+    return {"get": operation}
+
+
+PAGING = ("Page", "PerPage")
+
+PATHS = {
+    "/subprocessors": _get(
+        "subprocessors_list", "The sub-processor list, now or as of a date", "SubprocessorPage",
+        parameters=("Q", "Purpose", "Country", "Mechanism", "Sort", "AsOf", *PAGING),
+        errors=("400", "404")),
+    "/subprocessors/changes": _get(
+        "subprocessors_changes", "Changes to the list since a moment", "SubprocessorChangePage",
+        parameters=("Since", *PAGING), errors=("400", "404"),
+        description="Every public addition, change and removal effective after `since`, oldest "
+                    "first, plus every scheduled change (flagged `scheduled`). Poll with the "
+                    "`meta.as_of` of your previous call."),
+    "/subprocessors/{slug}": _get(
+        "subprocessors_get", "One sub-processor and its whole history", "SubprocessorResponse",
+        parameters=("Slug",), errors=("404",)),
+    "/documents": _get("documents_list", "Every legal document", "DocumentList"),
+    "/documents/{slug}": _get(
+        "documents_get", "One document and its notice policy", "DocumentResponse",
+        parameters=("DocumentSlug",), errors=("404",)),
+    "/documents/{slug}/versions": _get(
+        "documents_versions", "Every public version of a document, oldest first", "VersionPage",
+        parameters=("DocumentSlug", *PAGING), errors=("400", "404")),
+    "/documents/{slug}/versions/{number}": _get(
+        "documents_version", "One version with its text", "VersionResponse",
+        parameters=("DocumentSlug", "Number"), errors=("404",)),
+    "/changes/upcoming": _get(
+        "changes_upcoming", "Announced changes not yet in effect", "ChangeSetList"),
+    "/openapi.json": _get("meta_openapi", "This description", "OpenAPIDocument"),
+}
+
+
+def document() -> dict:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Sub-processor registry API",
+            "version": API_VERSION,
+            "summary": "The public sub-processor list and legal documents, with every version.",
+            "description": "Read-only and public. Timestamps are ISO 8601 in UTC with an offset. "
+                           "Answers carry ETag and Last-Modified; send them back with "
+                           "If-None-Match or If-Modified-Since to get 304 Not Modified.",
+        },
+        "servers": [{"url": "/api/v1"}],
+        "tags": [{"name": "Subprocessors"}, {"name": "Documents"}, {"name": "Changes"},
+                 {"name": "Meta"}],
+        "paths": PATHS,
+        "components": {"schemas": SCHEMAS, "parameters": PARAMETERS, "headers": HEADERS,
+                       "responses": RESPONSES},
+    }
