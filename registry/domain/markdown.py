@@ -99,18 +99,20 @@ _HEADING_TAGS = frozenset(f"h{level}" for level in range(1, 7))
 # reader's browser contact the image host, itself a data transfer to disclose.
 _CLEANER = nh3.Cleaner(
     tags={
-        "a", "blockquote", "br", "code", "em", "hr", "li", "ol", "p", "pre", "s",
+        "a", "blockquote", "br", "code", "div", "em", "hr", "li", "ol", "p", "pre", "s",
         "strong", "table", "tbody", "td", "th", "thead", "tr", "ul", *_HEADING_TAGS,
     },
     clean_content_tags={"script", "style"},
     attributes={
         "a": {"href", "title", "aria-label"},
         "ol": {"start"},
+        "div": {"role", "aria-label", "tabindex"},
         **{tag: {"id"} for tag in _HEADING_TAGS},
     },
     attribute_filter=_drop_unsafe_href,
     allowed_classes={
         "a": {"anchor"},
+        "div": {"table-scroll"},
         "th": set(_ALIGN_CLASSES.values()),
         "td": set(_ALIGN_CLASSES.values()),
     },
@@ -198,6 +200,27 @@ def _render_heading_close(
     )
 
 
+def _render_table_open(
+    self: RendererProtocol,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    # Wide tables scroll sideways on small screens; a focusable region lets a keyboard scroll it.
+    return '<div class="table-scroll" role="region" aria-label="Table" tabindex="0">\n<table>\n'
+
+
+def _render_table_close(
+    self: RendererProtocol,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    return "</table>\n</div>\n"
+
+
 def _render_image_as_alt_text(
     self: RendererProtocol,
     tokens: Sequence[Token],
@@ -221,6 +244,8 @@ def _build_parser() -> MarkdownIt:
     parser.core.ruler.push("table_alignment_classes", _align_with_classes)
     parser.add_render_rule("heading_close", _render_heading_close)
     parser.add_render_rule("image", _render_image_as_alt_text)
+    parser.add_render_rule("table_open", _render_table_open)
+    parser.add_render_rule("table_close", _render_table_close)
     return parser
 
 

@@ -112,5 +112,5 @@ def recent_change_sets(session: Session, limit: int = 20) -> list[ChangeSet]:
         .options(joinedload(ChangeSet.document_versions).joinedload(DocumentVersion.document),
                  joinedload(ChangeSet.subprocessor_records)
                  .joinedload(SubProcessorRecord.subprocessor))
-        .order_by(ChangeSet.published_at.desc()).limit(limit)
+        .order_by(ChangeSet.effective_at.desc(), ChangeSet.id.desc()).limit(limit)
     ).unique())

@@ -27,13 +27,14 @@ from registry.domain.markdown import (
 # Deliberately written out here rather than imported: the tests must not trust
 # the module's own allow-list.
 EXPECTED_TAGS = {
-    "a", "blockquote", "br", "code", "em", "h1", "h2", "h3", "h4", "h5", "h6",
+    "a", "blockquote", "br", "code", "div", "em", "h1", "h2", "h3", "h4", "h5", "h6",
     "hr", "li", "ol", "p", "pre", "s", "strong", "table", "tbody", "td", "th",
     "thead", "tr", "ul",
 }
 EXPECTED_ATTRIBUTES = {
     "a": {"href", "title", "rel", "class", "aria-label"},
     "ol": {"start"},
+    "div": {"class", "role", "aria-label", "tabindex"},
     "th": {"class"},
     "td": {"class"},
     **{f"h{level}": {"id"} for level in range(1, 7)},
@@ -467,8 +468,9 @@ def test_sanitize_html_removes_disallowed_tags_attributes_and_classes() -> None:
         '<a class="anchor evil" href="#t" target="_blank" rel="opener">u</a>'
         "<script>alert(1)</script></div>"
     )
+    # The table scroller's <div> is allowed; only its own class survives on it.
     assert sanitize_html(html) == (
-        '<p>t</p><a class="anchor" href="#t" rel="noopener noreferrer">u</a>'
+        '<div class=""><p>t</p><a class="anchor" href="#t" rel="noopener noreferrer">u</a></div>'
     )
 
 
@@ -496,3 +498,14 @@ def test_plain_text_strips_markup_and_keeps_one_block_per_line() -> None:
 def test_plain_text_of_empty_source_is_empty() -> None:
     assert plain_text("") == ""
     assert plain_text("\n\n---\n") == ""
+
+
+def test_tables_sit_in_a_focusable_scroll_region():
+    html = render_markdown("| a | b |\n|---|---|\n| 1 | 2 |").html
+    assert html.startswith('<div class="table-scroll" role="region" aria-label="Table" tabindex="0">')
+    assert html.rstrip().endswith("</table>\n</div>")
+
+
+def test_authors_cannot_smuggle_a_div_through_the_sanitiser():
+    html = sanitize_html('<div class="evil" onclick="x()" style="color:red">t</div>')
+    assert "evil" not in html and "onclick" not in html and "style" not in html

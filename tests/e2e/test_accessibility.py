@@ -1,0 +1,66 @@
+"""axe-core on every public page, at desktop width and at 360 px, and no sideways scrolling on phones."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from tests.e2e.conftest import DESKTOP, PHONE, describe_violations
+
+pytestmark = pytest.mark.e2e
+
+HUNDRED_DAYS_AGO = (date.today() - timedelta(days=100)).isoformat()
+
+PAGES = {
+    "home": ("/", 200),
+    "upcoming": ("/upcoming", 200),
+    "changes": ("/changes", 200),
+    "subprocessors": ("/subprocessors/", 200),
+    "subprocessors-as-of": (f"/subprocessors/?as_of={HUNDRED_DAYS_AGO}", 200),
+    "entry": ("/subprocessors/metricula", 200),
+    "removed-entry": ("/subprocessors/lettermint", 200),
+    "subprocessors-compare": (f"/subprocessors/compare?from={HUNDRED_DAYS_AGO}", 200),
+    "documents": ("/documents/", 200),
+    "document": ("/documents/privacy-policy/", 200),
+    "versions": ("/documents/privacy-policy/versions/", 200),
+    "redline": ("/documents/privacy-policy/compare?from=2&to=3", 200),
+    "side-by-side": ("/documents/privacy-policy/compare?from=2&to=3&view=side", 200),
+    "dpa": ("/documents/dpa/", 200),
+    "cookie-policy": ("/documents/cookie-policy/", 200),  # a five-column table
+    "not-found": ("/subprocessors/no-such-company", 404),
+}
+
+# Wide content scrolls inside these boxes; everything else must fit the phone's width.
+SCROLLERS = ".table-scroll, .comparison"
+
+OVERFLOWING = """scrollers => {
+  const width = document.documentElement.clientWidth;
+  const inside = el => el.closest(scrollers) !== null && !el.matches(scrollers);
+  return Array.from(document.body.querySelectorAll('*'))
+    .filter(el => !inside(el) && el.getBoundingClientRect().right > width + 0.5)
+    .slice(0, 10)
+    .map(el => [el.tagName.toLowerCase(), ...el.classList].join('.')
+               + ' right=' + Math.round(el.getBoundingClientRect().right));
+}"""
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+@pytest.mark.parametrize("name", list(PAGES))
+def test_page_is_accessible(axe, new_page, name, width):
+    path, status = PAGES[name]
+    page = new_page(viewport=DESKTOP if width == "desktop" else PHONE, bypass_csp=True)
+    response = page.goto(path)
+    assert response is not None and response.status == status
+    assert page.locator("h1:visible").count() == 1
+
+    violations = axe(page)
+    if violations:
+        pytest.fail(describe_violations(violations), pytrace=False)
+
+    if width == "phone":
+        scroll_width, inner_width = page.evaluate(
+            "[document.documentElement.scrollWidth, window.innerWidth]")
+        assert scroll_width <= inner_width, (
+            f"{path} scrolls sideways at {inner_width} px (document is {scroll_width} px wide); "
+            f"too wide: {page.evaluate(OVERFLOWING, SCROLLERS)}")
