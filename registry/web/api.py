@@ -16,7 +16,7 @@ from registry.extensions import db
 from registry.models import ChangeSet, Document
 from registry.services import reading
 from registry.web import openapi, params
-from registry.web.caching import cached
+from registry.web.caching import cached, content_last_modified
 from registry.web.subprocessors import listing
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -172,9 +172,10 @@ def _change_set(change_set: ChangeSet) -> dict:
 @bp.get("/subprocessors")
 @cached
 def subprocessors():
-    rows, _query, _facets, _as_of, at = listing()
+    rows, _query, _facets, as_of, at = listing()
     page, meta, links = _paginate(rows)
-    return jsonify(data=[_listed(item) for item in page], meta={"as_of": _iso(at), **meta},
+    moment = at if as_of else content_last_modified()
+    return jsonify(data=[_listed(item) for item in page], meta={"as_of": _iso(moment), **meta},
                    links=links)
 
 
@@ -197,7 +198,7 @@ def subprocessor_changes():
     data = [{**_history_item(item, now),
              "subprocessor": {**_entry(item.event.entry), **_entry_links(item.event.slug)}}
             for item in page]
-    return jsonify(data=data, meta={"as_of": _iso(now), **meta}, links=links)
+    return jsonify(data=data, meta={"as_of": _iso(content_last_modified()), **meta}, links=links)
 
 
 def _last_listed(events: list[domain.Event]) -> domain.Listed | None:
@@ -266,7 +267,7 @@ def document_versions(slug: str):
     current = reading.current_version(versions, now)
     page, meta, links = _paginate(versions)
     return jsonify(data=[_version(doc, v, _status(v, current, now)) for v in page],
-                   meta={"as_of": _iso(now), **meta}, links=links)
+                   meta={"as_of": _iso(content_last_modified()), **meta}, links=links)
 
 
 @bp.get("/documents/<slug:slug>/versions/<int:number>")

@@ -18,10 +18,17 @@ from zoneinfo import ZoneInfo
 
 from cachetools import LRUCache
 from flask import Response, current_app, request
+from werkzeug.http import http_date
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.services.site import content_state
+
+# Only these make a response conditional; skipping make_conditional otherwise saves a third
+# of the time of a cached request.
+CONDITIONAL_HEADERS = frozenset(
+    {"HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_MATCH", "HTTP_IF_RANGE", "HTTP_RANGE"}
+)
 
 
 @dataclass(frozen=True)
@@ -29,14 +36,14 @@ class Epoch:
     key: tuple
     last_modified: datetime
     expires_at: datetime | None  # when the public content changes by itself next
+    headers: tuple[tuple[str, str], ...]  # the same for every page of this epoch
 
 
 @dataclass(frozen=True)
 class Page:
     body: bytes
     mimetype: str
-    etag: str
-    headers: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...]  # the ETag and what the view set that must be kept
 
 
 class PageCache:
@@ -59,7 +66,9 @@ class PageCache:
         local_midnight = now.astimezone(self.zone).replace(hour=0, minute=0, second=0, microsecond=0)
         last_modified = max(filter(None, (state.changed_at, state.last_boundary, local_midnight)))
         key = (state.revision, state.last_boundary, local_midnight.date())
-        epoch = Epoch(key, last_modified.replace(microsecond=0), state.next_boundary)
+        last_modified = last_modified.replace(microsecond=0)
+        headers = (("Last-Modified", http_date(last_modified)), ("Vary", "Accept-Encoding"))
+        epoch = Epoch(key, last_modified, state.next_boundary, headers)
         with self.lock:
             if self.epoch is None or self.epoch.key != key:
                 self.pages.clear()
@@ -89,19 +98,25 @@ class PageCache:
             if response.status_code != 200:
                 return response
             body = response.get_data()
-            headers = tuple((k, v) for k, v in response.headers.items()
-                            if k.lower() in ("content-disposition", "link"))
-            page = Page(body, response.content_type, hashlib.sha256(body).hexdigest()[:32],
-                        headers)
+            etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+            kept = [(k, v) for k, v in response.headers.items()
+                    if k.lower() in ("content-disposition", "link")]
+            page = Page(body, response.content_type, (("ETag", etag), *kept))
             with self.lock:
                 if self.epoch is epoch:
                     self.pages[key] = page
-        response = Response(page.body, content_type=page.mimetype, headers=list(page.headers))
-        response.set_etag(page.etag)
-        response.last_modified = epoch.last_modified
-        response.headers["Cache-Control"] = self.cache_control(epoch)
-        response.vary.add("Accept-Encoding")
+        response = Response(page.body, content_type=page.mimetype, headers=[
+            *page.headers, *epoch.headers, ("Cache-Control", self.cache_control(epoch)),
+        ])
+        if CONDITIONAL_HEADERS.isdisjoint(request.environ):
+            return response
         return response.make_conditional(request)
+
+
+def content_last_modified() -> datetime:
+    """When the public content last changed: the same in every worker, unlike the render time."""
+    cache: PageCache = current_app.extensions["page_cache"]
+    return cache.current_epoch().last_modified
 
 
 def cached(view: Callable[..., Response | str]) -> Callable[..., Response]:

@@ -98,7 +98,9 @@ SCHEMAS = {
         "message": STRING,
     })}, "Every error answer, whatever the status."),
     "PageMeta": _object({
-        "as_of": {**DATE_TIME, "description": "The moment the data describes."},
+        "as_of": {**DATE_TIME, "description": "The moment the data describes: the end of the "
+                                               "requested `as_of` day, otherwise the moment the "
+                                               "public registry last changed."},
         "total": {"type": "integer", "minimum": 0},
         "page": {"type": "integer", "minimum": 1},
         "per_page": {"type": "integer", "minimum": 1, "maximum": 200},

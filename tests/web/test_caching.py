@@ -68,3 +68,22 @@ def test_errors_are_not_cached(app, client):
     assert client.get("/subprocessors/acme").status_code == 404
     add_acme(now_utc() - timedelta(days=1))
     assert client.get("/subprocessors/acme").status_code == 200
+
+
+def test_two_workers_give_the_same_etag_for_the_same_content(demo_app, tmp_path):
+    from registry import create_app
+    from tests.conftest import make_settings
+
+    other = create_app(make_settings(demo_app.config["SQLALCHEMY_DATABASE_URI"], tmp_path))
+    try:
+        for path in ("/subprocessors/", "/api/v1/subprocessors", "/api/v1/subprocessors/changes"
+                     "?since=2020-01-01T00:00:00Z", "/api/v1/documents/privacy-policy/versions"):
+            first = demo_app.test_client().get(path)
+            second = other.test_client().get(path)
+            assert first.status_code == second.status_code == 200
+            assert first.headers["ETag"] == second.headers["ETag"], path
+    finally:
+        with other.app_context():
+            from registry.extensions import db
+
+            db.engine.dispose()

@@ -1,0 +1,424 @@
+"""Requests/s of cached public pages as a share of the same bytes served with nothing to do.
+
+Two stages, each with wrk on loopback:
+- gunicorn: each page against bench_app's /_bench/raw/<name> (same server, same body);
+- nginx: each page through the README's proxy_cache against the same body as a static file.
+Runs interleave page and baseline and keep the median of each, because the machine is shared.
+Run alone with `python bench/http_bench.py`; bench/run.py runs it as part of `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+    from bench_app import PAGES, RAW_PREFIX
+else:
+    from .bench_app import PAGES, RAW_PREFIX
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET = 0.90
+HOST = "127.0.0.1"
+STATIC_EXTENSIONS = {"text/html; charset=utf-8": "html", "application/json": "json"}
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not measure what it set out to measure."""
+
+
+@dataclass
+class Row:
+    stage: str
+    endpoint: str
+    baseline: str
+    page_runs: list[float] = field(default_factory=list)
+    baseline_runs: list[float] = field(default_factory=list)
+    # Server CPU per request (master and workers), steadier than req/s on a shared machine.
+    page_cpu_us: list[float] = field(default_factory=list)
+    baseline_cpu_us: list[float] = field(default_factory=list)
+    target: float = TARGET
+    note: str = ""  # why the row could not be measured
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def page_rps(self) -> float | None:
+        return statistics.median(self.page_runs) if self.page_runs else None
+
+    @property
+    def baseline_rps(self) -> float | None:
+        return statistics.median(self.baseline_runs) if self.baseline_runs else None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.page_rps is None or not self.baseline_rps:
+            return None
+        return self.page_rps / self.baseline_rps
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """Baseline CPU per request over the page's: like `ratio`, 1.0 when they cost the same."""
+        page = [c for c in self.page_cpu_us if c]
+        baseline = [c for c in self.baseline_cpu_us if c]
+        if not page or not baseline:
+            return None
+        return statistics.median(baseline) / statistics.median(page)
+
+    @property
+    def passed(self) -> bool:
+        return self.ratio is not None and self.ratio >= self.target and not self.note
+
+    def as_json(self) -> dict:
+        return {**asdict(self), "page_rps": self.page_rps, "baseline_rps": self.baseline_rps,
+                "ratio": self.ratio, "cpu_ratio": self.cpu_ratio,
+                "result": "PASS" if self.passed else "MISS"}
+
+
+@dataclass(frozen=True)
+class Load:
+    seconds: int = 5
+    connections: int = 8
+    threads: int = 1
+    runs: int = 3
+
+
+# Processes and plain HTTP on loopback.
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def fetch(port: int, path: str) -> tuple[int, dict[str, str], bytes]:
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def _tail(log: Path, lines: int = 30) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
+
+
+@contextmanager
+def serving(args: list[str], *, port: int, log: Path, env: dict[str, str] | None = None,
+            startup_seconds: float = 60) -> Iterator[subprocess.Popen]:
+    """Start a server, wait until it answers on `port`, and always stop it (by its pid) after."""
+    with log.open("wb") as out:
+        process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    try:
+        deadline = time.monotonic() + startup_seconds
+        while True:
+            if process.poll() is not None:
+                raise BenchError(f"{args[0]} exited with {process.returncode}:\n{_tail(log)}")
+            try:
+                fetch(port, "/")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise BenchError(f"{args[0]} did not answer in {startup_seconds}s:\n"
+                                     f"{_tail(log)}") from None
+                time.sleep(0.2)
+        yield process
+    finally:
+        # SIGINT is a quick shutdown for both gunicorn and nginx.
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+
+
+# wrk.
+
+REQUESTS_PER_SEC = re.compile(r"^Requests/sec:\s+([\d.]+)", re.MULTILINE)
+REQUESTS = re.compile(r"^\s*(\d+) requests in", re.MULTILINE)
+NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a server: its master and every live child (Linux /proc)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is the state, so ppid is [1], utime [11], stime [12]; the master's cutime [13]
+        # and cstime [14] keep the time of children that exited meanwhile (nginx's cache loader).
+        if stat.parent.name == str(pid):
+            ticks += sum(int(f) for f in fields[11:15])
+        elif fields[1] == str(pid):
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, load: Load, seconds: int | None = None, server_pid: int | None = None
+        ) -> tuple[float, float | None]:
+    """Requests/s, and the server's CPU microseconds per request when its pid is given."""
+    seconds = seconds or load.seconds
+    args = ["wrk", f"-t{load.threads}", f"-c{load.connections}", f"-d{seconds}s", "--timeout", "2s",
+            url]
+    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    result = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30, check=False)
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
+    found, requests = REQUESTS_PER_SEC.search(result.stdout), REQUESTS.search(result.stdout)
+    if result.returncode != 0 or not found or not requests:
+        raise BenchError(f"{' '.join(args)} failed:\n{result.stdout}{result.stderr}")
+    non_2xx = NON_2XX.search(result.stdout)
+    if non_2xx:
+        raise BenchError(f"{url}: {non_2xx.group(1)} responses were not 2xx/3xx")
+    errors = SOCKET_ERRORS.search(result.stdout)
+    # Sync gunicorn closes every connection, which wrk may count as a read error; timeouts are real.
+    if errors and int(errors.group(4)):
+        raise BenchError(f"{url}: {errors.group(4)} requests timed out")
+    cpu_us = None if cpu is None else cpu * 1e6 / max(1, int(requests.group(1)))
+    return float(found.group(1)), cpu_us
+
+
+def measure(row: Row, port: int, load: Load, server_pid: int) -> None:
+    """Page, baseline, page, baseline...: the median of each, measured side by side."""
+    page, baseline = f"http://{HOST}:{port}{row.endpoint}", f"http://{HOST}:{port}{row.baseline}"
+    wrk(page, load, seconds=1)  # warm every worker's cache and connections
+    wrk(baseline, load, seconds=1)
+    for _ in range(load.runs):
+        for url, runs, cpu in ((page, row.page_runs, row.page_cpu_us),
+                               (baseline, row.baseline_runs, row.baseline_cpu_us)):
+            rps, cpu_us = wrk(url, load, server_pid=server_pid)
+            runs.append(rps)
+            cpu.append(cpu_us)
+    print(f"  {row.stage:<8} {row.endpoint:<28} page {row.page_rps:8.0f}/s  "
+          f"trivial {row.baseline_rps:8.0f}/s  ratio {row.ratio:6.1%}", flush=True)
+
+
+# The instance: a fresh SQLite database with the demo content.
+
+def app_environment(instance: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    env.update(REGISTRY_ENV="development", REGISTRY_INSTANCE_PATH=str(instance),
+               REGISTRY_COMPANY_NAME="Ferncastle Teamworks")
+    return env
+
+
+def build_instance(instance: Path) -> dict[str, str]:
+    """Migrate a new SQLite database in `instance` and load the demo; return the app's environment."""
+    from flask_migrate import upgrade
+
+    from registry import create_app
+    from registry.domain.clock import now_utc
+    from registry.extensions import db
+    from registry.services import demo
+    from registry.settings import Settings
+
+    env = app_environment(instance)
+    app = create_app(Settings.from_env(env))
+    with app.app_context():
+        upgrade()
+        demo.load(db.session, now_utc())
+        db.session.commit()
+        db.engine.dispose()
+    return env
+
+
+def gunicorn_args(port: int) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "sync",
+            "--bind", f"{HOST}:{port}", "bench.bench_app:create_bench_app()"]
+
+
+# The two stages.
+
+def distinct_etags(port: int, path: str, requests: int = 40) -> set[str]:
+    """ETags seen over concurrent requests, which reach every worker."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: fetch(port, path), range(requests)))
+    return {headers.get("etag", "") for _status, headers, _body in answers}
+
+
+def gunicorn_stage(app_port: int, app_pid: int, load: Load) -> list[Row]:
+    rows = []
+    for name, path in PAGES.items():
+        row = Row("gunicorn", path, RAW_PREFIX + name)
+        rows.append(row)
+        status, headers, body = fetch(app_port, path)
+        if status != 200:
+            row.note = f"page answers {status}"
+            print(f"  gunicorn {path:<28} {row.note}: not measured", flush=True)
+            continue
+        # bench_app copies each worker's own cached page, so a worker's raw bytes are its page's
+        # bytes; over HTTP the two requests may reach different workers, so compare type and size.
+        raw_status, raw_headers, raw_body = fetch(app_port, row.baseline)
+        if (raw_status, raw_headers["content-type"], len(raw_body)) != (
+                200, headers["content-type"], len(body)):
+            raise BenchError(f"{row.baseline} does not return the bytes of {path}")
+        etags = distinct_etags(app_port, path)
+        if len(etags) > 1:
+            row.warnings.append(f"{len(etags)} different ETags across workers for the same content")
+        measure(row, app_port, load, app_pid)
+    return rows
+
+
+def nginx_config(tmp: Path, port: int, upstream_port: int) -> Path:
+    user = f"user {pwd.getpwuid(os.getuid()).pw_name};" if os.getuid() == 0 else ""
+    text = (ROOT / "bench" / "nginx.conf.template").read_text()
+    for key, value in {"user": user, "tmp": str(tmp), "port": str(port),
+                       "upstream_port": str(upstream_port)}.items():
+        text = text.replace(f"@{key}@", value)
+    path = tmp / "nginx.conf"
+    path.write_text(text)
+    return path
+
+
+def warm(row: Row, port: int, static: Path) -> None:
+    """Fill nginx's cache until a HIT, then put the bytes it serves into the baseline's file."""
+    cache_status = ""
+    for _ in range(10):
+        status, headers, body = fetch(port, row.endpoint)
+        cache_status = headers.get("x-cache-status", "")
+        if status != 200:
+            row.note = f"page answers {status}"
+            return
+        if cache_status == "HIT":
+            break
+        time.sleep(0.2)
+    if cache_status != "HIT":
+        row.note = f"X-Cache-Status {cache_status or 'absent'}, never HIT"
+        return
+    extension = STATIC_EXTENSIONS.get(headers["content-type"])
+    if extension is None:
+        raise BenchError(f"add {headers['content-type']!r} to bench/nginx.conf.template's types")
+    row.baseline = f"/_static/{Path(row.endpoint.rstrip('/')).name}.{extension}"
+    (static / Path(row.baseline).name).write_bytes(body)
+    status, static_headers, static_body = fetch(port, row.baseline)
+    if (status, static_headers.get("content-type"), static_body) != (200, headers["content-type"], body):
+        raise BenchError(f"nginx's {row.baseline} is not the bytes and type of {row.endpoint}: "
+                         f"{status} {static_headers.get('content-type')}")
+
+
+def nginx_stage(tmp: Path, app_port: int, load: Load) -> list[Row]:
+    static = tmp / "static"
+    static.mkdir()
+    port = free_port()
+    config = nginx_config(tmp, port, app_port)
+    args = ["/usr/sbin/nginx", "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(config),
+            "-g", "daemon off;"]
+    rows = []
+    with serving(args, port=port, log=tmp / "nginx.out") as nginx:
+        for path in PAGES.values():
+            row = Row("nginx", path, "")
+            rows.append(row)
+            warm(row, port, static)
+            if row.note:
+                print(f"  nginx    {path:<28} {row.note}: not measured", flush=True)
+            else:
+                measure(row, port, load, nginx.pid)
+    return rows
+
+
+def missing_tools() -> list[str]:
+    """Install wrk and nginx when root; otherwise name what is missing so its stage is skipped."""
+    tools = {"wrk": "wrk", "nginx": "nginx-light"}
+    missing = [tool for tool in tools if not (shutil.which(tool) or Path("/usr/sbin", tool).exists())]
+    if missing and os.getuid() == 0:
+        packages = [tools[tool] for tool in missing]
+        print(f"Installing {' '.join(packages)} with apt-get", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=False, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=False, timeout=600,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        missing = [tool for tool in missing if not (shutil.which(tool) or Path("/usr/sbin", tool).exists())]
+    for tool in missing:
+        print(f"SKIP: {tool} is not installed: sudo apt-get install -y {tools[tool]}", file=sys.stderr)
+    return missing
+
+
+def run(load: Load, with_nginx: bool = True) -> tuple[list[Row], list[str]]:
+    """Every row measured, and the stages that could not run because a tool is missing."""
+    missing = missing_tools()
+    if "wrk" in missing:
+        return [], ["gunicorn", "nginx"]
+    skipped = ["nginx"] if with_nginx and "nginx" in missing else []
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="registry-bench-") as name:
+        tmp = Path(name)
+        instance = tmp / "instance"
+        print(f"Building the demo database in {instance}", flush=True)
+        env = build_instance(instance)
+        app_port = free_port()
+        with serving(gunicorn_args(app_port), port=app_port, log=tmp / "gunicorn.log",
+                     env=env) as gunicorn:
+            rows += gunicorn_stage(app_port, gunicorn.pid, load)
+            if with_nginx and not skipped:
+                rows += nginx_stage(tmp, app_port, load)
+    return rows, skipped
+
+
+def table(rows: list[Row]) -> str:
+    def number(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    header = (f"{'stage':<9}{'endpoint':<28}{'req/s page':>11}{'req/s trivial':>14}"
+              f"{'ratio':>8}{'target':>7}  {'result':<7}{'cpu ratio':>10}")
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        lines.append(
+            f"{row.stage:<9}{row.endpoint:<28}{number(row.page_rps, '.0f'):>11}"
+            f"{number(row.baseline_rps, '.0f'):>14}{number(row.ratio, '.1%'):>8}"
+            f"{row.target:>7.0%}  {'PASS' if row.passed else 'MISS':<7}"
+            f"{number(row.cpu_ratio, '.1%'):>10}"
+            + (f"  ({row.note})" if row.note else "")
+        )
+    lines.append("cpu ratio: the server's CPU time per trivial request over per page request "
+                 "(information, not a target)")
+    lines += [f"warning: {row.stage} {row.endpoint}: {warning}"
+              for row in rows for warning in row.warnings]
+    return "\n".join(lines)
+
+
+def parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=Load.seconds, help="length of each wrk run")
+    parser.add_argument("--connections", type=int, default=Load.connections)
+    parser.add_argument("--threads", type=int, default=Load.threads)
+    parser.add_argument("--runs", type=int, default=Load.runs, help="median of this many runs")
+    parser.add_argument("--no-nginx", action="store_true", help="only the gunicorn stage")
+    return parser
+
+
+def load_from(args: argparse.Namespace) -> Load:
+    return Load(seconds=args.seconds, connections=args.connections, threads=args.threads,
+                runs=args.runs)
+
+
+def main() -> int:
+    args = parser().parse_args()
+    rows, skipped = run(load_from(args), with_nginx=not args.no_nginx)
+    print(table(rows))
+    return 0 if rows and not skipped and all(row.passed for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

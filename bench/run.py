@@ -1,0 +1,96 @@
+"""make bench: the HTTP benchmark, then the diff benchmark; results in bench/results/latest.json.
+
+Exits non-zero when any target is missed or a stage could not run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
+
+import http_bench  # noqa: E402  (bench/ is a folder of scripts, not a package)
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "latest.json"
+
+
+def stop_on_sigterm(_signum, _frame) -> None:
+    # Unwinds through every `finally`, so gunicorn and nginx are stopped as on Ctrl-C.
+    raise KeyboardInterrupt
+
+
+def diff_bench() -> tuple[int, str]:
+    """Run the other benchmark as its own process, echoing its output as it comes."""
+    print("\n== Document comparison: bench/diff_bench.py", flush=True)
+    process = subprocess.Popen([sys.executable, "bench/diff_bench.py"], cwd=ROOT, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines = []
+    try:
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            lines.append(line)
+        return process.wait(), "".join(lines)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def main() -> int:
+    parser = http_bench.parser()
+    parser.description = __doc__.splitlines()[0]
+    parser.add_argument("--no-diff", action="store_true", help="skip bench/diff_bench.py")
+    args = parser.parse_args()
+    load = http_bench.load_from(args)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
+
+    started = datetime.now(UTC)
+    print(f"== Public pages: wrk -t{load.threads} -c{load.connections} -d{load.seconds}s, "
+          f"median of {load.runs} interleaved runs", flush=True)
+    try:
+        rows, skipped = http_bench.run(load, with_nginx=not args.no_nginx)
+    except http_bench.BenchError as error:
+        print(f"ERROR: {error}", file=sys.stderr)
+        return 2
+    print()
+    print(http_bench.table(rows))
+
+    diff_code, diff_output = (None, "") if args.no_diff else diff_bench()
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({
+        "started_at": started.isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(),
+                    "python": platform.python_version()},
+        "load": asdict(load),
+        "http": [row.as_json() for row in rows],
+        "skipped": skipped,
+        "diff": {"exit_code": diff_code, "output": diff_output},
+    }, indent=2) + "\n")
+    print(f"\nResults written to {RESULTS.relative_to(ROOT)}")
+
+    failed = [f"{row.stage} {row.endpoint}" for row in rows if not row.passed]
+    if skipped:
+        failed.append(f"skipped: {', '.join(skipped)}")
+    if diff_code:
+        failed.append(f"diff_bench exited with {diff_code}")
+    for failure in failed:
+        print(f"MISS {failure}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\nInterrupted; the servers were stopped.", file=sys.stderr)
+        sys.exit(130)
