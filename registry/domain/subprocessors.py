@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -129,6 +130,43 @@ def history(events: Iterable[Event]) -> list[HistoryItem]:
         items.append(HistoryItem(event, changes))
         previous = None if event.action == "remove" else event.entry
     return items
+
+
+def changes_after(events: Iterable[Event], moment: datetime) -> list[HistoryItem]:
+    """Every change of every sub-processor effective after `moment`, oldest first."""
+    by_slug: dict[str, list[Event]] = defaultdict(list)
+    for event in events:
+        by_slug[event.slug].append(event)
+    return sorted(
+        (item for slug_events in by_slug.values() for item in history(slug_events)
+         if item.event.effective_at > moment),
+        key=lambda item: (item.event.effective_at, item.event.change_set_id or 0, item.event.slug),
+    )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where one sub-processor stands at a moment, for its page."""
+
+    status: str  # "active" | "removed" | "scheduled"
+    listed: Listed | None  # as listed at the moment, or as it last stood or will first stand
+    latest: Event
+
+    @property
+    def entry(self) -> Entry:
+        return self.listed.entry if self.listed else self.latest.entry
+
+
+def standing(events: Sequence[Event], at: datetime) -> Standing:
+    """One sub-processor's events (at least one) seen at `at`."""
+    ordered = _ordered(events)
+    latest = ordered[-1]
+    listed = state_at(ordered, at).get(latest.slug)
+    if listed:
+        return Standing("active", listed, latest)
+    states = (state_at(ordered, e.effective_at).get(latest.slug) for e in reversed(ordered))
+    shown = next((state for state in states if state), None)
+    return Standing("removed" if latest.action == "remove" else "scheduled", shown, latest)
 
 
 def compare_states(old: dict[str, Listed], new: dict[str, Listed]) -> StateDiff:

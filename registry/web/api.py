@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import urlencode
@@ -184,27 +183,13 @@ def subprocessors():
 def subprocessor_changes():
     since = params.iso_timestamp("since", required=True)
     now = now_utc()
-    by_slug: dict[str, list[domain.Event]] = defaultdict(list)
-    for event in reading.subprocessor_events(db.session):
-        by_slug[event.slug].append(event)
     # Scheduled changes are always included, so a client polling with `since` sees what is coming.
-    cutoff = min(since, now)
-    chosen = sorted(
-        (item for events in by_slug.values() for item in domain.history(events)
-         if item.event.effective_at > cutoff),
-        key=lambda item: (item.event.effective_at, item.event.change_set_id or 0, item.event.slug),
-    )
+    chosen = domain.changes_after(reading.subprocessor_events(db.session), min(since, now))
     page, meta, links = _paginate(chosen)
     data = [{**_history_item(item, now),
              "subprocessor": {**_entry(item.event.entry), **_entry_links(item.event.slug)}}
             for item in page]
     return jsonify(data=data, meta={"as_of": _iso(content_last_modified()), **meta}, links=links)
-
-
-def _last_listed(events: list[domain.Event]) -> domain.Listed | None:
-    """The entry as it last stood on the list, or will stand once a scheduled addition is made."""
-    states = [domain.state_at(events, event.effective_at).get(event.slug) for event in events]
-    return next((state for state in reversed(states) if state), None)
 
 
 @bp.get("/subprocessors/<slug:slug>")
@@ -214,16 +199,14 @@ def subprocessor(slug: str):
     events = reading.subprocessor_events(db.session, slug)
     if not events:
         abort(404, description="There is no sub-processor with this slug.")
-    latest = events[-1]
-    listed = domain.state_at(events, now).get(slug)
-    status = "active" if listed else "removed" if latest.action == "remove" else "scheduled"
-    shown = listed or _last_listed(events)
+    where = domain.standing(events, now)
+    shown = where.listed
     data = {
-        **_entry(shown.entry if shown else latest.entry),
-        "status": status,
+        **_entry(where.entry),
+        "status": where.status,
         "added_at": _iso(shown.added_at) if shown else None,
         "changed_at": _iso(shown.changed_at) if shown else None,
-        "removed_at": _iso(latest.effective_at) if status == "removed" else None,
+        "removed_at": _iso(where.latest.effective_at) if where.status == "removed" else None,
         **_entry_links(slug),
         "history": [_history_item(item, now) for item in domain.history(events)],
     }

@@ -122,8 +122,5 @@ def entry(slug: str):
     events = reading.subprocessor_events(db.session, slug)
     if not events:
         abort(404, description="There is no sub-processor at this address.")
-    items = domain.history(events)
-    listed = domain.state_at(events, now).get(slug)
-    latest = events[-1]
-    return render_template("subprocessors/entry.html", items=items, listed=listed,
-                           entry=(listed.entry if listed else latest.entry), latest=latest, now=now)
+    return render_template("subprocessors/entry.html", items=domain.history(events),
+                           where=domain.standing(events, now), now=now)

@@ -8,10 +8,12 @@ from registry.domain.subprocessors import (
     Entry,
     Event,
     ListQuery,
+    changes_after,
     compare_states,
     field_changes,
     history,
     select,
+    standing,
     state_at,
 )
 
@@ -132,3 +134,26 @@ ITEMS = list(state_at(EVENTS, T0 + timedelta(days=50)).values())
 ])
 def test_select_filters_and_sorts(query, expected):
     assert [i.entry.slug for i in select(ITEMS, query)] == expected
+
+
+def test_standing_active_removed_and_scheduled():
+    acme = [e for e in EVENTS if e.slug == "acme"]
+    beta = [e for e in EVENTS if e.slug == "beta"]
+    gamma = [e for e in EVENTS if e.slug == "gamma"]
+    active = standing(acme, T0 + timedelta(days=25))
+    assert active.status == "active" and active.entry.countries == ("DE", "US")
+    removed = standing(beta, T0 + timedelta(days=35))
+    assert removed.status == "removed"
+    assert removed.listed.added_at == T0 + timedelta(days=10)  # as it last stood
+    scheduled = standing(gamma, T0)
+    assert scheduled.status == "scheduled"
+    assert scheduled.entry.feature == "AI Assistant"  # as it will first stand
+
+
+def test_changes_after_a_moment_are_ordered_across_entries():
+    items = changes_after(EVENTS, T0 + timedelta(days=5))
+    assert [(i.event.slug, i.event.action) for i in items] == [
+        ("beta", "add"), ("acme", "change"), ("beta", "remove"), ("gamma", "add"),
+    ]
+    assert [c.field for c in items[1].changes] == ["countries", "transfer_mechanism"]
+    assert changes_after(EVENTS, T0 + timedelta(days=40)) == []

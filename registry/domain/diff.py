@@ -1,0 +1,987 @@
+"""Readable redlines between two versions of a Markdown legal document."""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from bisect import bisect_left, insort
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from itertools import chain, zip_longest
+
+import fast_diff_match_patch
+from rapidfuzz.distance import Indel
+
+__all__ = [
+    "Comparison",
+    "HeadingAnchors",
+    "compare",
+    "slugify_heading",
+    "split_heading_id",
+    "word_ops",
+]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Everything a version-comparison page shows or offers for download."""
+
+    redline_html: str
+    side_by_side_html: str
+    unified_diff: str
+    words_inserted: int
+    words_deleted: int
+    blocks_changed: int
+
+
+# ---------------------------------------------------------------------------
+# Heading anchors, shared with the Markdown renderer so links into a redline
+# land on the same ids as links into the rendered document.
+
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
+_MD_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")
+_MARKUP = re.compile(r"[\[<&\\]")
+_ASCII_NON_SLUG = re.compile(r"[^a-z0-9]+")
+_DASHES = re.compile(r"-+")
+_CUSTOM_ID = re.compile(r"^(.*?)[ \t]*\{#([^\s{}]+)\}[ \t]*$", re.S)
+
+
+def slugify_heading(text: str) -> str:
+    """Anchor slug of a heading: lowercase letters and digits, other runs as '-'.
+
+    Accepts the heading's plain text or its Markdown source (links, emphasis,
+    inline HTML and entities give the same slug either way). A heading with no
+    letter or digit gets "section", so every heading has an anchor.
+    """
+    if _MARKUP.search(text):
+        text = html.unescape(_MD_ESCAPE.sub(r"\1", _TAG.sub("", _LINK.sub(r"\1", text))))
+    text = text.lower()
+    if text.isascii():
+        slug = _ASCII_NON_SLUG.sub("-", text)
+    else:
+        text = unicodedata.normalize("NFC", text)
+        # Combining marks are kept: in Indic scripts they are part of the letters.
+        slug = _DASHES.sub(
+            "-", "".join(c if c.isalnum() or unicodedata.category(c)[0] == "M" else "-" for c in text)
+        )
+    return slug.strip("-") or "section"
+
+
+def split_heading_id(text: str) -> tuple[str, str | None]:
+    """Split a trailing ``{#custom-id}`` off a heading's text."""
+    if not text.rstrip(" \t").endswith("}"):
+        return text, None
+    match = _CUSTOM_ID.match(text)
+    if match is None:
+        return text, None
+    return match.group(1), match.group(2)
+
+
+class HeadingAnchors:
+    """Hands out the anchors of one document's headings, in document order.
+
+    An explicit ``{#id}`` wins over the slug; any repeat, explicit or not, gets
+    "-2", "-3"... appended so that ids stay unique in the page.
+    """
+
+    def __init__(self) -> None:
+        self._used: set[str] = set()
+
+    def anchor(self, text: str, custom_id: str | None = None) -> str:
+        base = custom_id or slugify_heading(text)
+        anchor, n = base, 2
+        while anchor in self._used:
+            anchor, n = f"{base}-{n}", n + 1
+        self._used.add(anchor)
+        return anchor
+
+
+# ---------------------------------------------------------------------------
+# Sequence diffs. Items (blocks, lines, word tokens) are interned as one code
+# point each so that the C implementations compare them as characters.
+
+# Past this many cells the bit-parallel LCS matrix gets too large (16 MiB).
+_MAX_LCS_CELLS = 1 << 27
+# Code points available once the surrogate range is skipped.
+_ALPHABET = 0x110000 - 0x800
+_SURROGATES = 0xD800
+
+_Opcode = tuple[str, int, int, int, int]
+
+
+def _encode(a: Sequence[Hashable], b: Sequence[Hashable]) -> tuple[str, str] | tuple[list[int], list[int]]:
+    distinct = dict.fromkeys(chain(a, b))
+    n = len(distinct)
+    if n <= _SURROGATES:
+        codes = dict(zip(distinct, map(chr, range(n)), strict=True))
+    elif n <= _ALPHABET:
+        points = chain(range(_SURROGATES), range(_SURROGATES + 0x800, n + 0x800))
+        codes = dict(zip(distinct, map(chr, points), strict=True))
+    else:
+        # Too many distinct items for code points; rapidfuzz compares ints exactly.
+        ints = dict(zip(distinct, range(n), strict=True))
+        return list(map(ints.__getitem__, a)), list(map(ints.__getitem__, b))
+    get = codes.__getitem__
+    return "".join(map(get, a)), "".join(map(get, b))
+
+
+def _diff(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[_Opcode]:
+    """A shortest insert/delete script between two sequences."""
+    if len(a) * len(b) > _MAX_LCS_CELLS:
+        encoded_a, encoded_b = _encode(a, b)
+        if isinstance(encoded_a, str) and isinstance(encoded_b, str):
+            return _anchored_opcodes(encoded_a, encoded_b)
+        return Indel.opcodes(encoded_a, encoded_b).as_list()
+    ops = Indel.opcodes(a, b).as_list()
+    # rapidfuzz matches list items by hash, so a collision would pass unequal items as
+    # equal; interning them as code points first is exact but slower.
+    if all(a[i1:i2] == b[j1:j2] for tag, i1, i2, j1, j2 in ops if tag == "equal"):
+        return ops
+    return Indel.opcodes(*_encode(a, b)).as_list()
+
+
+def _encoded_opcodes(a: str, b: str) -> list[_Opcode]:
+    if len(a) * len(b) <= _MAX_LCS_CELLS:
+        return Indel.opcodes(a, b).as_list()
+    return _anchored_opcodes(a, b)
+
+
+def _anchored_opcodes(a: str, b: str) -> list[_Opcode]:
+    """Patience-style split on items unique to both sides, for inputs too big for one LCS."""
+    count_a, count_b = Counter(a), Counter(b)
+    where_b = {c: j for j, c in enumerate(b) if count_b[c] == 1 and count_a[c] == 1}
+    anchors = _longest_increasing([(i, where_b[c]) for i, c in enumerate(a) if c in where_b])
+    if not anchors:
+        return _myers_opcodes(a, b)
+    ops: list[_Opcode] = []
+    i0 = j0 = 0
+    for i, j in anchors:
+        ops.extend(_shifted(_encoded_opcodes(a[i0:i], b[j0:j]), i0, j0))
+        ops.append(("equal", i, i + 1, j, j + 1))
+        i0, j0 = i + 1, j + 1
+    ops.extend(_shifted(_encoded_opcodes(a[i0:], b[j0:]), i0, j0))
+    return ops
+
+
+def _shifted(ops: list[_Opcode], di: int, dj: int) -> list[_Opcode]:
+    return [(tag, i1 + di, i2 + di, j1 + dj, j2 + dj) for tag, i1, i2, j1, j2 in ops]
+
+
+def _longest_increasing(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Longest run of ``pairs`` (sorted by first item) whose second items increase."""
+    tails: list[int] = []
+    tail_index: list[int] = []
+    previous = [-1] * len(pairs)
+    for k, (_, j) in enumerate(pairs):
+        pos = bisect_left(tails, j)
+        if pos == len(tails):
+            tails.append(j)
+            tail_index.append(k)
+        else:
+            tails[pos] = j
+            tail_index[pos] = k
+        previous[k] = tail_index[pos - 1] if pos else -1
+    out = []
+    k = tail_index[-1] if tail_index else -1
+    while k >= 0:
+        out.append(pairs[k])
+        k = previous[k]
+    return out[::-1]
+
+
+def _myers_opcodes(a: str, b: str) -> list[_Opcode]:
+    # timelimit=0: never stop early and report everything as replaced.
+    counts = fast_diff_match_patch.diff(a, b, timelimit=0, checklines=False, cleanup="No")
+    ops: list[_Opcode] = []
+    i = j = 0
+    for op, n in counts:
+        if op == "=":
+            ops.append(("equal", i, i + n, j, j + n))
+            i, j = i + n, j + n
+        elif op == "-":
+            ops.append(("delete", i, i + n, j, j))
+            i += n
+        else:
+            ops.append(("insert", i, i, j, j + n))
+            j += n
+    return ops
+
+
+def _hunks(ops: list[_Opcode]) -> list[_Opcode]:
+    """Opcodes with each run of non-equal ones merged into a single "replace"."""
+    out: list[_Opcode] = []
+    for op in ops:
+        if op[0] != "equal" and out and out[-1][0] != "equal":
+            _, i1, _, j1, _ = out[-1]
+            out[-1] = ("replace", i1, op[2], j1, op[4])
+        else:
+            out.append(op if op[0] == "equal" else ("replace", *op[1:]))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Word-level edits. A change is kept as (deleted, inserted) text, an unchanged
+# stretch as plain text.
+
+# A token is a word with the whitespace after it, as in git's word diff; a
+# changed stretch is then trimmed to the characters that really differ.
+_TOKEN = re.compile(r"\S+\s*|\s+")
+
+_Region = str | tuple[str, str]
+
+
+def _raw_regions(old: str, new: str) -> tuple[list[_Region], float]:
+    """Word-level regions, and the share of words left unchanged."""
+    if "\n" in old or "\n" in new:
+        a, b = _TOKEN.findall(old), _TOKEN.findall(new)
+        a_keys: list[Hashable] = a
+        b_keys: list[Hashable] = b
+        sep = ""
+    else:
+        # str.split is several times faster than the regex, and most paragraphs are one
+        # line. Words are then joined by single spaces; each side's last word, which has
+        # no space after it, is wrapped so that it can only match the other last word.
+        a, b = old.split(" "), new.split(" ")
+        a_keys, b_keys = [*a[:-1], (a[-1],)], [*b[:-1], (b[-1],)]
+        sep = " "
+    n_a, n_b = len(a), len(b)
+    regions: list[_Region] = []
+    deleted = inserted = ""
+    same = 0
+    for tag, i1, i2, j1, j2 in _diff(a_keys, b_keys):
+        if tag != "equal":
+            if i2 > i1:
+                deleted += sep.join(a[i1:i2]) + (sep if i2 < n_a else "")
+            if j2 > j1:
+                inserted += sep.join(b[j1:j2]) + (sep if j2 < n_b else "")
+            continue
+        same += i2 - i1
+        equal = sep.join(a[i1:i2]) + (sep if i2 < n_a else "")
+        if deleted and inserted:
+            if sep and deleted[-1] == inserted[-1] == sep:
+                # The space before the next unchanged word is unchanged too.
+                deleted, inserted, equal = deleted[:-1], inserted[:-1], sep + equal
+            regions.extend(_trimmed(deleted, inserted))
+        elif deleted or inserted:
+            regions.append((deleted, inserted))
+        regions.append(equal)
+        deleted = inserted = ""
+    if deleted and inserted:
+        regions.extend(_trimmed(deleted, inserted))
+    elif deleted or inserted:
+        regions.append((deleted, inserted))
+    return regions, 2 * same / (n_a + n_b) if n_a + n_b else 1.0
+
+
+def _trimmed(deleted: str, inserted: str) -> list[_Region]:
+    """The change with what both sides start and end with moved out, cut between words."""
+    if deleted[0] != inserted[0] and deleted[-1] != inserted[-1]:
+        return [(deleted, inserted)]
+    limit = min(len(deleted), len(inserted))
+    start = 0
+    while start < limit and deleted[start] == inserted[start]:
+        start += 1
+    while start and (_inside_word(deleted, start) or _inside_word(inserted, start)):
+        start -= 1
+    end = 0
+    while end < limit - start and deleted[-1 - end] == inserted[-1 - end]:
+        end += 1
+    while end and (_inside_word(deleted, len(deleted) - end) or _inside_word(inserted, len(inserted) - end)):
+        end -= 1
+    change = (deleted[start : len(deleted) - end], inserted[start : len(inserted) - end])
+    return [deleted[:start], change, deleted[len(deleted) - end :]]
+
+
+_WORD_CHARS_PAIR = re.compile(r"\w\w")
+
+
+def _inside_word(text: str, cut: int) -> bool:
+    return 0 < cut < len(text) and _WORD_CHARS_PAIR.match(text, cut - 1) is not None
+
+
+def _cleanup(regions: list[_Region]) -> list[_Region]:
+    """Merge neighbours, and fold short unchanged stretches between two changes into them.
+
+    "<del>the Processor shall</del><ins>a Controller must</ins>" reads better
+    than a change for every word with single unchanged spaces in between. The
+    rule is diff-match-patch's semantic cleanup, applied to whole words.
+    """
+    out: list[_Region] = []
+    for region in regions:
+        if isinstance(region, str):
+            if out and isinstance(out[-1], str):
+                out[-1] += region
+            elif region:
+                out.append(region)
+            continue
+        deleted, inserted = region
+        if out and not isinstance(out[-1], str):
+            left = out.pop()
+            deleted, inserted = left[0] + deleted, left[1] + inserted
+        # out alternates text and changes, so out[-2] is a change whenever out[-1] is text.
+        while len(out) >= 2:
+            equal, left = out[-1], out[-2]
+            size = len(equal)
+            if size > max(len(deleted), len(inserted)) or size > max(len(left[0]), len(left[1])):
+                break
+            del out[-2:]
+            deleted, inserted = left[0] + equal + deleted, left[1] + equal + inserted
+        out.append((deleted, inserted))
+    return out
+
+
+def _word_regions(old: str, new: str) -> tuple[list[_Region], float]:
+    if old == new:
+        return [old] if old else [], 1.0
+    regions, similarity = _raw_regions(old, new)
+    return _cleanup(regions), similarity
+
+
+# Characters other than "\n" that str.splitlines also breaks lines at.
+_OTHER_BREAKS = re.compile("[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines with their "\\n" kept; only "\\n" ends a line, as for diff(1)."""
+    # splitlines is the fast way; scanning an ASCII string for a few characters is too.
+    if not (
+        any(char in text for char in "\r\x0b\x0c\x1c\x1d\x1e")
+        if text.isascii()
+        else _OTHER_BREAKS.search(text)
+    ):
+        return text.splitlines(keepends=True)
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    if not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def word_ops(old: str, new: str) -> list[tuple[str, str]]:
+    """The token-level edit script: a list of (op, text) with op in {"equal","insert","delete"};
+    joining the equal+delete texts gives old, equal+insert gives new."""
+    if old == new:
+        return [("equal", old)] if old else []
+    # Lines first, as git's word diff does: it keeps the token diff to the changed lines.
+    a, b = _split_lines(old), _split_lines(new)
+    regions: list[_Region] = []
+    for tag, i1, i2, j1, j2 in _hunks(_diff(a, b)):
+        if tag == "equal":
+            regions.append("".join(a[i1:i2]))
+        else:
+            regions.extend(_raw_regions("".join(a[i1:i2]), "".join(b[j1:j2]))[0])
+    ops: list[tuple[str, str]] = []
+    for region in _cleanup(regions):
+        parts = (
+            [("equal", region)] if isinstance(region, str) else [("delete", region[0]), ("insert", region[1])]
+        )
+        for op, text in parts:
+            if not text:
+                continue
+            if ops and ops[-1][0] == op:
+                ops[-1] = (op, ops[-1][1] + text)
+            else:
+                ops.append((op, text))
+    return ops
+
+
+# ---------------------------------------------------------------------------
+# Markdown blocks: paragraphs, headings, list items, quotes, tables, code.
+
+# What a line that does not just continue a paragraph starts with.
+_OPENER = re.compile(
+    r" {0,3}(?:(?P<fence>`{3,}|~{3,})"
+    r"|(?P<setext>=+|-+)[ \t]*$"
+    r"|(?P<rule>(?P<ch>[-*_])(?:[ \t]*(?P=ch)){2,}[ \t]*$)"
+    r"|(?P<item>[-+*]|\d{1,9}[.)])(?:[ \t]|$))"
+)
+_ORDERED = re.compile(r"\d{1,9}[.)](?:[ \t]|$)")
+_RULE = re.compile(r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
+_BULLET = re.compile(r" {0,3}[-+*](?:[ \t]+|$)")
+_QUOTE_MARK = re.compile(r"^ {0,3}> ?", re.M)
+# A line starting with anything else can only start or continue a paragraph.
+_BLOCK_START = frozenset("#>|`~=-*+_ \t0123456789")
+
+
+# A block is (kind, key, body, level, anchor): kind is p, h, li, quote, table, code or
+# hr; key is its source, which alignment compares; body is what a reader sees, which
+# word marks apply to; level and anchor are a heading's. A plain tuple, because one is
+# built per paragraph of both documents: a class or a NamedTuple costs several times
+# more, and tuples of strings also drop out of the garbage collector's scans.
+_Block = tuple[str, str, str, int, str]
+_KIND, _KEY, _BODY, _ANCHOR = 0, 1, 2, 4
+
+
+def _atx(line: str) -> tuple[int, str] | None:
+    """Level and text of an ATX heading line ("## Title ##"), or None."""
+    stripped = line.lstrip(" ")
+    level = len(stripped) - len(stripped.lstrip("#"))
+    rest = stripped[level:]
+    if len(line) - len(stripped) > 3 or not 1 <= level <= 6 or rest[:1] not in ("", " ", "\t"):
+        return None
+    text = rest.strip(" \t")
+    if text.endswith("#"):
+        # A closing run of "#" counts only after a space.
+        unclosed = text.rstrip("#")
+        if not unclosed or unclosed[-1] in " \t":
+            text = unclosed.rstrip(" \t")
+    return level, text
+
+
+class _BlockParser:
+    """Splits Markdown into blocks close enough to CommonMark's for headings to match.
+
+    Heading anchors depend on every earlier heading, so this must find the same
+    headings as the renderer: ATX and setext headings, but not "#" lines inside
+    fenced code.
+    """
+
+    def __init__(self) -> None:
+        self.blocks: list[_Block] = []
+        self.anchors = HeadingAnchors()
+        self.lines: list[str] = []
+        self.kind = "p"
+        self.fence = ""
+
+    def parse(self, text: str) -> list[_Block]:
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        # Chunks between empty lines. Most are one-line paragraphs or list items,
+        # handled inline here: this loop runs once per block of both documents. Lines of
+        # spaces, and the extra newlines of runs of empty lines, go to the line loop.
+        blocks = self.blocks
+        for chunk in text.split("\n\n"):
+            if self.fence:
+                self.lines.append("")
+            elif "\n" not in chunk:
+                first = chunk[:1]
+                if not first:
+                    continue
+                if first not in _BLOCK_START:
+                    blocks.append(("p", chunk, chunk, 0, ""))
+                    continue
+                if first == "#" and (atx := _atx(chunk)):
+                    self.heading(*atx, chunk)
+                    continue
+                if first.isdigit():
+                    blocks.append(("li" if _ORDERED.match(chunk) else "p", chunk, chunk, 0, ""))
+                    continue
+                # "- - -" and "***" are rules, not list items.
+                if first in "-*+" and chunk[1:2] in (" ", "\t") and chunk.strip("-*_ \t"):
+                    blocks.append(("li", chunk, chunk[2:].lstrip(" \t"), 0, ""))
+                    continue
+            for line in chunk.split("\n"):
+                self.line(line)
+            if not self.fence:
+                self.flush()
+        self.flush()
+        return blocks
+
+    def line(self, line: str) -> None:
+        if self.fence:
+            self.code_line(line)
+        elif not line or line.isspace():
+            self.flush()
+        elif line[0] in _BLOCK_START:
+            self.special_line(line)
+        else:
+            self.lines.append(line)
+
+    def code_line(self, line: str) -> None:
+        self.lines.append(line)
+        stripped = line.strip()
+        if (
+            len(line) - len(line.lstrip(" ")) <= 3
+            and len(stripped) >= len(self.fence)
+            and stripped == self.fence[0] * len(stripped)
+        ):
+            self.flush(closed=True)
+
+    def special_line(self, line: str) -> None:
+        if atx := _atx(line):
+            self.flush()
+            self.heading(*atx, line)
+            return
+        opener = _OPENER.match(line)
+        if opener is None:
+            lead = line.lstrip()[:1]
+            kind = "table" if lead == "|" else "quote" if lead == ">" else ""
+            if kind and kind != self.kind:
+                self.flush()
+                self.kind = kind
+            self.lines.append(line)
+        elif opener["fence"]:
+            self.flush()
+            self.kind, self.fence, self.lines = "code", opener["fence"], [line]
+        elif opener["setext"] and self.kind == "p" and self.lines:
+            text = "\n".join(self.lines)
+            self.lines = []
+            self.heading(1 if opener["setext"][0] == "=" else 2, text, f"{text}\n{line}")
+        elif opener["rule"] or (opener["setext"] and _RULE.match(line)):
+            self.flush()
+            self.blocks.append(("hr", line, line, 0, ""))
+        elif opener["item"]:
+            self.flush()
+            self.kind, self.lines = "li", [line]
+        else:
+            self.lines.append(line)
+
+    def heading(self, level: int, text: str, key: str) -> None:
+        text, custom_id = split_heading_id(text.strip())
+        anchor = self.anchors.anchor(text, custom_id)
+        self.blocks.append(("h", key, text, level, anchor))
+
+    def flush(self, *, closed: bool = False) -> None:
+        if not self.lines:
+            return
+        key = "\n".join(self.lines)
+        if self.kind == "code":
+            body = "\n".join(self.lines[1:-1] if closed else self.lines[1:])
+        elif self.kind == "quote":
+            body = _QUOTE_MARK.sub("", key)
+        elif self.kind == "li" and (bullet := _BULLET.match(key)):
+            body = key[bullet.end() :]
+        else:
+            body = key
+        self.blocks.append((self.kind, key, body, 0, ""))
+        self.lines, self.kind, self.fence = [], "p", ""
+
+
+# ---------------------------------------------------------------------------
+# Block alignment. Blocks are matched whole first; a changed stretch pairs its
+# old and new blocks by shared words, and only paired blocks get word marks.
+
+# Share of words two blocks must have in common, in order, to count as versions of each other.
+_PAIR_SIMILARITY = 0.5
+# Hunks up to this many old x new blocks compare every pair; larger ones only likely pairs.
+_ALL_PAIRS_LIMIT = 400
+# A word found in more new blocks of a hunk than this says nothing about which one matches.
+_RARE_WORD_BLOCKS = 8
+
+_Row = tuple[str, _Block | None, _Block | None, list[_Region] | None]
+
+
+def _align(old_blocks: list[_Block], new_blocks: list[_Block]) -> list[_Row]:
+    keys = [b[_KEY] for b in old_blocks], [b[_KEY] for b in new_blocks]
+    rows: list[_Row] = []
+    for tag, i1, i2, j1, j2 in _hunks(_diff(*keys)):
+        if tag == "equal":
+            rows.extend(
+                ("equal", o, n, None) for o, n in zip(old_blocks[i1:i2], new_blocks[j1:j2], strict=True)
+            )
+        else:
+            rows.extend(_hunk_rows(old_blocks[i1:i2], new_blocks[j1:j2]))
+    return rows
+
+
+def _hunk_rows(olds: list[_Block], news: list[_Block]) -> list[_Row]:
+    known: dict[tuple[int, int], list[_Region]] = {}
+    if len(olds) == len(news):
+        # The usual case: as many blocks came as went, each a version of the one it replaced.
+        diffs = [_word_regions(o[_BODY], n[_BODY]) for o, n in zip(olds, news, strict=True)]
+        if len(olds) == 1 or all(similarity >= _PAIR_SIMILARITY for _, similarity in diffs):
+            return [("changed", o, n, regions) for o, n, (regions, _) in zip(olds, news, diffs, strict=True)]
+        known = {(k, k): regions for k, (regions, _) in enumerate(diffs)}
+    rows: list[_Row] = []
+    pairs = _pair_blocks(olds, news) if olds and news else []
+    i0 = j0 = 0
+    for i, j in [*pairs, (len(olds), len(news))]:
+        rows.extend(("deleted", o, None, None) for o in olds[i0:i])
+        rows.extend(("inserted", None, n, None) for n in news[j0:j])
+        if i < len(olds):
+            regions = known.get((i, j)) or _word_regions(olds[i][_BODY], news[j][_BODY])[0]
+            rows.append(("changed", olds[i], news[j], regions))
+        i0, j0 = i + 1, j + 1
+    return rows
+
+
+def _pair_blocks(olds: list[_Block], news: list[_Block]) -> list[tuple[int, int]]:
+    """Which old block became which new block, as increasing (old, new) index pairs."""
+    m, n = len(olds), len(news)
+    old_words = [b[_BODY].split() for b in olds]
+    new_words = [b[_BODY].split() for b in news]
+
+    def similarity(i: int, j: int) -> float:
+        if not old_words[i] and not new_words[j]:
+            return 1.0 if olds[i][_KIND] == news[j][_KIND] else 0.0
+        # Matches by hash: a collision could only make a pairing a little more likely.
+        return Indel.normalized_similarity(old_words[i], new_words[j], score_cutoff=_PAIR_SIMILARITY)
+
+    if m * n <= _ALL_PAIRS_LIMIT:
+        candidates = [(i, j) for i in range(m) for j in range(n)]
+    else:
+        candidates = sorted(_likely_pairs(old_words, new_words))
+    scored = []
+    for i, j in candidates:
+        if score := similarity(i, j):
+            scored.append((-score, abs(i * n - j * m), i, j))
+    scored.sort()
+    chosen: list[int] = []
+    partner: dict[int, int] = {}
+    taken: set[int] = set()
+    for _, _, i, j in scored:
+        if i in partner or j in taken:
+            continue
+        k = bisect_left(chosen, i)
+        if (k and partner[chosen[k - 1]] > j) or (k < len(chosen) and partner[chosen[k]] < j):
+            continue
+        insort(chosen, i)
+        partner[i] = j
+        taken.add(j)
+    return [(i, partner[i]) for i in chosen]
+
+
+def _likely_pairs(old_words: list[list[str]], new_words: list[list[str]]) -> set[tuple[int, int]]:
+    """Pairs sharing rare words, plus pairs near the diagonal, for hunks too big for all pairs."""
+    m, n = len(old_words), len(new_words)
+    index: defaultdict[str, list[int]] = defaultdict(list)
+    for j, words in enumerate(new_words):
+        for word in set(words):
+            index[word].append(j)
+    pairs: set[tuple[int, int]] = set()
+    for i, words in enumerate(old_words):
+        shared: Counter[int] = Counter()
+        for word in set(words):
+            blocks = index.get(word)
+            if blocks is not None and len(blocks) <= _RARE_WORD_BLOCKS:
+                shared.update(blocks)
+        pairs.update((i, j) for j, _ in shared.most_common(3))
+        diagonal = i * n // m
+        pairs.update((i, j) for j in range(max(0, diagonal - 2), min(n, diagonal + 3)))
+    return pairs
+
+
+# ---------------------------------------------------------------------------
+# HTML. Every piece of input text goes through _esc; markup comes only from here.
+
+# Runs of fewer unchanged blocks than this stay visible: a fold would hide too little.
+_MIN_FOLD = 2
+
+
+def _esc(text: str) -> str:
+    # html.escape(text, quote=False), several times faster on the usual text that needs
+    # no escaping: "in" scans with memchr, str.replace with a slower counting loop.
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+def _containers() -> dict[tuple[str, str], tuple[str, str]]:
+    """(kind, state) -> the markup before and after the text of a block that is no heading."""
+    elements = {
+        "p": ("p", "", ""),
+        "li": ("p", "list-item", ""),
+        "quote": ("blockquote", "", "p"),
+        "table": ("pre", "table", ""),
+        "code": ("pre", "code", "code"),
+        "hr": ("p", "rule", ""),
+    }
+    out = {}
+    for kind, (tag, base, inner) in elements.items():
+        for state in ("", "changed", "deleted", "inserted"):
+            classes = " ".join(name for name in (base, state) if name)
+            attr = f' class="{classes}"' if classes else ""
+            before = f"<{tag}{attr}>" + (f"<{inner}>" if inner else "")
+            after = (f"</{inner}>" if inner else "") + f"</{tag}>"
+            out[kind, state] = (before, after)
+    return out
+
+
+_CONTAINERS = _containers()
+
+
+def _container(kind: str, inner: str, state: str = "") -> str:
+    before, after = _CONTAINERS[kind, state]
+    return before + inner + after
+
+
+def _block_html(block: _Block, inner: str, state: str, anchor: str) -> str:
+    """A block as it appears in the redline: headings as headings, with their anchors."""
+    kind, _, _, level, _ = block
+    if kind == "h":
+        id_attr = f' id="{html.escape(anchor)}"' if anchor else ""
+        class_attr = f' class="{state}"' if state else ""
+        return f"<h{level}{id_attr}{class_attr}>{inner}</h{level}>"
+    if kind == "hr" and not state:
+        return "<hr>"
+    return _container(kind, inner, state)
+
+
+def _cell_html(block: _Block, inner: str) -> str:
+    """A block inside a table cell, where headings would break the page's outline."""
+    kind, _, _, level, _ = block
+    if kind == "h":
+        return f'<p class="heading h{level}">{inner}</p>'
+    return _container(kind, inner)
+
+
+# A row rendered: (old cell, new cell, redline), each built once.
+_Html = tuple[str, str, str]
+
+
+def _render(row: _Row, new_anchors: set[str]) -> _Html:
+    state, old, new, regions = row
+    if state == "equal":
+        kind, _, body, _, anchor = new
+        inner = _esc(body)
+        cell = _cell_html(new, inner)
+        if kind in ("h", "hr"):
+            return cell, cell, _block_html(new, inner, "", anchor)
+        return cell, cell, cell
+    if state == "changed":
+        old_parts, new_parts, both = [], [], []
+        for region in regions:
+            if isinstance(region, str):
+                text = _esc(region)
+                old_parts.append(text)
+                new_parts.append(text)
+                both.append(text)
+            else:
+                deleted = f"<del>{_esc(region[0])}</del>" if region[0] else ""
+                inserted = f"<ins>{_esc(region[1])}</ins>" if region[1] else ""
+                old_parts.append(deleted)
+                new_parts.append(inserted)
+                both.append(deleted + inserted)
+        return (
+            _cell_html(old, "".join(old_parts)),
+            _cell_html(new, "".join(new_parts)),
+            _block_html(new, "".join(both), state, new[_ANCHOR]),
+        )
+    if state == "deleted":
+        body, anchor = old[_BODY], old[_ANCHOR]
+        inner = f"<del>{_esc(body)}</del>" if body else ""
+        # The old anchor stays only where the new document does not use it.
+        anchor = anchor if anchor not in new_anchors else ""
+        return _cell_html(old, inner), "", _block_html(old, inner, state, anchor)
+    body = new[_BODY]
+    inner = f"<ins>{_esc(body)}</ins>" if body else ""
+    return "", _cell_html(new, inner), _block_html(new, inner, state, new[_ANCHOR])
+
+
+def _runs(states: list[str], context: int) -> list[tuple[bool, int, int]]:
+    """(folded, start, stop) runs of rows: unchanged rows further than ``context`` from a change fold."""
+    shown: list[list[int]] = []
+    for k, state in enumerate(states):
+        if state == "equal":
+            continue
+        start, stop = max(0, k - context), min(len(states), k + context + 1)
+        if shown and start - shown[-1][1] < _MIN_FOLD:
+            shown[-1][1] = stop
+        else:
+            shown.append([start, stop])
+    runs: list[tuple[bool, int, int]] = []
+    position = 0
+    for start, stop in [*shown, [len(states), len(states)]]:
+        if start - position >= _MIN_FOLD:
+            runs.append((True, position, start))
+        elif start > position:
+            runs.append((False, position, start))
+        if stop > start:
+            runs.append((False, start, stop))
+        position = stop
+    return runs
+
+
+def _summary(count: int) -> str:
+    return f"<summary>{count} unchanged section{'' if count == 1 else 's'}</summary>"
+
+
+def _redline_html(html_rows: list[_Html], runs: list[tuple[bool, int, int]], changed: bool) -> str:
+    parts = ['<div class="redline">']
+    if not changed:
+        parts.append('<p class="no-changes">No differences.</p>')
+    for folded, start, stop in runs:
+        if folded:
+            parts.append(f'<details class="fold">{_summary(stop - start)}')
+        parts.extend(row[2] for row in html_rows[start:stop])
+        if folded:
+            parts.append("</details>")
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def _side_by_side_html(
+    html_rows: list[_Html],
+    states: list[str],
+    runs: list[tuple[bool, int, int]],
+    changed: bool,
+    old_label: str,
+    new_label: str,
+) -> str:
+    old_label, new_label = _esc(old_label), _esc(new_label)
+    parts = [
+        '<table class="side-by-side">',
+        f"<caption>Comparison of {old_label} (left column) with {new_label} (right column)</caption>",
+        f'<thead><tr><th scope="col">{old_label}</th><th scope="col">{new_label}</th></tr></thead>',
+        "<tbody>",
+    ]
+    if not changed:
+        parts.append('<tr class="no-changes"><td colspan="2">No differences.</td></tr>')
+    for folded, start, stop in runs:
+        if folded:
+            # Unchanged text is the same on both sides: shown once, across both columns.
+            cells = "".join(row[1] for row in html_rows[start:stop])
+            parts.append(
+                f'<tr class="fold"><td colspan="2"><details class="fold">'
+                f"{_summary(stop - start)}{cells}</details></td></tr>"
+            )
+        else:
+            parts.extend(_table_rows(html_rows[start:stop], states[start:stop]))
+    parts.append("</tbody>\n</table>")
+    return "\n".join(parts)
+
+
+def _table_rows(html_rows: list[_Html], states: list[str]) -> list[str]:
+    """Table rows; the whole blocks deleted and inserted by one change share rows."""
+    rows: list[str] = []
+    deleted: list[str] = []
+    inserted: list[str] = []
+
+    def flush() -> None:
+        for old, new in zip_longest(deleted, inserted):
+            state = "replaced" if old and new else "deleted" if old else "inserted"
+            rows.append(f'<tr class="{state}">{_cell(old)}{_cell(new)}</tr>')
+        deleted.clear()
+        inserted.clear()
+
+    for (old_cell, new_cell, _), state in zip(html_rows, states, strict=True):
+        if state == "deleted":
+            deleted.append(old_cell)
+        elif state == "inserted":
+            inserted.append(new_cell)
+        else:
+            flush()
+            class_attr = ' class="changed"' if state == "changed" else ""
+            rows.append(f"<tr{class_attr}><td>{old_cell}</td><td>{new_cell}</td></tr>")
+    flush()
+    return rows
+
+
+def _cell(html_cell: str | None) -> str:
+    return '<td class="empty"></td>' if html_cell is None else f"<td>{html_cell}</td>"
+
+
+# ---------------------------------------------------------------------------
+# Unified diff of the Markdown source, as difflib.unified_diff writes it, plus
+# the "\ No newline at end of file" marker that patch(1) and git apply need.
+
+
+def _unified_diff(old: str, new: str, old_label: str, new_label: str, context: int = 3) -> str:
+    if old == new:
+        return ""
+    a, b = _split_lines(old), _split_lines(new)
+    out = [f"--- {_one_line(old_label)}\n", f"+++ {_one_line(new_label)}\n"]
+    for group in _grouped(_hunks(_diff(a, b)), context):
+        first, last = group[0], group[-1]
+        out.append(f"@@ -{_range(first[1], last[2])} +{_range(first[3], last[4])} @@\n")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                _diff_lines(out, " ", a, i1, i2)
+            else:
+                _diff_lines(out, "-", a, i1, i2)
+                _diff_lines(out, "+", b, j1, j2)
+    return "".join(out)
+
+
+def _one_line(label: str) -> str:
+    return label.replace("\r", " ").replace("\n", " ")
+
+
+def _diff_lines(out: list[str], prefix: str, lines: list[str], start: int, stop: int) -> None:
+    out.extend([prefix + line for line in lines[start:stop]])
+    # Only a file's last line can lack its newline.
+    if stop == len(lines) > start and not lines[-1].endswith("\n"):
+        out[-1] += "\n\\ No newline at end of file\n"
+
+
+def _range(start: int, stop: int) -> str:
+    length = stop - start
+    if length == 1:
+        return str(start + 1)
+    return f"{start + 1 if length else start},{length}"
+
+
+def _grouped(codes: list[_Opcode], n: int) -> list[list[_Opcode]]:
+    """Hunks with ``n`` lines of context, split as difflib.SequenceMatcher.get_grouped_opcodes."""
+    codes = list(codes)
+    if codes[0][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[0]
+        codes[0] = tag, max(i1, i2 - n), i2, max(j1, j2 - n), j2
+    if codes[-1][0] == "equal":
+        tag, i1, i2, j1, j2 = codes[-1]
+        codes[-1] = tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)
+    groups: list[list[_Opcode]] = []
+    group: list[_Opcode] = []
+    for tag, i1, i2, j1, j2 in codes:
+        if tag == "equal" and i2 - i1 > 2 * n:
+            group.append((tag, i1, min(i2, i1 + n), j1, min(j2, j1 + n)))
+            groups.append(group)
+            group = []
+            i1, j1 = max(i1, i2 - n), max(j1, j2 - n)
+        group.append((tag, i1, i2, j1, j2))
+    if group and not (len(group) == 1 and group[0][0] == "equal"):
+        groups.append(group)
+    return groups
+
+
+# ---------------------------------------------------------------------------
+
+
+def _count_words(text: str) -> int:
+    # Words as git's word diff counts them: runs of non-space characters.
+    return len(text.split())
+
+
+def compare(
+    old: str,
+    new: str,
+    *,
+    old_label: str = "old",
+    new_label: str = "new",
+    context_blocks: int = 1,
+) -> Comparison:
+    """Compare two versions of a Markdown document.
+
+    Blocks (paragraphs, headings, list items...) are aligned first, then the
+    words of each changed block against the block it became. Runs of unchanged
+    blocks further than ``context_blocks`` from a change are folded.
+    """
+    if context_blocks < 0:
+        raise ValueError("context_blocks must not be negative")
+    new_blocks = _BlockParser().parse(new)
+    rows = _align(_BlockParser().parse(old), new_blocks)
+    new_anchors = {b[_ANCHOR] for b in new_blocks if b[_KIND] == "h"}
+    html_rows = [_render(row, new_anchors) for row in rows]
+    states = [row[0] for row in rows]
+    runs = _runs(states, context_blocks)
+
+    inserted = deleted = changed = 0
+    for state, old_block, new_block, regions in rows:
+        if state == "equal":
+            continue
+        changed += 1
+        if regions is not None:
+            for region in regions:
+                if isinstance(region, tuple):
+                    deleted += _count_words(region[0])
+                    inserted += _count_words(region[1])
+        elif old_block is not None:
+            deleted += _count_words(old_block[_BODY])
+        elif new_block is not None:
+            inserted += _count_words(new_block[_BODY])
+
+    return Comparison(
+        redline_html=_redline_html(html_rows, runs, bool(changed)),
+        side_by_side_html=_side_by_side_html(html_rows, states, runs, bool(changed), old_label, new_label),
+        unified_diff=_unified_diff(old, new, old_label, new_label),
+        words_inserted=inserted,
+        words_deleted=deleted,
+        blocks_changed=changed,
+    )
