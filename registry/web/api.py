@@ -16,7 +16,8 @@ from registry.models import ChangeSet, Document
 from registry.services import reading
 from registry.web import openapi, params
 from registry.web.caching import cached, content_last_modified
-from registry.web.subprocessors import listing
+from registry.web.documents import document_and_versions
+from registry.web.subprocessors import entry_events, listing
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -196,9 +197,7 @@ def subprocessor_changes():
 @cached
 def subprocessor(slug: str):
     now = now_utc()
-    events = reading.subprocessor_events(db.session, slug)
-    if not events:
-        abort(404, description="There is no sub-processor with this slug.")
+    events = entry_events(slug)
     where = domain.standing(events, now)
     shown = where.listed
     data = {
@@ -215,13 +214,6 @@ def subprocessor(slug: str):
 
 # Documents
 
-def _document_and_versions(slug: str) -> tuple[Document, list[reading.PublicVersion]]:
-    document = reading.document(db.session, slug)
-    if document is None:
-        abort(404, description="There is no document with this slug.")
-    return document, reading.versions(db.session, document)
-
-
 @bp.get("/documents")
 @cached
 def documents():
@@ -234,7 +226,7 @@ def documents():
 @cached
 def document(slug: str):
     now = now_utc()
-    doc, versions = _document_and_versions(slug)
+    doc, versions = document_and_versions(slug)
     policy = doc.notice_policy
     notice_policy = {"length": policy.length, "unit": policy.unit,
                      "calendars": list(policy.calendars), "timezone": policy.timezone,
@@ -246,7 +238,7 @@ def document(slug: str):
 @cached
 def document_versions(slug: str):
     now = now_utc()
-    doc, versions = _document_and_versions(slug)
+    doc, versions = document_and_versions(slug)
     current = reading.current_version(versions, now)
     page, meta, links = _paginate(versions)
     return jsonify(data=[_version(doc, v, _status(v, current, now)) for v in page],
@@ -257,7 +249,7 @@ def document_versions(slug: str):
 @cached
 def document_version(slug: str, number: int):
     now = now_utc()
-    doc, versions = _document_and_versions(slug)
+    doc, versions = document_and_versions(slug)
     chosen = next((v for v in versions if v.number == number), None)
     if chosen is None:
         abort(404, description=f"This document has no version {number}.")

@@ -6,6 +6,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, url_for
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
+from registry.models import Document
 from registry.services import reading
 from registry.web import params
 from registry.web.caching import cached
@@ -15,7 +16,8 @@ bp = Blueprint("documents", __name__, url_prefix="/documents")
 VIEWS = {"redline": "Redline", "side": "Side by side"}
 
 
-def _document_and_versions(slug: str):
+def document_and_versions(slug: str) -> tuple[Document, list[reading.PublicVersion]]:
+    """A document and its public versions, or a 404; shared by the pages and the API."""
     document = reading.document(db.session, slug)
     if document is None:
         abort(404, description="There is no document at this address.")
@@ -45,7 +47,7 @@ def index():
 @cached
 def show(slug: str):
     now = now_utc()
-    document, versions = _document_and_versions(slug)
+    document, versions = document_and_versions(slug)
     current = reading.current_version(versions, now)
     if current is None:
         abort(404, description="This document has no version in effect yet.")
@@ -58,7 +60,7 @@ def show(slug: str):
 @cached
 def versions(slug: str):
     now = now_utc()
-    document, versions = _document_and_versions(slug)
+    document, versions = document_and_versions(slug)
     return render_template("documents/versions.html", document=document,
                            versions=list(reversed(versions)),
                            current=reading.current_version(versions, now), now=now)
@@ -68,7 +70,7 @@ def versions(slug: str):
 @cached
 def version(slug: str, number: int):
     now = now_utc()
-    document, versions = _document_and_versions(slug)
+    document, versions = document_and_versions(slug)
     chosen = _version(versions, number)
     current = reading.current_version(versions, now)
     upcoming = [v for v in versions if not v.is_effective(now)]
@@ -77,7 +79,7 @@ def version(slug: str, number: int):
 
 
 def _pair(slug: str):
-    document, versions = _document_and_versions(slug)
+    document, versions = document_and_versions(slug)
     if len(versions) < 2:
         abort(404, description="This document has only one version; there is nothing to compare.")
     return document, versions

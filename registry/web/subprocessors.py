@@ -115,12 +115,18 @@ def compare():
     return render_template("subprocessors/compare.html", diff=diff, start=start, end=end, now=now)
 
 
+def entry_events(slug: str) -> list[domain.Event]:
+    """One sub-processor's public events, or a 404; shared by the page and the API."""
+    events = reading.subprocessor_events(db.session, slug)
+    if not events:
+        abort(404, description="There is no sub-processor at this address.")
+    return events
+
+
 @bp.get("/<slug:slug>")
 @cached
 def entry(slug: str):
     now = now_utc()
-    events = reading.subprocessor_events(db.session, slug)
-    if not events:
-        abort(404, description="There is no sub-processor at this address.")
+    events = entry_events(slug)
     return render_template("subprocessors/entry.html", items=domain.history(events),
                            where=domain.standing(events, now), now=now)
