@@ -10,12 +10,6 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
-def as_utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("naive datetime: every datetime in the registry carries a time zone")
-    return value.astimezone(UTC)
-
-
 def start_of_day(day: date, timezone: str) -> datetime:
     """Midnight of a calendar day in the given zone, in UTC."""
     return datetime.combine(day, time(0), ZoneInfo(timezone)).astimezone(UTC)

@@ -65,7 +65,3 @@ class ChangeSet(db.Model):
     subprocessor_records: Mapped[list[SubProcessorRecord]] = relationship(  # noqa: F821
         back_populates="change_set", order_by="SubProcessorRecord.id"
     )
-
-    @property
-    def is_public(self) -> bool:
-        return self.published_at is not None and self.status != ChangeStatus.WITHDRAWN
