@@ -6,7 +6,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from registry.extensions import db, migrate
+from registry.extensions import csrf, db, limiter, migrate
 from registry.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +31,13 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.is_production,
+        # __Host- cookies must be Secure, host-only and path /, so only production can use the prefix.
+        SESSION_COOKIE_NAME="__Host-session" if settings.is_production else "session",
+        PERMANENT_SESSION_LIFETIME=12 * 60 * 60,
+        REMEMBER_COOKIE_DURATION=0,
+        WTF_CSRF_TIME_LIMIT=12 * 60 * 60,
+        RATELIMIT_STORAGE_URI=settings.ratelimit_storage_uri,
+        RATELIMIT_HEADERS_ENABLED=True,
     )
     app.json.sort_keys = False
 
@@ -38,6 +45,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
 
     from registry.web import init_app as init_web
 

@@ -28,6 +28,14 @@ class Settings:
     company_name: str = "Example Company"
     mail_sender: str = "outbox"
     sendgrid_api_key: str = ""
+    sendgrid_api_host: str = "https://api.sendgrid.com"
+    # The Event Webhook's verification key (base64 DER ECDSA public key from SendGrid's settings).
+    sendgrid_webhook_public_key: str = ""
+    mail_from: str = "notices@example.com"
+    mail_from_name: str = ""
+    # Where one-click unsubscribe mails go (the mailto in List-Unsubscribe).
+    unsubscribe_mailto: str = "unsubscribe@example.com"
+    ratelimit_storage_uri: str = "memory://"
     page_cache_seconds: float = 1.0
     cdn_max_age: int = 60
 
@@ -58,6 +66,12 @@ class Settings:
                 problems.append("REGISTRY_DATABASE_URL is required in production")
             if self.mail_sender == "sendgrid" and not self.sendgrid_api_key:
                 problems.append("REGISTRY_SENDGRID_API_KEY is required with the sendgrid sender")
+            if self.mail_sender == "sendgrid" and not self.sendgrid_webhook_public_key:
+                problems.append(
+                    "REGISTRY_SENDGRID_WEBHOOK_PUBLIC_KEY is required with the sendgrid sender"
+                )
+            if not self.base_url.startswith("https://"):
+                problems.append("REGISTRY_BASE_URL must be an https:// address in production")
         if problems:
             raise SettingsError("Cannot start: " + "; ".join(problems))
 
@@ -76,6 +90,12 @@ class Settings:
             company_name=env.get("REGISTRY_COMPANY_NAME", cls.company_name),
             mail_sender=env.get("REGISTRY_MAIL_SENDER", "sendgrid" if mode == "production" else "outbox"),
             sendgrid_api_key=env.get("REGISTRY_SENDGRID_API_KEY", ""),
+            sendgrid_api_host=env.get("REGISTRY_SENDGRID_API_HOST", cls.sendgrid_api_host).rstrip("/"),
+            sendgrid_webhook_public_key=env.get("REGISTRY_SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
+            mail_from=env.get("REGISTRY_MAIL_FROM", cls.mail_from),
+            mail_from_name=env.get("REGISTRY_MAIL_FROM_NAME", cls.mail_from_name),
+            unsubscribe_mailto=env.get("REGISTRY_UNSUBSCRIBE_MAILTO", cls.unsubscribe_mailto),
+            ratelimit_storage_uri=env.get("REGISTRY_RATELIMIT_STORAGE_URI", cls.ratelimit_storage_uri),
             page_cache_seconds=_number(env, "REGISTRY_PAGE_CACHE_SECONDS", cls.page_cache_seconds),
             cdn_max_age=int(_number(env, "REGISTRY_CDN_MAX_AGE", cls.cdn_max_age)),
         )

@@ -15,7 +15,7 @@ from sqlalchemy import delete
 from sqlalchemy.engine import make_url
 
 from registry import create_app
-from registry.extensions import db
+from registry.extensions import db, limiter
 from registry.settings import Settings
 
 POSTGRES_URL = os.environ.get(
@@ -94,10 +94,19 @@ def dispose(app: Flask) -> None:
         db.engine.dispose()
 
 
+def fresh_app(database_url: str, instance: Path) -> Flask:
+    """An app whose tables come from the models (the migrations are tested on their own)."""
+    app = create_app(make_settings(database_url, instance))
+    app.config["TESTING"] = True
+    with app.app_context():
+        db.create_all()
+    return app
+
+
 @pytest.fixture(scope="session")
 def empty_app(databases, tmp_path_factory) -> Iterator[Flask]:
-    """An app on a database migrated to head; tests that use it clean up after themselves."""
-    app = migrated_app(databases.new(), tmp_path_factory.mktemp("instance"))
+    """An app on an empty database; tests that use it clean up after themselves."""
+    app = fresh_app(databases.new(), tmp_path_factory.mktemp("instance"))
     yield app
     dispose(app)
 
@@ -112,6 +121,7 @@ def app(empty_app: Flask) -> Iterator[Flask]:
         db.session.commit()
         db.session.remove()
     empty_app.extensions["page_cache"].clear()
+    limiter.reset()
 
 
 @pytest.fixture
@@ -130,7 +140,7 @@ def demo_app(databases, tmp_path_factory) -> Iterator[Flask]:
     from registry.domain.clock import now_utc
     from registry.services import demo
 
-    app = migrated_app(databases.new(), tmp_path_factory.mktemp("demo-instance"))
+    app = fresh_app(databases.new(), tmp_path_factory.mktemp("demo-instance"))
     with app.app_context():
         demo.load(db.session, now_utc())
         db.session.commit()
@@ -158,3 +168,56 @@ def no_real_sendgrid(monkeypatch):
         return original(self, opener, request, timeout=timeout)
 
     monkeypatch.setattr(Client, "_make_request", guarded)
+
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def make_user(app):
+    """A staff account; approvers and admins get a TOTP secret unless told otherwise."""
+    import pyotp
+
+    from registry.models import User
+    from registry.services import accounts
+
+    def make(role: str = "editor", email: str | None = None, *, password: str = PASSWORD,
+             with_totp: bool = True, enabled: bool = True) -> User:
+        user = User(email=email or f"{role}-{uuid.uuid4().hex[:6]}@example.com", role=role,
+                    password_hash=accounts.hash_password(password), is_enabled=enabled,
+                    totp_secret=pyotp.random_base32() if with_totp and role != "editor" else None)
+        db.session.add(user)
+        db.session.commit()
+        return user
+
+    return make
+
+
+def csrf_token(client) -> str:
+    """A valid CSRF token for `client`'s session, as Flask-WTF would put in a form."""
+    import secrets
+
+    from itsdangerous import URLSafeTimedSerializer
+
+    raw = secrets.token_hex(20)
+    with client.session_transaction() as session:
+        session["csrf_token"] = raw
+    return URLSafeTimedSerializer(client.application.secret_key, salt="wtf-csrf-token").dumps(raw)
+
+
+@pytest.fixture
+def login(app):
+    """login(user) -> a new test client signed in as `user` (second factor done unless told)."""
+    from registry.services import accounts
+
+    def sign_in(user, *, verified: bool = True):
+        client = app.test_client()
+        token = accounts.start_session(db.session, user, is_verified=verified)
+        db.session.commit()
+        with client.session_transaction() as session:
+            session["_user_id"] = token
+            session["_fresh"] = True
+        client.csrf = lambda: csrf_token(client)
+        return client
+
+    return sign_in

@@ -1,26 +1,32 @@
 """Typed SQLAlchemy models, one module per area; importing this package registers them all."""
 
 from registry.models.audit import AuditEntry
-from registry.models.changes import ChangeSet, ChangeStatus, NoticePolicy
+from registry.models.changes import ChangeSet, ChangeSetEvent, ChangeStatus, Comment, NoticePolicy
 from registry.models.documents import Comparison, Document, DocumentVersion
+from registry.models.mail import OutgoingMail
 from registry.models.notices import Delivery, Notice, Suppression, WebhookEvent
 from registry.models.site import SiteState
 from registry.models.subprocessors import RecordAction, SubProcessor, SubProcessorRecord
 from registry.models.subscribers import Subscriber, Subscription, Topic
-from registry.models.users import User
+from registry.models.users import Role, StaffSession, User
 
 __all__ = [
     "AuditEntry",
     "ChangeSet",
+    "ChangeSetEvent",
     "ChangeStatus",
+    "Comment",
     "Comparison",
     "Delivery",
     "Document",
     "DocumentVersion",
     "Notice",
     "NoticePolicy",
+    "OutgoingMail",
     "RecordAction",
+    "Role",
     "SiteState",
+    "StaffSession",
     "SubProcessor",
     "SubProcessorRecord",
     "Subscriber",

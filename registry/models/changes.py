@@ -58,6 +58,9 @@ class ChangeSet(db.Model):
     effective_new_customers_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     objection_deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The effective date the approver scheduled; effective_at moves later if the notice completes late.
+    planned_effective_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    effective_moved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     document_versions: Mapped[list[DocumentVersion]] = relationship(  # noqa: F821
         back_populates="change_set", order_by="DocumentVersion.id"
@@ -65,3 +68,50 @@ class ChangeSet(db.Model):
     subprocessor_records: Mapped[list[SubProcessorRecord]] = relationship(  # noqa: F821
         back_populates="change_set", order_by="SubProcessorRecord.id"
     )
+    @property
+    def notice_pending(self) -> bool:
+        """A material change whose notice has not completed can never be in force."""
+        return self.is_material and self.notice_completed_at is None
+
+    def in_force_from(self) -> datetime | None:
+        """When the change applies to everyone, or None while its notice is still going out."""
+        return None if self.notice_pending else self.effective_at
+
+    events: Mapped[list[ChangeSetEvent]] = relationship(
+        back_populates="change_set", order_by="ChangeSetEvent.id"
+    )
+    comments: Mapped[list[Comment]] = relationship(
+        back_populates="change_set", order_by="Comment.id"
+    )
+
+
+class ChangeSetEvent(db.Model):
+    """One step in a change set's life: created, edited, a status transition, a moved date."""
+
+    __tablename__ = "change_set_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_set_id: Mapped[int] = mapped_column(ForeignKey("change_sets.id"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(40))
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str | None] = mapped_column(String(20))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    change_set: Mapped[ChangeSet] = relationship(back_populates="events")
+
+
+class Comment(db.Model):
+    """Discussion between editor and approver on a change set."""
+
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    change_set_id: Mapped[int] = mapped_column(ForeignKey("change_sets.id"), index=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    body: Mapped[str] = mapped_column(Text)
+
+    change_set: Mapped[ChangeSet] = relationship(back_populates="comments")

@@ -80,7 +80,7 @@ def load(session: Session, now: datetime) -> str:
             _draft(session, change_set, kind, item, documents)
         effective = _at(now, days_ago)
         notice = effective - timedelta(days=14 if material else 1)
-        publishing.publish(session, change_set, published_at=notice, effective_at=effective,
+        publishing.publish(session, change_set, published_at=notice, notice_completed_at=notice, effective_at=effective,
                            actor="demo", now=now)
         count += 1
 
@@ -94,7 +94,7 @@ def load(session: Session, now: datetime) -> str:
            documents)
     notice = (now - timedelta(days=upcoming["notice_started_days_ago"])).replace(microsecond=0)
     effective = _at(now, -upcoming["effective_in_days"])
-    publishing.publish(session, change_set, published_at=notice, effective_at=effective,
+    publishing.publish(session, change_set, published_at=notice, notice_completed_at=notice, effective_at=effective,
                        effective_new_customers_at=notice, actor="demo", now=now)
     return (f"{len(content.SUBPROCESSORS) + 1} sub-processors, {len(documents)} documents, "
             f"{count + 1} change sets")

@@ -10,18 +10,21 @@ from sqlalchemy.orm import Session
 from registry.domain.clock import now_utc
 from registry.domain.diff import compare
 from registry.domain.markdown import render_markdown
-from registry.domain.notice import NoticeRule, objection_deadline
+from registry.domain.notice import NoticeRule, earliest_effective, objection_deadline
 from registry.domain.slugs import check_slug
 from registry.models import (
     ChangeSet,
+    ChangeSetEvent,
     ChangeStatus,
     Comparison,
     Document,
     DocumentVersion,
     NoticePolicy,
     RecordAction,
+    Role,
     SubProcessor,
     SubProcessorRecord,
+    User,
 )
 from registry.services import audit, site
 
@@ -99,7 +102,7 @@ def draft_subprocessor_change(session: Session, change_set: ChangeSet, slug: str
     return record
 
 
-def _notice_rule(policy: NoticePolicy) -> NoticeRule:
+def notice_rule(policy: NoticePolicy) -> NoticeRule:
     return NoticeRule(length=policy.length, unit=policy.unit, calendars=tuple(policy.calendars),
                       timezone=policy.timezone, objection_days=policy.objection_days)
 
@@ -122,11 +125,43 @@ def _store_comparisons(session: Session, version: DocumentVersion) -> None:
         ))
 
 
+def policies_for(session: Session, change_set: ChangeSet) -> list[NoticePolicy]:
+    """The notice policies that govern a change set: each document's, and the sub-processor list's."""
+    policies = {v.document.notice_policy.id: v.document.notice_policy for v in change_set.document_versions}
+    if change_set.subprocessor_records:
+        policy = session.scalar(select(NoticePolicy).where(NoticePolicy.key == "subprocessors"))
+        if policy is not None:
+            policies[policy.id] = policy
+    return list(policies.values())
+
+
+def earliest_effective_for(session: Session, change_set: ChangeSet, notice_completed_at: datetime) -> datetime:
+    """The earliest moment the change may take effect if its notice completes at the given time.
+
+    A non-material change may take effect at once; a material one waits for the longest notice
+    period among the policies that govern it.
+    """
+    if not change_set.is_material:
+        return notice_completed_at
+    dates = [earliest_effective(notice_completed_at, notice_rule(p)) for p in policies_for(session, change_set)]
+    return max(dates, default=notice_completed_at)
+
+
+def _objection_deadline(session: Session, change_set: ChangeSet, notice_at: datetime) -> datetime | None:
+    deadlines = [d for p in policies_for(session, change_set) if (d := objection_deadline(notice_at, notice_rule(p)))]
+    return max(deadlines) if deadlines else None
+
+
 def publish(session: Session, change_set: ChangeSet, *, published_at: datetime,
-            effective_at: datetime, effective_new_customers_at: datetime | None = None,
+            effective_at: datetime, notice_completed_at: datetime | None,
+            effective_new_customers_at: datetime | None = None,
             actor: str = "system", actor_id: int | None = None,
             now: datetime | None = None) -> ChangeSet:
-    """Make a change set public: its notice starts at `published_at`."""
+    """Make a change set public: its notice starts at `published_at`.
+
+    `notice_completed_at` is None when the notice is about to be sent (the dispatcher calls
+    `complete_notice` when it is done); a past time records a notice given before (demo, import).
+    """
     now = now or now_utc()
     if change_set.published_at is not None:
         raise PublishError("this change set is already public")
@@ -139,9 +174,13 @@ def publish(session: Session, change_set: ChangeSet, *, published_at: datetime,
                            "effective date for existing customers")
     change_set.published_at = published_at
     change_set.effective_at = effective_at
+    change_set.planned_effective_at = effective_at
     change_set.effective_new_customers_at = effective_new_customers_at
-    change_set.status = ChangeStatus.EFFECTIVE if effective_at <= now else ChangeStatus.IN_NOTICE
-    deadlines = []
+    change_set.notice_completed_at = notice_completed_at
+    if notice_completed_at is None:
+        change_set.status = ChangeStatus.SCHEDULED
+    else:
+        change_set.status = ChangeStatus.EFFECTIVE if effective_at <= now else ChangeStatus.IN_NOTICE
     for version in change_set.document_versions:
         last = session.scalar(
             select(DocumentVersion.number)
@@ -157,15 +196,9 @@ def publish(session: Session, change_set: ChangeSet, *, published_at: datetime,
         ]
         session.flush()
         _store_comparisons(session, version)
-        deadline = objection_deadline(published_at, _notice_rule(version.document.notice_policy))
-        if deadline:
-            deadlines.append(deadline)
-    if change_set.subprocessor_records:
-        policy = session.scalar(select(NoticePolicy).where(NoticePolicy.key == "subprocessors"))
-        deadline = objection_deadline(published_at, _notice_rule(policy)) if policy else None
-        if deadline:
-            deadlines.append(deadline)
-    change_set.objection_deadline_at = max(deadlines) if deadlines else None
+    change_set.objection_deadline_at = _objection_deadline(
+        session, change_set, notice_completed_at or published_at
+    )
     site.touch(session, now)
     audit.record(session, actor=actor, actor_id=actor_id, action="change_set.publish",
                  object_type="change_set", object_id=change_set.id,
@@ -173,3 +206,93 @@ def publish(session: Session, change_set: ChangeSet, *, published_at: datetime,
                         "effective_at": effective_at.isoformat(), "title": change_set.title})
     session.flush()
     return change_set
+
+
+def _move_effective_date(session: Session, change_set: ChangeSet, new_effective_at: datetime, *,
+                         reason: str, now: datetime) -> None:
+    from registry.services import mail
+
+    before = change_set.effective_at
+    change_set.effective_at = new_effective_at
+    change_set.effective_moved_at = now
+    if change_set.effective_new_customers_at and change_set.effective_new_customers_at > new_effective_at:
+        change_set.effective_new_customers_at = new_effective_at
+    session.add(ChangeSetEvent(change_set=change_set, at=now, actor="system", action="effective_moved",
+                               note=f"{reason}: from {before.isoformat()} to {new_effective_at.isoformat()}"))
+    audit.record(session, actor="system", action="change_set.effective_moved", object_type="change_set",
+                 object_id=change_set.id, at=now,
+                 before={"effective_at": before.isoformat()},
+                 after={"effective_at": new_effective_at.isoformat(), "reason": reason})
+    for approver in session.scalars(select(User).where(User.role == Role.APPROVER, User.is_enabled)):
+        mail.queue(session, to=approver.email, template="effective_date_moved", now=now, context={
+            "change_set_id": change_set.id, "title": change_set.title, "reason": reason,
+            "before": before.isoformat(), "after": new_effective_at.isoformat(),
+        })
+
+
+def complete_notice(session: Session, change_set: ChangeSet, *, completed_at: datetime,
+                    now: datetime | None = None) -> ChangeSet:
+    """The notice went out (every email accounted for, the feed entry published): the period starts.
+
+    If the period would not have elapsed by the scheduled date, the date moves to the earliest one
+    the rule allows; a material change never takes effect without its full notice.
+    """
+    now = now or now_utc()
+    if change_set.notice_completed_at is not None:
+        return change_set
+    change_set.notice_completed_at = completed_at
+    earliest = earliest_effective_for(session, change_set, completed_at)
+    if change_set.effective_at < earliest:
+        _move_effective_date(session, change_set, earliest, reason="the notice completed later than planned",
+                             now=now)
+    change_set.objection_deadline_at = _objection_deadline(session, change_set, completed_at)
+    previous = change_set.status
+    change_set.status = ChangeStatus.EFFECTIVE if change_set.effective_at <= now else ChangeStatus.IN_NOTICE
+    session.add(ChangeSetEvent(change_set=change_set, at=now, actor="system", action="notice_completed",
+                               from_status=previous, to_status=change_set.status,
+                               note=f"notice completed at {completed_at.isoformat()}"))
+    audit.record(session, actor="system", action="change_set.notice_completed", object_type="change_set",
+                 object_id=change_set.id, at=now,
+                 after={"notice_completed_at": completed_at.isoformat(),
+                        "effective_at": change_set.effective_at.isoformat()})
+    site.touch(session, now)
+    session.flush()
+    return change_set
+
+
+def postpone_overdue(session: Session, *, now: datetime | None = None) -> list[ChangeSet]:
+    """Scheduled material changes whose notice is still going out and could no longer make their date.
+
+    Even if the notice completed this instant, the period would end after the scheduled date, so
+    the date moves now, before it passes, and the public pages say so.
+    """
+    now = now or now_utc()
+    moved = []
+    pending = session.scalars(select(ChangeSet).where(
+        ChangeSet.status == ChangeStatus.SCHEDULED, ChangeSet.notice_completed_at.is_(None),
+        ChangeSet.is_material.is_(True)))
+    for change_set in pending:
+        earliest = earliest_effective_for(session, change_set, now)
+        if change_set.effective_at < earliest:
+            _move_effective_date(session, change_set, earliest, reason="the notice is still being sent",
+                                 now=now)
+            moved.append(change_set)
+    if moved:
+        site.touch(session, now)
+    return moved
+
+
+def record_effective(session: Session, *, now: datetime | None = None) -> list[ChangeSet]:
+    """Record the transition of every change now in force (the public pages never wait for this)."""
+    now = now or now_utc()
+    due = list(session.scalars(select(ChangeSet).where(
+        ChangeSet.status == ChangeStatus.IN_NOTICE, ChangeSet.effective_at <= now)))
+    for change_set in due:
+        change_set.status = ChangeStatus.EFFECTIVE
+        session.add(ChangeSetEvent(change_set=change_set, at=now, actor="system", action="transition",
+                                   from_status=ChangeStatus.IN_NOTICE, to_status=ChangeStatus.EFFECTIVE))
+        audit.record(session, actor="system", action="change_set.effective", object_type="change_set",
+                     object_id=change_set.id, at=now,
+                     after={"effective_at": change_set.effective_at.isoformat()})
+    session.flush()
+    return due

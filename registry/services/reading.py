@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
@@ -20,6 +20,13 @@ from registry.models import (
 )
 
 PUBLIC = (ChangeSet.published_at.is_not(None), ChangeSet.status != ChangeStatus.WITHDRAWN)
+# A material change whose notice has not completed is never in force, whatever its date says; the
+# worker's tick moves such a date forward, and this keeps readers right even if it has not run.
+NOT_YET = datetime.max.replace(tzinfo=UTC)
+
+
+def effective_moment(change_set: ChangeSet) -> datetime:
+    return change_set.in_force_from() or NOT_YET
 
 
 def _event(record: SubProcessorRecord) -> Event:
@@ -30,7 +37,7 @@ def _event(record: SubProcessorRecord) -> Event:
         countries=tuple(record.countries), transfer_mechanism=record.transfer_mechanism,
         website=record.website, feature=record.feature,
     )
-    return Event(slug=entry.slug, action=record.action, effective_at=record.change_set.effective_at,
+    return Event(slug=entry.slug, action=record.action, effective_at=effective_moment(record.change_set),
                  entry=entry, summary=record.summary, change_set_id=record.change_set_id)
 
 
@@ -70,7 +77,7 @@ class PublicVersion:
         return self.change_set.effective_at
 
     def is_effective(self, now: datetime) -> bool:
-        return self.change_set.effective_at <= now
+        return effective_moment(self.change_set) <= now
 
 
 def versions(session: Session, doc: Document) -> list[PublicVersion]:

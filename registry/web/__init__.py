@@ -31,7 +31,21 @@ class SlugConverter(BaseConverter):
 
 
 def init_app(app: Flask) -> None:
-    from registry.web import api, documents, public, subprocessors
+    from registry.web import (
+        access,
+        admin,
+        api,
+        auth,
+        documents,
+        feeds,
+        notices,
+        public,
+        subprocessors,
+        subscribers,
+        subscriptions,
+        users,
+        webhooks,
+    )
 
     app.url_map.converters["slug"] = SlugConverter
     settings = app.config["REGISTRY"]
@@ -39,7 +53,9 @@ def init_app(app: Flask) -> None:
     app.extensions["page_cache"] = PageCache(
         settings.page_cache_seconds, settings.cdn_max_age, settings.legal_timezone
     )
-    for blueprint in (public.bp, subprocessors.bp, documents.bp, api.bp):
+    access.init_app(app)
+    for blueprint in (public.bp, subprocessors.bp, documents.bp, api.bp, subscriptions.bp, feeds.bp,
+                      webhooks.bp, auth.bp, admin.bp, users.bp, subscribers.bp, notices.bp):
         app.register_blueprint(blueprint)
 
     @app.template_filter("local_date")

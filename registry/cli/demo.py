@@ -1,9 +1,8 @@
-"""Flask command groups: flask demo load, flask registry ..."""
+"""flask demo load: the demo company's registry."""
 
 from __future__ import annotations
 
 import click
-from flask import Flask
 from flask.cli import AppGroup
 
 from registry.domain.clock import now_utc
@@ -26,7 +25,3 @@ def demo_load(if_empty: bool) -> None:
     summary = demo.load(db.session, now_utc())
     db.session.commit()
     click.echo(f"Demo loaded: {summary}")
-
-
-def init_app(app: Flask) -> None:
-    app.cli.add_command(demo_cli)
