@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 run: $(VENV)/.installed
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo load --if-empty
+	$(BIN)/flask demo credentials
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
 # Chromium and its driver come from Debian, axe-core from npm; only root can install them here.

@@ -25,3 +25,22 @@ def demo_load(if_empty: bool) -> None:
     summary = demo.load(db.session, now_utc())
     db.session.commit()
     click.echo(f"Demo loaded: {summary}")
+
+
+@demo_cli.command("credentials")
+def demo_credentials() -> None:
+    """Print the demo staff accounts (development only)."""
+    import pyotp
+    from flask import current_app
+
+    from registry.services import demo
+
+    if current_app.config["REGISTRY"].is_production:
+        raise click.ClickException("There are no demo accounts in production.")
+    click.echo("Demo staff accounts (log in at /auth/login):")
+    for email, role, password, secret in demo.STAFF:
+        line = f"  {role:9} {email:38} password: {password}"
+        if secret:
+            line += (f"  TOTP secret: {secret} (code now: {pyotp.TOTP(secret).now()}; "
+                     f"or `flask users code {email}`)")
+        click.echo(line)

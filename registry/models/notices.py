@@ -33,6 +33,8 @@ class Delivery(db.Model):
     notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id"), index=True)
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id"))
     email: Mapped[str] = mapped_column(String(320))
+    # The topic under which this recipient gets the notice: its one-click unsubscribe turns it off.
+    topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id"))
     status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
     attempts: Mapped[int] = mapped_column(default=0)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -12,13 +12,21 @@ from sqlalchemy.orm import Session
 
 from registry.demo import content
 from registry.domain.clock import start_of_day
-from registry.models import Document, NoticePolicy, Topic
-from registry.services import publishing
+from registry.models import Document, NoticePolicy, Topic, User
+from registry.services import accounts, publishing
 
 LEGAL_ZONE = ZoneInfo("Europe/Warsaw")
 # The DPA promises 14 calendar days' notice of sub-processor changes, with a right to object.
 SUBPROCESSOR_POLICY = {"length": 14, "unit": "calendar_days", "calendars": ["PL"],
                        "timezone": "Europe/Warsaw", "objection_days": 14}
+# Demo staff, one per role. Fixed so that `make run` can print them each time it starts; a real
+# deployment creates its accounts with `flask users create`.
+STAFF = [
+    ("editor@ferncastle.example", "editor", "demo-editor-password", None),
+    ("approver@ferncastle.example", "approver", "demo-approver-password", "JBSWY3DPEHPK3PXPAPPROVER"),
+    ("second.approver@ferncastle.example", "approver", "demo-approver-password", "JBSWY3DPEHPK3PXPSECONDAP"),
+    ("admin@ferncastle.example", "admin", "demo-admin-password", "JBSWY3DPEHPK3PXPADMINXYZ"),
+]
 TOPICS = [
     ("administrative", "Administrative", "Material changes to our documents and sub-processors. "
      "Required while you are subscribed.", True, True),
@@ -55,6 +63,9 @@ def load(session: Session, now: datetime) -> str:
     for position, (key, name, description, admin, default_on) in enumerate(TOPICS):
         session.add(Topic(key=key, name=name, description=description, is_administrative=admin,
                           is_default_on=default_on, position=position))
+    for email, role, password, totp_secret in STAFF:
+        session.add(User(email=email, role=role, password_hash=accounts.hash_password(password),
+                         totp_secret=totp_secret))
     session.flush()
 
     # Group everything that happened on one day into one change set, as legal staff would.
@@ -80,7 +91,8 @@ def load(session: Session, now: datetime) -> str:
             _draft(session, change_set, kind, item, documents)
         effective = _at(now, days_ago)
         notice = effective - timedelta(days=14 if material else 1)
-        publishing.publish(session, change_set, published_at=notice, notice_completed_at=notice, effective_at=effective,
+        publishing.publish(session, change_set, published_at=notice,
+                           notice_completed_at=notice, effective_at=effective,
                            actor="demo", now=now)
         count += 1
 
@@ -94,7 +106,8 @@ def load(session: Session, now: datetime) -> str:
            documents)
     notice = (now - timedelta(days=upcoming["notice_started_days_ago"])).replace(microsecond=0)
     effective = _at(now, -upcoming["effective_in_days"])
-    publishing.publish(session, change_set, published_at=notice, notice_completed_at=notice, effective_at=effective,
+    publishing.publish(session, change_set, published_at=notice,
+                       notice_completed_at=notice, effective_at=effective,
                        effective_new_customers_at=notice, actor="demo", now=now)
     return (f"{len(content.SUBPROCESSORS) + 1} sub-processors, {len(documents)} documents, "
             f"{count + 1} change sets")

@@ -135,7 +135,8 @@ def policies_for(session: Session, change_set: ChangeSet) -> list[NoticePolicy]:
     return list(policies.values())
 
 
-def earliest_effective_for(session: Session, change_set: ChangeSet, notice_completed_at: datetime) -> datetime:
+def earliest_effective_for(session: Session, change_set: ChangeSet,
+                           notice_completed_at: datetime) -> datetime:
     """The earliest moment the change may take effect if its notice completes at the given time.
 
     A non-material change may take effect at once; a material one waits for the longest notice
@@ -143,12 +144,14 @@ def earliest_effective_for(session: Session, change_set: ChangeSet, notice_compl
     """
     if not change_set.is_material:
         return notice_completed_at
-    dates = [earliest_effective(notice_completed_at, notice_rule(p)) for p in policies_for(session, change_set)]
+    dates = [earliest_effective(notice_completed_at, notice_rule(p))
+             for p in policies_for(session, change_set)]
     return max(dates, default=notice_completed_at)
 
 
 def _objection_deadline(session: Session, change_set: ChangeSet, notice_at: datetime) -> datetime | None:
-    deadlines = [d for p in policies_for(session, change_set) if (d := objection_deadline(notice_at, notice_rule(p)))]
+    deadlines = [d for p in policies_for(session, change_set)
+                 if (d := objection_deadline(notice_at, notice_rule(p)))]
     return max(deadlines) if deadlines else None
 
 

@@ -35,10 +35,12 @@ def init_app(app: Flask) -> None:
         access,
         admin,
         api,
+        audit,
         auth,
         documents,
         feeds,
         notices,
+        policies,
         public,
         subprocessors,
         subscribers,
@@ -55,7 +57,8 @@ def init_app(app: Flask) -> None:
     )
     access.init_app(app)
     for blueprint in (public.bp, subprocessors.bp, documents.bp, api.bp, subscriptions.bp, feeds.bp,
-                      webhooks.bp, auth.bp, admin.bp, users.bp, subscribers.bp, notices.bp):
+                      webhooks.bp, auth.bp, admin.bp, users.bp, subscribers.bp, notices.bp, audit.bp,
+                      policies.bp):
         app.register_blueprint(blueprint)
 
     @app.template_filter("local_date")
@@ -78,6 +81,7 @@ def init_app(app: Flask) -> None:
 
     app.jinja_env.filters["country"] = country_name
     app.jinja_env.globals["settings"] = settings
+    app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
 
     @app.after_request
     def security_headers(response):

@@ -32,7 +32,8 @@ def publish_version(doc, text, days, summary="Changes"):
     publishing.draft_document_version(db.session, change_set, doc, source_md=text,
                                       summary=summary, is_material=True)
     effective = NOW + timedelta(days=days)
-    return publishing.publish(db.session, change_set, published_at=effective - timedelta(days=7), notice_completed_at=effective - timedelta(days=7),
+    return publishing.publish(db.session, change_set, published_at=effective - timedelta(days=7),
+                              notice_completed_at=effective - timedelta(days=7),
                               effective_at=effective, now=NOW)
 
 
@@ -74,13 +75,15 @@ def test_publish_touches_the_site_revision_and_audits(document):
 def test_subprocessor_change_carries_forward_unchanged_fields(app):
     add = publishing.create_change_set(db.session, title="add")
     publishing.draft_subprocessor_change(db.session, add, "acme", "add", fields=FIELDS)
-    publishing.publish(db.session, add, published_at=NOW - timedelta(days=20), notice_completed_at=NOW - timedelta(days=20),
+    publishing.publish(db.session, add, published_at=NOW - timedelta(days=20),
+                       notice_completed_at=NOW - timedelta(days=20),
                        effective_at=NOW - timedelta(days=10), now=NOW)
     change = publishing.create_change_set(db.session, title="move")
     record = publishing.draft_subprocessor_change(db.session, change, "acme", "change",
                                                   fields={"countries": ["DE", "US"]})
     assert record.name == "Acme" and record.countries == ["DE", "US"]
-    publishing.publish(db.session, change, published_at=NOW - timedelta(days=5), notice_completed_at=NOW - timedelta(days=5), effective_at=NOW,
+    publishing.publish(db.session, change, published_at=NOW - timedelta(days=5),
+                       notice_completed_at=NOW - timedelta(days=5), effective_at=NOW,
                        now=NOW)
     events = reading.subprocessor_events(db.session, "acme")
     assert [e.action for e in events] == ["add", "change"]
@@ -102,7 +105,8 @@ def test_invalid_subprocessor_drafts_are_refused(app, slug, action, fields, mess
 def test_publish_refuses_empty_backwards_and_repeated(document):
     empty = publishing.create_change_set(db.session, title="empty")
     with pytest.raises(publishing.PublishError, match="empty change set"):
-        publishing.publish(db.session, empty, published_at=NOW, notice_completed_at=NOW, effective_at=NOW, now=NOW)
+        publishing.publish(db.session, empty, published_at=NOW,
+                           notice_completed_at=NOW, effective_at=NOW, now=NOW)
     change_set = publishing.create_change_set(db.session, title="x")
     publishing.draft_document_version(db.session, change_set, document, source_md="# A",
                                       summary="", is_material=True)
@@ -113,9 +117,11 @@ def test_publish_refuses_empty_backwards_and_repeated(document):
         publishing.publish(db.session, change_set, published_at=NOW, notice_completed_at=NOW,
                            effective_at=NOW + timedelta(days=5),
                            effective_new_customers_at=NOW + timedelta(days=6), now=NOW)
-    publishing.publish(db.session, change_set, published_at=NOW, notice_completed_at=NOW, effective_at=NOW, now=NOW)
+    publishing.publish(db.session, change_set, published_at=NOW,
+                       notice_completed_at=NOW, effective_at=NOW, now=NOW)
     with pytest.raises(publishing.PublishError, match="already public"):
-        publishing.publish(db.session, change_set, published_at=NOW, notice_completed_at=NOW, effective_at=NOW, now=NOW)
+        publishing.publish(db.session, change_set, published_at=NOW,
+                           notice_completed_at=NOW, effective_at=NOW, now=NOW)
 
 
 def test_withdrawn_change_sets_are_not_public(document):

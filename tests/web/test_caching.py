@@ -14,7 +14,8 @@ FIELDS = dict(name="Acme Hosting", legal_entity="Acme GmbH", address="Street 1, 
 def add_acme(effective_at):
     change_set = publishing.create_change_set(db.session, title="Acme added")
     publishing.draft_subprocessor_change(db.session, change_set, "acme", "add", fields=FIELDS)
-    publishing.publish(db.session, change_set, published_at=now_utc() - timedelta(days=20), notice_completed_at=now_utc() - timedelta(days=20),
+    publishing.publish(db.session, change_set, published_at=now_utc() - timedelta(days=20),
+                       notice_completed_at=now_utc() - timedelta(days=20),
                        effective_at=effective_at)
     db.session.commit()
 
