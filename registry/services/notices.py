@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.domain.clock import now_utc
 from registry.models import ChangeSet, Delivery, Notice, Subscriber, Subscription, Suppression, Topic
+from registry.services import publishing
 
 ADMINISTRATIVE = "administrative"
 NON_MATERIAL = "non-material"
@@ -51,3 +53,74 @@ def start_notice(session: Session, change_set: ChangeSet, *, now: datetime | Non
     )
     session.flush()
     return notice
+
+
+# A delivery is settled when the provider accepted it, it was suppressed, or it failed for good.
+SETTLED = ("sent", "suppressed", "failed")
+
+
+@dataclass(frozen=True)
+class Progress:
+    eligible: int
+    sent: int
+    suppressed: int
+    failed: int
+
+    @property
+    def settled(self) -> int:
+        return self.sent + self.suppressed + self.failed
+
+    @property
+    def pending(self) -> int:
+        return self.eligible - self.settled
+
+
+def progress(session: Session, change_set_ids: list[int]) -> dict[int, Progress]:
+    """Delivery counts per change set: eligible = sent + suppressed + failed + pending, always."""
+    rows = session.execute(
+        select(Notice.change_set_id, Delivery.status, func.count())
+        .join(Delivery, Delivery.notice_id == Notice.id)
+        .where(Notice.change_set_id.in_(change_set_ids))
+        .group_by(Notice.change_set_id, Delivery.status)
+    )
+    counts: dict[int, dict[str, int]] = {i: {} for i in change_set_ids}
+    for change_set_id, status, count in rows:
+        counts[change_set_id][status] = count
+    return {
+        i: Progress(eligible=sum(c.values()), sent=c.get("sent", 0), suppressed=c.get("suppressed", 0),
+                    failed=c.get("failed", 0))
+        for i, c in counts.items()
+    }
+
+
+def settle(session: Session, notice_ids: list[int], *, now: datetime | None = None) -> list[ChangeSet]:
+    """Mark notices whose every delivery is settled as dispatched, and complete their change sets.
+
+    The notice time the notice-period rule counts from is the later of the dispatch completion and
+    the feed entry. Returns the change sets whose notice completed now.
+    """
+    now = now or now_utc()
+    completed = []
+    notices = session.scalars(select(Notice).where(Notice.id.in_(notice_ids),
+                                                   Notice.dispatch_completed_at.is_(None)))
+    for notice in notices:
+        unsettled = session.scalar(select(func.count()).select_from(Delivery).where(
+            Delivery.notice_id == notice.id, Delivery.status.not_in(SETTLED)))
+        if unsettled:
+            continue
+        notice.dispatch_completed_at = now
+        change_set = session.get(ChangeSet, notice.change_set_id)
+        siblings = session.scalars(select(Notice).where(Notice.change_set_id == change_set.id))
+        if change_set.notice_completed_at is None and all(
+            n.dispatch_completed_at and n.feed_published_at for n in siblings
+        ):
+            done = max([now] + [n.feed_published_at for n in change_set_notices(session, change_set)])
+            publishing.complete_notice(session, change_set, completed_at=done, now=now)
+            completed.append(change_set)
+    session.flush()
+    return completed
+
+
+def change_set_notices(session: Session, change_set: ChangeSet) -> list[Notice]:
+    return list(session.scalars(select(Notice).where(Notice.change_set_id == change_set.id)
+                                .order_by(Notice.id)))

@@ -1,0 +1,1 @@
+"""Mail: rendering template folders, the senders behind one interface, and the dispatch worker."""
