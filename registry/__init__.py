@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy import event
 
 from registry.extensions import csrf, db, limiter, migrate
 from registry.settings import Settings
@@ -25,7 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True},
+        SQLALCHEMY_ENGINE_OPTIONS=_engine_options(settings.database_url),
         REGISTRY=settings,
         JSON_SORT_KEYS=False,
         SESSION_COOKIE_HTTPONLY=True,
@@ -44,6 +45,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     import registry.models  # noqa: F401  (registers every model before migrations look)
 
     db.init_app(app)
+    if settings.database_url.startswith("sqlite"):
+        with app.app_context():
+            event.listen(db.engine, "connect", _sqlite_pragmas)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
@@ -56,3 +60,18 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     init_cli(app)
     return app
+
+
+def _engine_options(database_url: str) -> dict:
+    if database_url.startswith("sqlite"):
+        # The web process and the worker share the file: wait for a lock instead of failing.
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def _sqlite_pragmas(connection, _record) -> None:
+    """WAL lets readers go on while the worker writes."""
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()

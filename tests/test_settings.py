@@ -24,7 +24,8 @@ def test_production_with_everything_starts(tmp_path):
     settings = Settings.from_env({
         "REGISTRY_ENV": "production", "REGISTRY_INSTANCE_PATH": str(tmp_path),
         "REGISTRY_SECRET_KEY": "s" * 40, "REGISTRY_DATABASE_URL": "sqlite:///x.db",
-        "REGISTRY_SENDGRID_API_KEY": "SG.key",
+        "REGISTRY_SENDGRID_API_KEY": "SG.key", "REGISTRY_SENDGRID_WEBHOOK_PUBLIC_KEY": "MFkw...",
+        "REGISTRY_BASE_URL": "https://trust.example.com",
     })
     assert settings.is_production
     assert settings.mail_sender == "sendgrid"
@@ -49,3 +50,14 @@ def test_development_generates_a_secret_once(tmp_path):
 def test_invalid_values_are_named(tmp_path, name, value, message):
     with pytest.raises(SettingsError, match=message):
         Settings.from_env({name: value, "REGISTRY_INSTANCE_PATH": str(tmp_path)})
+
+
+def test_production_names_webhook_key_and_https(tmp_path):
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({
+            "REGISTRY_ENV": "production", "REGISTRY_INSTANCE_PATH": str(tmp_path),
+            "REGISTRY_SECRET_KEY": "s" * 40, "REGISTRY_DATABASE_URL": "sqlite:///x.db",
+            "REGISTRY_SENDGRID_API_KEY": "SG.key", "REGISTRY_BASE_URL": "http://trust.example.com",
+        })
+    assert "REGISTRY_SENDGRID_WEBHOOK_PUBLIC_KEY" in str(error.value)
+    assert "https://" in str(error.value)

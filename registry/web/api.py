@@ -163,6 +163,8 @@ def _change_set(change_set: ChangeSet) -> dict:
         "effective_at": _iso(change_set.effective_at),
         "effective_new_customers_at": _iso(change_set.effective_new_customers_at),
         "objection_deadline_at": _iso(change_set.objection_deadline_at),
+        "notice_completed_at": _iso(change_set.notice_completed_at),
+        "planned_effective_at": _iso(change_set.planned_effective_at),
         "items": items,
     }
 

@@ -90,6 +90,14 @@ CHANGE_SET_DATES = {
     "objection_deadline_at": {**OPTIONAL_DATE_TIME,
                               "description": "The last moment to object, where objection applies."},
 }
+CHANGE_SET_NOTICE = {
+    "notice_completed_at": {**OPTIONAL_DATE_TIME, "description": (
+        "When every notice had gone out (email and feed); the notice period counts from here. "
+        "Null while the notice is being sent.")},
+    "planned_effective_at": {**OPTIONAL_DATE_TIME, "description": (
+        "The effective date first announced; differs from effective_at when the date was moved "
+        "because the notice completed later than planned.")},
+}
 
 SCHEMAS = {
     "Error": _object({"error": _object({
@@ -182,6 +190,7 @@ SCHEMAS = {
         "summary": STRING,
         "is_material": {"type": "boolean"},
         **CHANGE_SET_DATES,
+        **CHANGE_SET_NOTICE,
         "items": {"type": "array", "items": {
             "oneOf": [_ref("UpcomingDocumentVersion"), _ref("UpcomingSubprocessorChange")],
             "discriminator": {"propertyName": "kind", "mapping": {
