@@ -94,9 +94,9 @@ def dispose(app: Flask) -> None:
         db.engine.dispose()
 
 
-def fresh_app(database_url: str, instance: Path) -> Flask:
+def fresh_app(database_url: str, instance: Path, **overrides) -> Flask:
     """An app whose tables come from the models (the migrations are tested on their own)."""
-    app = create_app(make_settings(database_url, instance))
+    app = create_app(make_settings(database_url, instance, **overrides))
     app.config["TESTING"] = True
     with app.app_context():
         db.create_all()

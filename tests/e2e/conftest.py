@@ -12,7 +12,7 @@ from flask import Flask
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from tests.conftest import IN_CI, dispose, migrated_app
+from tests.conftest import IN_CI, dispose, fresh_app
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,8 +46,8 @@ class QuietRequestHandler(WSGIRequestHandler):
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory) -> Iterator[str]:
-    """The demo content on a fresh SQLite database, served from a background thread."""
+def live_app(tmp_path_factory) -> Iterator[Flask]:
+    """The demo content on a fresh SQLite database, mail going to the local outbox folder."""
     from registry.domain.clock import now_utc
     from registry.extensions import db
     from registry.services import demo
@@ -55,11 +55,32 @@ def live_server(tmp_path_factory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("e2e")
     # page_cache_seconds stays 0 (make_settings): every request checks whether content changed,
     # as the page-level tests do; the rendered pages are still served from the cache.
-    app: Flask = migrated_app(f"sqlite:///{folder / 'registry.db'}", folder / "instance")
+    app: Flask = fresh_app(f"sqlite:///{folder / 'registry.db'}", folder / "instance",
+                           mail_sender="outbox")
     with app.app_context():
         demo.load(db.session, now_utc())
         db.session.commit()
         db.session.remove()
+    yield app
+    dispose(app)
+
+
+@pytest.fixture
+def dispatch_mail(live_app: Flask) -> Callable[[], str]:
+    """Run the mail worker once, as `flask notices dispatch --once` would; returns its output."""
+
+    def run() -> str:
+        result = live_app.test_cli_runner().invoke(args=["notices", "dispatch", "--once"])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def live_server(live_app: Flask) -> Iterator[str]:
+    """The demo site served from a background thread."""
+    app = live_app
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=QuietRequestHandler)
     thread = threading.Thread(target=server.serve_forever, name="e2e-server", daemon=True)
     thread.start()
@@ -67,7 +88,6 @@ def live_server(tmp_path_factory) -> Iterator[str]:
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
-    dispose(app)
 
 
 @pytest.fixture(scope="session")
