@@ -20,7 +20,8 @@ run: $(VENV)/.installed
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo load --if-empty
 	$(BIN)/flask demo credentials
-	$(BIN)/flask run --host 127.0.0.1 --port 5000
+	@echo "Mail goes to instance/outbox/ (the staff Mailbox shows it); the worker runs beside the site."
+	trap 'kill 0' INT TERM EXIT; $(BIN)/flask notices dispatch & $(BIN)/flask run --host 127.0.0.1 --port 5000
 
 # Chromium and its driver come from Debian, axe-core from npm; only root can install them here.
 browser:
