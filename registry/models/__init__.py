@@ -7,7 +7,7 @@ from registry.models.mail import OutgoingMail
 from registry.models.notices import Delivery, Notice, Suppression, WebhookEvent
 from registry.models.site import SiteState
 from registry.models.subprocessors import RecordAction, SubProcessor, SubProcessorRecord
-from registry.models.subscribers import Subscriber, Subscription, Topic
+from registry.models.subscribers import ConfirmationToken, Subscriber, Subscription, Topic
 from registry.models.users import Role, StaffSession, User
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "ChangeStatus",
     "Comment",
     "Comparison",
+    "ConfirmationToken",
     "Delivery",
     "Document",
     "DocumentVersion",

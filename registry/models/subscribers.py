@@ -1,10 +1,10 @@
-"""Topics, subscribers and their per-topic choices."""
+"""Topics, subscribers, their per-topic choices, and the double opt-in confirmation tokens."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registry.domain.clock import now_utc
@@ -16,6 +16,7 @@ class Topic(db.Model):
     __tablename__ = "topics"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # `document:<slug>` keys a per-document topic; the notice service recognises them.
     key: Mapped[str] = mapped_column(String(60), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
@@ -30,9 +31,13 @@ class Subscriber(db.Model):
     __tablename__ = "subscribers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # Stored trimmed and lower-cased, so one address is one subscriber.
     email: Mapped[str] = mapped_column(String(320), unique=True)
     status: Mapped[str] = mapped_column(String(20), default="pending", index=True)
     source: Mapped[str] = mapped_column(String(20), default="form")
+    # Only imported contacts carry these; the public form asks for nothing but the address.
+    name: Mapped[str] = mapped_column(String(200), default="")
+    company: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -44,9 +49,28 @@ class Subscription(db.Model):
     __tablename__ = "subscriptions"
 
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), primary_key=True)
-    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id"), primary_key=True)
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id"), primary_key=True, index=True)
     is_subscribed: Mapped[bool] = mapped_column(default=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
     topic: Mapped[Topic] = relationship()
+
+
+class ConfirmationToken(db.Model):
+    """One double opt-in link: only the SHA-256 of the token is stored; single use, 72 hours."""
+
+    __tablename__ = "confirmation_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The topics chosen on the form that sent this link; applied when it is confirmed.
+    topic_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    # The topics the form offered: any topic introduced later gets the new-topic rule on confirmation.
+    offered_topic_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    subscriber: Mapped[Subscriber] = relationship()

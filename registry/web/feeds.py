@@ -1,7 +1,207 @@
-"""RSS 2.0 and Atom feeds of notices, built with feedgen."""
+"""RSS 2.0 and Atom feeds of notices, built with feedgen: everything, each document, sub-processors."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import re
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from feedgen.feed import FeedGenerator
+from flask import Blueprint, Response, abort, current_app, request, url_for
+from markupsafe import Markup, escape
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from registry.domain.clock import now_utc
+from registry.extensions import db
+from registry.models import ChangeSet, Document, DocumentVersion, SubProcessorRecord
+from registry.services import reading
+from registry.web.caching import cached, content_last_modified
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
+
+CONTENT_TYPES = {"atom": "application/atom+xml; charset=utf-8",
+                 "rss": "application/rss+xml; charset=utf-8"}
+MAX_ENTRIES = 100
+ACTIONS = {"add": "Added", "change": "Changed", "remove": "Removed"}
+# Everything XML 1.0 forbids: C0 controls other than tab and newlines, surrogates, U+FFFE/U+FFFF.
+_NOT_XML = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(value: str | None) -> str:
+    """Text that any XML parser accepts; escaping itself is lxml's job."""
+    return _NOT_XML.sub("", value or "")
+
+
+def one_line(value: str | None) -> str:
+    return " ".join(xml_text(value).split())
+
+
+def _absolute(path: str) -> str:
+    return current_app.config["REGISTRY"].base_url + path
+
+
+def _tag(suffix: str) -> str:
+    """A tag: URI (RFC 4151) that never changes for the same thing, whatever the URLs become."""
+    host = urlsplit(current_app.config["REGISTRY"].base_url).hostname or "localhost"
+    return f"tag:{host},2025:{suffix}"
+
+
+def _when(value: datetime, zone: ZoneInfo) -> Markup:
+    local = value.astimezone(zone)
+    utc = value.astimezone(UTC)
+    return escape(f"{local.day} {local:%B %Y, %H:%M %Z} ({utc:%Y-%m-%d %H:%M} UTC)")
+
+
+def _public_change_sets(now: datetime, *, document: Document | None = None,
+                        subprocessors: bool = False) -> list[ChangeSet]:
+    """An entry appears when its notice starts (published_at), not when the change takes effect."""
+    query = (
+        select(ChangeSet).where(*reading.PUBLIC, ChangeSet.published_at <= now)
+        .options(joinedload(ChangeSet.document_versions).joinedload(DocumentVersion.document),
+                 joinedload(ChangeSet.subprocessor_records).joinedload(SubProcessorRecord.subprocessor))
+        .order_by(ChangeSet.published_at.desc(), ChangeSet.id.desc())
+        .limit(MAX_ENTRIES)
+    )
+    if document is not None:
+        query = query.where(ChangeSet.id.in_(
+            select(DocumentVersion.change_set_id).where(DocumentVersion.document_id == document.id)))
+    if subprocessors:
+        query = query.where(ChangeSet.id.in_(select(SubProcessorRecord.change_set_id)))
+    return list(db.session.scalars(query).unique())
+
+
+def _entry_html(change_set: ChangeSet, zone: ZoneInfo, document: Document | None) -> str:
+    parts = [Markup("<p>{}</p>").format(xml_text(change_set.summary))] if change_set.summary else []
+    dates = [Markup("<li>Notice given: {}</li>").format(_when(change_set.published_at, zone))]
+    if change_set.effective_at:
+        new_customers = change_set.effective_new_customers_at
+        if new_customers and new_customers != change_set.effective_at:
+            dates.append(Markup("<li>Effective for new customers: {}</li>").format(
+                _when(new_customers, zone)))
+            dates.append(Markup("<li>Effective for existing customers: {}</li>").format(
+                _when(change_set.effective_at, zone)))
+        else:
+            dates.append(Markup("<li>Effective: {}</li>").format(_when(change_set.effective_at, zone)))
+    if change_set.objection_deadline_at:
+        dates.append(Markup("<li>Objections until: {}</li>").format(
+            _when(change_set.objection_deadline_at, zone)))
+    if change_set.effective_moved_at and change_set.planned_effective_at:
+        dates.append(Markup("<li>Date moved: first announced for {}; moved on {} so that the full "
+                            "notice period passes after the notice went out.</li>").format(
+            _when(change_set.planned_effective_at, zone), _when(change_set.effective_moved_at, zone)))
+    parts.append(Markup("<ul>{}</ul>").format(Markup("").join(dates)))
+
+    items = []
+    for version in change_set.document_versions:
+        if version.number is None or (document is not None and version.document_id != document.id):
+            continue
+        page = _absolute(url_for("documents.version", slug=version.document.slug, number=version.number))
+        item = Markup('<a href="{}">{}, version {}</a>').format(
+            page, xml_text(version.document.title), version.number)
+        if version.number > 1:
+            redline = _absolute(url_for("documents.compare", slug=version.document.slug,
+                                        to=version.number, **{"from": version.number - 1}))
+            item += Markup(' (<a href="{}">redline</a>)').format(redline)
+        if version.summary:
+            item += Markup(": {}").format(xml_text(version.summary))
+        items.append(Markup("<li>{}</li>").format(item))
+    if document is None:
+        for record in change_set.subprocessor_records:
+            page = _absolute(url_for("subprocessors.entry", slug=record.subprocessor.slug))
+            items.append(Markup('<li>{} sub-processor: <a href="{}">{}</a>{}</li>').format(
+                ACTIONS.get(record.action, record.action), page, xml_text(record.name),
+                Markup(" ({})").format(xml_text(record.purpose)) if record.purpose else ""))
+    if items:
+        parts.append(Markup("<ul>{}</ul>").format(Markup("").join(items)))
+    return str(Markup("").join(parts))
+
+
+def _entry_link(change_set: ChangeSet, document: Document | None) -> str:
+    for version in change_set.document_versions:
+        if version.number and (document is None or version.document_id == document.id):
+            if version.number > 1:
+                return _absolute(url_for("documents.compare", slug=version.document.slug,
+                                         to=version.number, **{"from": version.number - 1}))
+            return _absolute(url_for("documents.version", slug=version.document.slug,
+                                     number=version.number))
+    for record in change_set.subprocessor_records:
+        return _absolute(url_for("subprocessors.entry", slug=record.subprocessor.slug))
+    return _absolute(url_for("public.changes"))
+
+
+def _entry_updated(change_set: ChangeSet) -> datetime:
+    return max(filter(None, (change_set.published_at, change_set.effective_moved_at)))
+
+
+def _render(fmt: str, *, key: str, title: str, description: str, alternate: str,
+            change_sets: list[ChangeSet], document: Document | None = None) -> Response:
+    settings = current_app.config["REGISTRY"]
+    zone = ZoneInfo(settings.legal_timezone)
+    company = one_line(settings.company_name)
+    feed = FeedGenerator()
+    feed.id(_tag(f"feeds/{key}"))
+    feed.title(one_line(f"{company}: {title}"))
+    feed.description(one_line(description))
+    feed.author({"name": company})
+    feed.language("en")
+    feed.link(href=_absolute(alternate), rel="alternate")
+    feed.link(href=_absolute(request.path), rel="self")
+    # Fixed to the content, never to the render time, so every worker serves identical bytes.
+    updated = max((_entry_updated(cs) for cs in change_sets), default=None) or content_last_modified()
+    feed.updated(updated)
+    feed.lastBuildDate(updated)
+    for change_set in change_sets:
+        entry = feed.add_entry(order="append")
+        guid = _tag(f"change-sets/{change_set.id}")
+        entry.id(guid)
+        entry.guid(guid, permalink=False)
+        entry.title(one_line(change_set.title) or f"Change {change_set.id}")
+        entry.link(href=_entry_link(change_set, document))
+        entry.published(change_set.published_at)
+        entry.updated(_entry_updated(change_set))
+        entry.content(_entry_html(change_set, zone, document), type="html")
+    body = feed.atom_str(pretty=True) if fmt == "atom" else feed.rss_str(pretty=True)
+    return Response(body, content_type=CONTENT_TYPES[fmt])
+
+
+def _routes(path: str, endpoint: str | None = None):
+    """One rule per format, so that building a URL needs no format argument to guess."""
+
+    def register(view):
+        for fmt in CONTENT_TYPES:
+            bp.add_url_rule(f"{path}.{fmt}", endpoint or view.__name__, view, methods=["GET"],
+                            defaults={"fmt": fmt})
+        return view
+
+    return register
+
+
+@_routes("/all", endpoint="all")
+@cached
+def everything(fmt: str):
+    return _render(fmt, key="all", title="changes to sub-processors and legal documents",
+                   description="Every notice of a change to our sub-processors and legal documents.",
+                   alternate=url_for("public.changes"), change_sets=_public_change_sets(now_utc()))
+
+
+@_routes("/subprocessors")
+@cached
+def subprocessors(fmt: str):
+    return _render(fmt, key="subprocessors", title="sub-processor changes",
+                   description="Every notice of a sub-processor being added, changed or removed.",
+                   alternate=url_for("subprocessors.index"),
+                   change_sets=_public_change_sets(now_utc(), subprocessors=True))
+
+
+@_routes("/documents/<slug:slug>")
+@cached
+def document(slug: str, fmt: str):
+    doc = reading.document(db.session, slug)
+    if doc is None:
+        abort(404, description="There is no document at this address.")
+    return _render(fmt, key=f"documents/{doc.slug}", title=f"changes to the {doc.title}",
+                   description=f"Every notice of a new version of the {doc.title}.",
+                   alternate=url_for("documents.show", slug=doc.slug),
+                   change_sets=_public_change_sets(now_utc(), document=doc), document=doc)

@@ -1,0 +1,291 @@
+"""Subscribing: double opt-in, the 3-a-day limit, topic choices, signed links and the new-topic rule."""
+
+import hashlib
+import time
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import func, select
+
+from registry.domain.clock import now_utc
+from registry.extensions import db
+from registry.models import (
+    ChangeSet,
+    Delivery,
+    Notice,
+    OutgoingMail,
+    Subscriber,
+    Subscription,
+    Topic,
+)
+from registry.models.subscribers import ConfirmationToken
+from registry.services import subscriptions
+from registry.services.subscriptions import SubscriptionError
+
+TOPICS = [("administrative", "Administrative", True, True), ("subprocessors", "Sub-processors", False, True),
+          ("documents", "Document updates", False, True), ("non-material", "Non-material", False, False)]
+
+
+@pytest.fixture
+def topics(app):
+    rows = {key: Topic(key=key, name=name, is_administrative=admin, is_default_on=default, position=i)
+            for i, (key, name, admin, default) in enumerate(TOPICS)}
+    db.session.add_all(rows.values())
+    db.session.commit()
+    return rows
+
+
+def mails(to=None):
+    query = select(OutgoingMail).order_by(OutgoingMail.id)
+    if to:
+        query = query.where(OutgoingMail.to == to)
+    return list(db.session.scalars(query))
+
+
+def raw_token(mail: OutgoingMail) -> str:
+    return mail.context["confirm_url"].rsplit("/", 1)[1]
+
+
+def choices(subscriber):
+    return {topic.key: on for topic, on in subscriptions.choices_of(db.session, subscriber)}
+
+
+def subscribed(email="ana@example.com", keys=("subprocessors",), now=None):
+    now = now or now_utc()
+    outcome = subscriptions.subscribe(db.session, email=email, topic_keys=list(keys), now=now)
+    db.session.commit()
+    return outcome
+
+
+def test_subscribe_queues_a_confirmation_and_stores_only_the_token_hash(topics):
+    now = now_utc()
+    assert subscribed(" Ana@Example.COM ", now=now) == "confirmation"
+    subscriber = db.session.scalar(select(Subscriber))
+    assert (subscriber.email, subscriber.status, subscriber.source) == ("ana@example.com", "pending", "form")
+    [mail] = mails()
+    assert mail.template == "confirm_subscription" and mail.to == "ana@example.com"
+    raw = raw_token(mail)
+    token = db.session.scalar(select(ConfirmationToken))
+    assert token.token_hash == hashlib.sha256(raw.encode()).hexdigest() != raw
+    assert token.expires_at == now + timedelta(hours=72)
+    assert mail.context["confirm_url"].startswith("http://localhost/subscriptions/confirm/")
+    assert mail.context["topics"] == ["Administrative", "Sub-processors"]
+
+
+def test_confirmation_applies_the_choices_once(topics):
+    now = now_utc()
+    subscribed(keys=["non-material"], now=now)
+    raw = raw_token(mails()[0])
+    assert subscriptions.check_confirmation(db.session, raw, now).state == "valid"
+    assert db.session.scalar(select(Subscriber)).status == "pending"  # checking changes nothing
+    assert subscriptions.confirm(db.session, raw, now + timedelta(hours=1)).state == "valid"
+    db.session.commit()
+    subscriber = db.session.scalar(select(Subscriber))
+    assert subscriber.status == "confirmed" and subscriber.confirmed_at == now + timedelta(hours=1)
+    assert choices(subscriber) == {"administrative": True, "subprocessors": False, "documents": False,
+                                   "non-material": True}
+    assert db.session.scalar(select(func.count()).select_from(Subscription)) == 4
+    assert subscriptions.confirm(db.session, raw, now + timedelta(hours=2)).state == "used"
+
+
+@pytest.mark.parametrize(("hours", "state"), [(71.9, "valid"), (72, "expired"), (500, "expired")])
+def test_confirmation_links_expire_after_72_hours(topics, hours, state):
+    now = now_utc()
+    subscribed(now=now)
+    raw = raw_token(mails()[0])
+    assert subscriptions.confirm(db.session, raw, now + timedelta(hours=hours)).state == state
+    db.session.commit()
+    expected = "confirmed" if state == "valid" else "pending"
+    assert db.session.scalar(select(Subscriber.status)) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "x", "a" * 500, "\x00", "ü" * 40])
+def test_unknown_confirmation_tokens(topics, raw):
+    assert subscriptions.confirm(db.session, raw).state == "unknown"
+
+
+def test_at_most_three_emails_per_address_per_day(topics):
+    now = now_utc()
+    outcomes = [subscribed(now=now + timedelta(minutes=i)) for i in range(5)]
+    assert outcomes == ["confirmation"] * 3 + ["limited"] * 2
+    assert len(mails("ana@example.com")) == 3
+    assert db.session.scalar(select(func.count()).select_from(ConfirmationToken)) == 3
+    assert subscribed("other@example.com", now=now) == "confirmation"  # the limit is per address
+    assert subscribed(now=now + timedelta(hours=24, minutes=1)) == "confirmation"
+
+
+def test_an_active_subscriber_gets_their_preferences_link_and_nothing_changes(topics):
+    now = now_utc()
+    subscribed(keys=["documents"], now=now)
+    subscriptions.confirm(db.session, raw_token(mails()[0]), now)
+    db.session.commit()
+    subscriber = db.session.scalar(select(Subscriber))
+    before = choices(subscriber)
+    assert subscribed(keys=["non-material"], now=now) == "already_active"
+    mail = mails()[-1]
+    assert mail.template == "subscription_already_active"
+    assert mail.context["preferences_url"] == subscriptions.preferences_url(subscriber.id)
+    assert choices(subscriber) == before
+    assert db.session.scalar(select(func.count()).select_from(ConfirmationToken)) == 1
+
+
+def test_confirming_retires_the_other_links(topics):
+    now = now_utc()
+    subscribed(keys=["documents"], now=now)
+    subscribed(keys=["non-material"], now=now)
+    first, second = (raw_token(m) for m in mails())
+    assert subscriptions.confirm(db.session, second, now).state == "valid"
+    assert subscriptions.confirm(db.session, first, now).state == "used"
+    assert choices(db.session.scalar(select(Subscriber)))["non-material"] is True
+
+
+@pytest.mark.parametrize("email", ["", "   ", "no-at-sign", "a@b", "a@@b.com", "a b@c.com", "a@b..com",
+                                   "x@-bad.com", "a\x00@b.com", "a@b.com\nb@c.com", "<a@b.com>",
+                                   "a" * 65 + "@b.com", "a@" + "b" * 260 + ".com"])
+def test_invalid_addresses_are_refused_with_a_message(topics, email):
+    with pytest.raises(SubscriptionError) as error:
+        subscriptions.subscribe(db.session, email=email, topic_keys=[])
+    assert error.value.field == "email" and error.value.message
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 0
+
+
+def test_unknown_topics_are_refused(topics):
+    with pytest.raises(SubscriptionError) as error:
+        subscriptions.subscribe(db.session, email="a@b.com", topic_keys=["nope"])
+    assert error.value.field == "topics"
+
+
+def test_a_topic_added_after_the_form_gets_the_rule_on_confirmation(topics):
+    now = now_utc()
+    subscribed("none@example.com", keys=[], now=now)
+    subscribed("some@example.com", keys=["documents"], now=now)
+    subscriptions.add_topic(db.session, "security", "Security advisories", "", True, now=now)
+    for mail in mails():
+        subscriptions.confirm(db.session, raw_token(mail), now)
+    by_email = {s.email: s for s in db.session.scalars(select(Subscriber))}
+    assert choices(by_email["none@example.com"])["security"] is False
+    assert choices(by_email["some@example.com"])["security"] is True
+
+
+def confirmed(email, keys, now=None):
+    now = now or now_utc()
+    subscriptions.subscribe(db.session, email=email, topic_keys=keys, now=now)
+    subscriptions.confirm(db.session, raw_token(mails(email)[-1]), now)
+    return db.session.scalar(select(Subscriber).where(Subscriber.email == email))
+
+
+def test_add_topic_applies_the_new_topic_rule_to_every_subscriber(topics):
+    nothing = confirmed("nothing@example.com", [])
+    some = confirmed("some@example.com", ["non-material"])
+    no_rows = Subscriber(email="legacy@example.com", status="confirmed")
+    db.session.add(no_rows)
+    db.session.flush()
+    for default_on in (True, False):
+        topic = subscriptions.add_topic(db.session, f"new-{default_on}".lower(), "New", "", default_on)
+        rows = dict(db.session.execute(select(Subscription.subscriber_id, Subscription.is_subscribed)
+                                       .where(Subscription.topic_id == topic.id)).all())
+        assert rows == {nothing.id: False, some.id: default_on, no_rows.id: default_on}
+
+
+def test_add_topic_validates(topics, app):
+    with pytest.raises(SubscriptionError, match="already exists"):
+        subscriptions.add_topic(db.session, "documents", "Again", "", True)
+    with pytest.raises(SubscriptionError, match="no document"):
+        subscriptions.add_topic(db.session, "document:missing", "Missing", "", True)
+    with pytest.raises(SubscriptionError) as error:
+        subscriptions.add_topic(db.session, "fine", "\x00 \t", "", True)
+    assert error.value.field == "name"
+
+
+def test_preferences_update_keeps_administrative_on(topics):
+    subscriber = confirmed("ana@example.com", ["documents"])
+    subscriptions.update_topics(db.session, subscriber, ["non-material"])
+    assert choices(subscriber) == {"administrative": True, "subprocessors": False, "documents": False,
+                                   "non-material": True}
+    with pytest.raises(SubscriptionError):
+        subscriptions.update_topics(db.session, subscriber, ["made-up"])
+
+
+def test_one_click_unchecks_the_topic_and_administrative_ends_the_subscription(topics):
+    subscriber = confirmed("ana@example.com", ["documents", "subprocessors"])
+    for _ in range(2):  # idempotent
+        subscriptions.one_click_unsubscribe(db.session, subscriber.id, topics["documents"].id)
+        assert choices(subscriber)["documents"] is False and subscriber.status == "confirmed"
+    assert choices(subscriber)["subprocessors"] is True
+    subscriptions.one_click_unsubscribe(db.session, subscriber.id, topics["administrative"].id)
+    assert subscriber.status == "deleted" and subscriber.deleted_at is not None
+    deleted_at = subscriber.deleted_at
+    subscriptions.one_click_unsubscribe(db.session, subscriber.id, topics["administrative"].id)
+    assert subscriber.deleted_at == deleted_at
+    assert subscriptions.one_click_unsubscribe(db.session, 999_999, topics["documents"].id) is None
+
+
+def test_a_deleted_subscriber_can_subscribe_again(topics):
+    subscriber = confirmed("ana@example.com", [])
+    subscriptions.delete_subscription(db.session, subscriber)
+    assert subscribed("ana@example.com", keys=["documents"]) == "confirmation"
+    assert subscriber.status == "deleted"  # until the new link is confirmed
+    subscriptions.confirm(db.session, raw_token(mails()[-1]))
+    assert subscriber.status == "confirmed" and subscriber.deleted_at is None
+
+
+def test_signed_links_round_trip_and_resist_tampering(app):
+    prefs = subscriptions.preferences_token(42)
+    unsub = subscriptions.unsubscribe_token(42, 7)
+    assert subscriptions.read_preferences_token(prefs) == 42
+    assert subscriptions.read_unsubscribe_token(unsub) == (42, 7)
+    # one purpose's token is no good for the other
+    assert subscriptions.read_unsubscribe_token(prefs) is None
+    assert subscriptions.read_preferences_token(unsub) is None
+    tampered = prefs[:-2] + ("AA" if prefs[-2:] != "AA" else "BB")
+    assert subscriptions.read_preferences_token(tampered) is None
+    assert subscriptions.read_unsubscribe_token(subscriptions.unsubscribe_token(42, 8)) == (42, 8)
+    for garbage in ["", "x", "!" * 40, "a" * 1000, "é" * 30, prefs + "A", None]:
+        assert subscriptions.read_preferences_token(garbage) is None
+        assert subscriptions.read_unsubscribe_token(garbage) is None
+
+
+def test_signed_links_depend_on_the_secret_key(app):
+    token = subscriptions.preferences_token(42)
+    app.config["SECRET_KEY"] = "another-secret-" + "y" * 40
+    try:
+        assert subscriptions.read_preferences_token(token) is None
+    finally:
+        app.config["SECRET_KEY"] = app.config["REGISTRY"].secret_key
+
+
+def test_link_urls_are_absolute_opaque_and_fast(app):
+    db.session.add(Subscriber(id=5, email="secret.person@example.com", status="confirmed"))
+    db.session.flush()
+    prefs, unsub = subscriptions.preferences_url(5), subscriptions.unsubscribe_url(5, 2)
+    assert urlsplit(prefs).path.startswith(subscriptions.PREFERENCES_PATH)
+    assert urlsplit(unsub).path.startswith(subscriptions.UNSUBSCRIBE_PATH)
+    assert prefs.startswith("http://localhost/") and unsub.startswith("http://localhost/")
+    for url in (prefs, unsub):
+        assert "secret" not in url and "example" not in url
+    started = time.perf_counter()
+    for subscriber_id in range(100_000):
+        subscriptions.unsubscribe_url(subscriber_id, 3)
+    # The mail worker builds one per recipient; 100,000 must not dominate a dispatch.
+    assert time.perf_counter() - started < 3
+
+
+def test_history_lists_the_notices_sent_to_the_address(topics):
+    subscriber = confirmed("ana@example.com", [])
+    change_set = ChangeSet(title="New sub-processor", status="in_notice", published_at=now_utc())
+    db.session.add(change_set)
+    db.session.flush()
+    notice = Notice(change_set_id=change_set.id, subject="Notice: new sub-processor")
+    db.session.add(notice)
+    db.session.flush()
+    sent_at = now_utc()
+    db.session.add_all([
+        Delivery(notice_id=notice.id, subscriber_id=subscriber.id, email=subscriber.email, status="sent",
+                 sent_at=sent_at, last_event="delivered"),
+        Delivery(notice_id=notice.id, email="someone.else@example.com", status="sent"),
+    ])
+    db.session.flush()
+    [item] = subscriptions.history(db.session, subscriber)
+    assert (item.subject, item.status, item.sent_at, item.last_event) == (
+        "Notice: new sub-processor", "sent", sent_at, "delivered")
