@@ -6,6 +6,7 @@ from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from registry.extensions import csrf, db, limiter, migrate
 from registry.settings import Settings
@@ -41,6 +42,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         RATELIMIT_HEADERS_ENABLED=True,
     )
     app.json.sort_keys = False
+    if settings.proxy_count:
+        # Behind nginx every request comes from 127.0.0.1; login throttling needs the client's address.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_count, x_proto=settings.proxy_count)
 
     import registry.models  # noqa: F401  (registers every model before migrations look)
 

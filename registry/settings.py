@@ -36,6 +36,8 @@ class Settings:
     # Where one-click unsubscribe mails go (the mailto in List-Unsubscribe).
     unsubscribe_mailto: str = "unsubscribe@example.com"
     ratelimit_storage_uri: str = "memory://"
+    # How many reverse proxies (nginx) set X-Forwarded-For/-Proto in front of the app; 0 trusts none.
+    proxy_count: int = 0
     page_cache_seconds: float = 1.0
     cdn_max_age: int = 60
 
@@ -96,6 +98,7 @@ class Settings:
             mail_from_name=env.get("REGISTRY_MAIL_FROM_NAME", cls.mail_from_name),
             unsubscribe_mailto=env.get("REGISTRY_UNSUBSCRIBE_MAILTO", cls.unsubscribe_mailto),
             ratelimit_storage_uri=env.get("REGISTRY_RATELIMIT_STORAGE_URI", cls.ratelimit_storage_uri),
+            proxy_count=int(_number(env, "REGISTRY_PROXY_COUNT", cls.proxy_count)),
             page_cache_seconds=_number(env, "REGISTRY_PAGE_CACHE_SECONDS", cls.page_cache_seconds),
             cdn_max_age=int(_number(env, "REGISTRY_CDN_MAX_AGE", cls.cdn_max_age)),
         )

@@ -61,3 +61,18 @@ def test_production_names_webhook_key_and_https(tmp_path):
         })
     assert "REGISTRY_SENDGRID_WEBHOOK_PUBLIC_KEY" in str(error.value)
     assert "https://" in str(error.value)
+
+
+def _remote_addr_seen(settings: Settings) -> str:
+    from flask import request
+
+    app = create_app(settings)
+    app.add_url_rule("/whoami", view_func=lambda: request.remote_addr)
+    return app.test_client().get("/whoami", headers={"X-Forwarded-For": "203.0.113.9"}).text
+
+
+def test_proxy_count_trusts_forwarded_for(tmp_path):
+    settings = Settings.from_env({"REGISTRY_INSTANCE_PATH": str(tmp_path), "REGISTRY_PROXY_COUNT": "1",
+                                  "REGISTRY_DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert _remote_addr_seen(settings) == "203.0.113.9"
+    assert _remote_addr_seen(settings.with_overrides(proxy_count=0)) == "127.0.0.1"

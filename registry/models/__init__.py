@@ -8,7 +8,7 @@ from registry.models.notices import Delivery, Notice, Suppression, WebhookEvent
 from registry.models.site import SiteState
 from registry.models.subprocessors import RecordAction, SubProcessor, SubProcessorRecord
 from registry.models.subscribers import ConfirmationToken, Subscriber, Subscription, Topic
-from registry.models.users import Role, StaffSession, User
+from registry.models.users import PasswordResetToken, Role, StaffSession, User
 
 __all__ = [
     "AuditEntry",
@@ -24,6 +24,7 @@ __all__ = [
     "Notice",
     "NoticePolicy",
     "OutgoingMail",
+    "PasswordResetToken",
     "RecordAction",
     "Role",
     "SiteState",

@@ -25,6 +25,15 @@ def init_app(app: Flask) -> None:
         g.staff_session = staff_session
         return staff_session.user
 
+    def forget_previous_user() -> None:
+        # `g` lives in the app context, which tests and CLI commands keep open across requests: the
+        # user and session Flask-Login cached for an earlier request must never answer for this one.
+        g.pop("_login_user", None)
+        g.pop("staff_session", None)
+
+    # First of all before-request hooks, so that rate-limit keys already see this request's user.
+    app.before_request_funcs.setdefault(None, []).insert(0, forget_previous_user)
+
     @app.after_request
     def persist_session_touch(response):
         # live_session may have ended an expired session or moved last_seen_at forward.
