@@ -3,6 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 E2E := tests/e2e
+CONTRACT := tests/contract
 export FLASK_APP := wsgi
 export REGISTRY_COMPANY_NAME ?= Ferncastle Teamworks
 
@@ -31,6 +32,9 @@ browser:
 	@if [ -f $(E2E)/node_modules/axe-core/axe.min.js ]; then :; \
 	elif command -v npm >/dev/null; then cd $(E2E) && npm install --no-audit --no-fund --silent; \
 	else echo "Accessibility checks need axe-core: install Node.js and npm"; fi
+	@if [ -x $(CONTRACT)/node_modules/.bin/prism ]; then :; \
+	elif command -v npm >/dev/null; then cd $(CONTRACT) && npm ci --no-audit --no-fund --silent; \
+	else echo "The SendGrid contract test needs Stoplight Prism: install Node.js and npm"; fi
 
 # PostgreSQL is started by this kind of machine; start it again if it stopped.
 services:
@@ -49,4 +53,4 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(E2E)/node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(E2E)/node_modules $(CONTRACT)/node_modules .pytest_cache .ruff_cache

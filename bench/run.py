@@ -1,4 +1,4 @@
-"""make bench: the HTTP benchmark, then the diff benchmark; results in bench/results/latest.json.
+"""make bench: the HTTP, diff and dispatch benchmarks; results in bench/results/latest.json.
 
 Exits non-zero when any target is missed or a stage could not run.
 """
@@ -29,9 +29,17 @@ def stop_on_sigterm(_signum, _frame) -> None:
 
 
 def diff_bench() -> tuple[int, str]:
-    """Run the other benchmark as its own process, echoing its output as it comes."""
-    print("\n== Document comparison: bench/diff_bench.py", flush=True)
-    process = subprocess.Popen([sys.executable, "bench/diff_bench.py"], cwd=ROOT, text=True,
+    return script_bench("Document comparison", "bench/diff_bench.py")
+
+
+def dispatch_bench() -> tuple[int, str]:
+    return script_bench("Notice dispatch", "bench/dispatch_bench.py")
+
+
+def script_bench(title: str, script: str) -> tuple[int, str]:
+    """Run another benchmark as its own process, echoing its output as it comes."""
+    print(f"\n== {title}: {script}", flush=True)
+    process = subprocess.Popen([sys.executable, script], cwd=ROOT, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     lines = []
     try:
@@ -49,6 +57,7 @@ def main() -> int:
     parser = http_bench.parser()
     parser.description = __doc__.splitlines()[0]
     parser.add_argument("--no-diff", action="store_true", help="skip bench/diff_bench.py")
+    parser.add_argument("--no-dispatch", action="store_true", help="skip bench/dispatch_bench.py")
     args = parser.parse_args()
     load = http_bench.load_from(args)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
@@ -65,6 +74,7 @@ def main() -> int:
     print(http_bench.table(rows))
 
     diff_code, diff_output = (None, "") if args.no_diff else diff_bench()
+    dispatch_code, dispatch_output = (None, "") if args.no_dispatch else dispatch_bench()
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
@@ -75,6 +85,7 @@ def main() -> int:
         "http": [row.as_json() for row in rows],
         "skipped": skipped,
         "diff": {"exit_code": diff_code, "output": diff_output},
+        "dispatch": {"exit_code": dispatch_code, "output": dispatch_output},
     }, indent=2) + "\n")
     print(f"\nResults written to {RESULTS.relative_to(ROOT)}")
 
@@ -83,6 +94,8 @@ def main() -> int:
         failed.append(f"skipped: {', '.join(skipped)}")
     if diff_code:
         failed.append(f"diff_bench exited with {diff_code}")
+    if dispatch_code:
+        failed.append(f"dispatch_bench exited with {dispatch_code}")
     for failure in failed:
         print(f"MISS {failure}", file=sys.stderr)
     return 1 if failed else 0

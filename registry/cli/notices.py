@@ -1,7 +1,79 @@
-"""flask notices ..."""
+"""flask notices ...: the dispatch worker."""
 
 from __future__ import annotations
 
+import signal
+import sys
+import time
+
+import click
+from flask import current_app
 from flask.cli import AppGroup
 
-notices_cli = AppGroup("notices")
+from registry.domain.clock import now_utc
+from registry.extensions import db
+from registry.notify import dispatch
+from registry.notify.senders import MAX_PERSONALIZATIONS, sender_for
+
+notices_cli = AppGroup("notices", help="Send notices and queued mail.")
+
+TICK_SECONDS = 60.0
+
+
+@notices_cli.command("dispatch")
+@click.option("--once", is_flag=True,
+              help="Send everything queued (waiting for retries due soon), then exit: for cron.")
+@click.option("--batch-size", type=click.IntRange(1, MAX_PERSONALIZATIONS), default=MAX_PERSONALIZATIONS,
+              show_default=True, help="Deliveries per claim and per Mail Send request.")
+@click.option("--sending-timeout", type=click.FloatRange(0), default=600.0, show_default=True,
+              help="Seconds after which a delivery left 'sending' by a dead worker is resolved or re-sent.")
+@click.option("--max-attempts", type=click.IntRange(1), default=8, show_default=True)
+@click.option("--backoff-base", type=click.FloatRange(0), default=2.0, show_default=True,
+              help="Seconds before the first retry; doubles with each attempt (plus jitter).")
+@click.option("--poll", type=click.FloatRange(0.01), default=5.0, show_default=True,
+              help="Seconds between looks at an empty queue (loop mode).")
+@click.option("--max-wait", type=click.FloatRange(0), default=900.0, show_default=True,
+              help="With --once: the longest wait for a retry before exiting.")
+def dispatch_command(once: bool, batch_size: int, sending_timeout: float, max_attempts: int,
+                     backoff_base: float, poll: float, max_wait: float) -> None:
+    """Send queued notice deliveries and single mails. Several workers may run at once."""
+    options = dispatch.Options(batch_size=batch_size, request_size=batch_size, max_attempts=max_attempts,
+                               sending_timeout=sending_timeout, backoff_base=backoff_base)
+    stopping = []
+
+    def stop(_signum, _frame) -> None:
+        # Finish the request in flight and record it, then exit.
+        stopping.append(True)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    sender = sender_for(current_app.config["REGISTRY"])
+    worker = dispatch.Dispatcher(db.session, sender, options)
+    bar = None
+    if sys.stdout.isatty():
+        total = worker.pending()
+        db.session.commit()
+        bar = click.progressbar(length=max(total, 1), label="Dispatching", show_pos=True)
+        bar.__enter__()
+        worker.on_progress = bar.update
+    try:
+        if once:
+            worker.drain(max_wait=max_wait, should_stop=lambda: bool(stopping))
+        else:
+            _loop(worker, poll, should_stop=lambda: bool(stopping))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if bar is not None:
+            bar.__exit__(None, None, None)
+        db.session.remove()
+    click.echo(worker.stats.line())
+
+
+def _loop(worker: dispatch.Dispatcher, poll: float, should_stop) -> None:
+    last_tick = 0.0
+    while not should_stop():
+        if time.monotonic() - last_tick >= TICK_SECONDS:
+            dispatch.tick_workflow(db.session, now_utc())
+            last_tick = time.monotonic()
+        if worker.cycle():
+            continue
+        time.sleep(poll)

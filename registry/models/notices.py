@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.domain.clock import now_utc
@@ -27,17 +27,33 @@ class Notice(db.Model):
 
 class Delivery(db.Model):
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("notice_id", "email"),)
+    __table_args__ = (
+        # Also the index for every per-notice query (notice_id leads).
+        UniqueConstraint("notice_id", "email"),
+        # The worker's hot path updates each row twice (claim, result); every index on the table costs
+        # an entry per update, so only partial indexes serve it: the claim reads queued rows in id order,
+        # recovery looks for rows left "sending".
+        Index("ix_deliveries_queued", "id", postgresql_where=text("status = 'queued'"),
+              sqlite_where=text("status = 'queued'")),
+        Index("ix_deliveries_sending", "claimed_at", postgresql_where=text("status = 'sending'"),
+              sqlite_where=text("status = 'sending'")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id"), index=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id"))
     subscriber_id: Mapped[int | None] = mapped_column(ForeignKey("subscribers.id"))
     email: Mapped[str] = mapped_column(String(320))
     # The topic under which this recipient gets the notice: its one-click unsubscribe turns it off.
     topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id"))
-    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
     attempts: Mapped[int] = mapped_column(default=0)
+    # A retry after a temporary failure waits until then; null means as soon as a worker is free.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The worker's claim on this row (one per Mail Send request): results are written only by it.
+    claim_token: Mapped[str | None] = mapped_column(String(64))
+    # Sent again after an attempt whose outcome was unknown: the recipient may have it twice.
+    is_resent: Mapped[bool] = mapped_column(default=False)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
     last_event: Mapped[str | None] = mapped_column(String(40))

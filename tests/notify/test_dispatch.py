@@ -1,0 +1,197 @@
+"""The dispatcher in-process, against the fake SendGrid over HTTP through the real sendgrid client."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections import Counter
+
+import pytest
+from sqlalchemy import select
+
+from registry.extensions import db
+from registry.models import ChangeSet, Delivery, OutgoingMail
+from registry.notify.dispatch import Dispatcher, Options, backoff
+from registry.services import mail as mail_service
+from registry.services import notices
+from tests.notify.factories import email_for, notice_with_deliveries, status_counts
+
+
+def deliveries(notice_id: int) -> list[Delivery]:
+    rows = list(db.session.scalars(select(Delivery).where(Delivery.notice_id == notice_id)
+                                   .order_by(Delivery.id)))
+    db.session.commit()
+    return rows
+
+
+def assert_reconciled(dispatch) -> None:
+    """Eligible = sent + suppressed + failed, nothing pending, and the change set's notice completed."""
+    progress = notices.progress(db.session, [dispatch.change_set_id])[dispatch.change_set_id]
+    assert progress.eligible == progress.sent + progress.suppressed + progress.failed
+    assert progress.pending == 0
+    assert db.session.get(ChangeSet, dispatch.change_set_id).notice_completed_at is not None
+
+
+def test_sends_every_delivery_once_in_requests_of_at_most_1000(app, fake, sendgrid):
+    dispatch = notice_with_deliveries(db.session, 2500)
+    stats = Dispatcher(db.session, sendgrid).drain()
+    assert stats.sent == 2500 and stats.requests == 3
+    assert [r.recipients for r in fake.requests] == [1000, 1000, 500]
+    accepted = Counter(fake.delivery_ids())
+    rows = deliveries(dispatch.notice_id)
+    assert set(accepted) == {str(d.id) for d in rows} and set(accepted.values()) == {1}
+    assert {d.status for d in rows} == {"sent"}
+    assert all(d.provider_message_id and d.sent_at and not d.is_resent for d in rows)
+    # One X-Message-Id per request, recorded on each of its recipients.
+    assert len({d.provider_message_id for d in rows}) == 3
+    assert_reconciled(dispatch)
+
+
+def test_suppressed_addresses_are_never_sent(app, fake, sendgrid):
+    suppressed = {email_for("customer", i) for i in (0, 7, 99)}
+    dispatch = notice_with_deliveries(db.session, 100, suppressed=suppressed)
+    Dispatcher(db.session, sendgrid).drain()
+    sent_to = {email for email, _, _ in fake.accepted}
+    assert len(sent_to) == 97 and not sent_to & suppressed
+    assert status_counts(db.session, dispatch.notice_id) == {"sent": 97, "suppressed": 3}
+    assert_reconciled(dispatch)
+
+
+def test_429_and_500_are_retried_with_growing_backoff_honouring_retry_after(app, fake, sendgrid):
+    dispatch = notice_with_deliveries(db.session, 50)
+    fake.script("500", "500", "500", "429:1")
+    worker = Dispatcher(db.session, sendgrid, Options(backoff_base=0.1), rng=random.Random(4))
+    stats = worker.drain()
+    assert [r.status for r in fake.requests] == [500, 500, 500, 429, 202]
+    times = [r.at for r in fake.requests]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # 0.1 * 2**n with equal jitter: each wait at least as long as the one before...
+    assert gaps[0] >= 0.05 and gaps[1] >= 0.1 and gaps[2] >= 0.2
+    assert gaps[0] <= gaps[1] <= gaps[2]
+    # ...and the 429's Retry-After: 1 is honoured though the backoff alone would be 0.8 s at most.
+    assert gaps[3] >= 1.0
+    assert stats.sent == 50 and stats.retried == 200 and stats.failed == 0
+    assert fake.count() == 50 and len(set(fake.delivery_ids())) == 50
+    rows = deliveries(dispatch.notice_id)
+    assert {d.attempts for d in rows} == {5} and not any(d.is_resent for d in rows)
+    assert_reconciled(dispatch)
+
+
+def test_backoff_grows_is_capped_and_never_beats_retry_after():
+    options = Options(backoff_base=2.0, backoff_cap=60.0)
+    rng = random.Random(1)
+    for attempts in range(1, 12):
+        ceiling = min(60.0, 2.0 * 2 ** (attempts - 1))
+        assert ceiling / 2 <= backoff(attempts, options, rng) <= ceiling
+    assert backoff(1, options, rng, retry_after=30.0) == 30.0
+
+
+def test_retries_stop_after_max_attempts_as_failed(app, fake, sendgrid, make_user):
+    admin = make_user("admin")
+    dispatch = notice_with_deliveries(db.session, 10)
+    fake.script("500", "500", "500")
+    stats = Dispatcher(db.session, sendgrid, Options(backoff_base=0.01, max_attempts=3)).drain()
+    # No delivery reached the provider; the staff alert about them did.
+    assert stats.failed == 10 and fake.delivery_ids() == [] and stats.mails_sent == 1
+    assert [email for email, _, _ in fake.accepted] == [admin.email]
+    rows = deliveries(dispatch.notice_id)
+    assert {d.status for d in rows} == {"failed"}
+    assert "gave up after 3 attempts" in rows[0].error and "HTTP 500" in rows[0].error
+    assert_reconciled(dispatch)
+
+
+def test_a_4xx_fails_with_the_reason_and_alerts_approvers_and_admins(app, fake, sendgrid, make_user):
+    approver, admin = make_user("approver"), make_user("admin")
+    make_user("editor")
+    make_user("admin", enabled=False)
+    dispatch = notice_with_deliveries(db.session, 30)
+    fake.script("400")
+    stats = Dispatcher(db.session, sendgrid).drain()
+    assert stats.failed == 30 and fake.delivery_ids() == []
+    rows = deliveries(dispatch.notice_id)
+    assert {d.status for d in rows} == {"failed"}
+    assert rows[0].error == "HTTP 400: scripted 400"
+    alerts = list(db.session.scalars(select(OutgoingMail).where(OutgoingMail.template == "dispatch_failed")))
+    assert sorted(a.to for a in alerts) == sorted([approver.email, admin.email])
+    assert alerts[0].context == {"notice_id": dispatch.notice_id, "change_set_id": dispatch.change_set_id,
+                                 "count": 30, "reason": "HTTP 400: scripted 400"}
+    assert_reconciled(dispatch)
+
+
+def test_queued_single_mails_are_sent_too(app, fake, sendgrid, make_user):
+    admin = make_user("admin")
+    dispatch = notice_with_deliveries(db.session, 1)
+    mail_service.queue(db.session, to=admin.email, template="dispatch_failed",
+                       context={"notice_id": dispatch.notice_id, "change_set_id": dispatch.change_set_id,
+                                "count": 3, "reason": "HTTP 400: bad"})
+    mail_service.queue(db.session, to=admin.email, template="no_such_template", context={})
+    db.session.commit()
+    stats = Dispatcher(db.session, sendgrid).drain()
+    assert stats.mails_sent == 1 and stats.mails_failed == 1
+    mails = {m.template: m for m in db.session.scalars(select(OutgoingMail))}
+    assert mails["dispatch_failed"].status == "sent" and mails["dispatch_failed"].provider_message_id
+    assert mails["no_such_template"].status == "failed"
+    assert "could not render" in mails["no_such_template"].error
+    assert sorted(email for email, _, _ in fake.accepted) == sorted([admin.email, email_for("customer", 0)])
+
+
+@pytest.mark.parametrize("answer", ["garbage", "drop", "nonjson:502"])
+def test_garbage_answers_leave_the_outcome_unknown_then_resend_flagged(app, fake, sendgrid, answer):
+    """Not HTTP, a dropped connection or a gateway's HTML: nothing lost, nothing taken twice by the fake,
+    and the recipients flagged because the worker could not know."""
+    dispatch = notice_with_deliveries(db.session, 40)
+    fake.script(answer)
+    stats = Dispatcher(db.session, sendgrid, Options(sending_timeout=0.3)).drain()
+    assert stats.unknown == 40 and stats.resent == 40 and stats.sent == 40
+    assert Counter(fake.delivery_ids()) == Counter({str(d.id): 1 for d in deliveries(dispatch.notice_id)})
+    rows = deliveries(dispatch.notice_id)
+    assert {d.status for d in rows} == {"sent"} and all(d.is_resent for d in rows)
+    assert_reconciled(dispatch)
+
+
+def test_an_unexpected_4xx_with_a_non_json_body_fails_with_a_readable_reason(app, fake, sendgrid):
+    dispatch = notice_with_deliveries(db.session, 5)
+    fake.script("nonjson:418")
+    Dispatcher(db.session, sendgrid).drain()
+    rows = deliveries(dispatch.notice_id)
+    assert {d.status for d in rows} == {"failed"}
+    assert rows[0].error.startswith("HTTP 418: <html>Bad Gateway")
+    assert_reconciled(dispatch)
+
+
+def test_a_webhook_event_settles_an_unknown_outcome_so_it_is_not_sent_again(app, fake, sendgrid):
+    dispatch = notice_with_deliveries(db.session, 20)
+    # The provider takes the request but the answer never arrives (the worker times out).
+    fake.script("sleep:1.5")
+    sendgrid.timeout = 0.5
+    worker = Dispatcher(db.session, sendgrid, Options(sending_timeout=3600))
+    worker.send_deliveries()
+    assert worker.stats.unknown == 20
+    time.sleep(1.3)
+    assert fake.count() == 20
+    events = fake.processed_events(set(fake.delivery_ids()))
+    notices.apply_provider_events(db.session, events)
+    db.session.commit()
+    worker.drain()
+    assert fake.count() == 20
+    rows = deliveries(dispatch.notice_id)
+    assert {d.status for d in rows} == {"sent"} and not any(d.is_resent for d in rows)
+    assert_reconciled(dispatch)
+
+
+def test_a_stale_claim_written_after_recovery_is_ignored(app, fake, sendgrid):
+    """A worker that comes back after its rows were recovered must not overwrite the new claim."""
+    dispatch = notice_with_deliveries(db.session, 3)
+    slow = Dispatcher(db.session, sendgrid)
+    token, claimed = slow.claim()
+    assert len(claimed) == 3
+    other = Dispatcher(db.session, sendgrid, Options(sending_timeout=0))
+    assert other.recover() == 3
+    other.drain()
+    slow._send_group(token, dispatch.notice_id, claimed)
+    rows = deliveries(dispatch.notice_id)
+    assert {d.status for d in rows} == {"sent"} and all(d.is_resent for d in rows)
+    # Both requests reached the provider (that is the honest cost), and the rows say so.
+    assert fake.count() == 6
+    assert len({d.provider_message_id for d in rows}) == 1
