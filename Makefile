@@ -24,7 +24,7 @@ run: $(VENV)/.installed
 	@echo "Mail goes to instance/outbox/ (the staff Mailbox shows it); the worker runs beside the site."
 	trap 'kill 0' INT TERM EXIT; $(BIN)/flask notices dispatch & $(BIN)/flask run --host 127.0.0.1 --port 5000
 
-# Chromium and its driver come from Debian, axe-core from npm; only root can install them here.
+# Chromium and its driver come from Debian, axe-core and Stoplight Prism from npm; only root can install Chromium here.
 browser:
 	@if [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
