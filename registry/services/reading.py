@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
+from registry.domain.clock import now_utc
 from registry.domain.subprocessors import Entry, Event
 from registry.models import (
     ChangeSet,
@@ -25,8 +26,11 @@ PUBLIC = (ChangeSet.published_at.is_not(None), ChangeSet.status != ChangeStatus.
 NOT_YET = datetime.max.replace(tzinfo=UTC)
 
 
-def effective_moment(change_set: ChangeSet) -> datetime:
-    return change_set.in_force_from() or NOT_YET
+def effective_moment(change_set: ChangeSet, now: datetime | None = None) -> datetime:
+    """The effective date, unless it has passed while the notice of a material change is still going out."""
+    if change_set.notice_pending and change_set.effective_at <= (now or now_utc()):
+        return NOT_YET
+    return change_set.effective_at
 
 
 def _event(record: SubProcessorRecord) -> Event:
@@ -77,7 +81,7 @@ class PublicVersion:
         return self.change_set.effective_at
 
     def is_effective(self, now: datetime) -> bool:
-        return effective_moment(self.change_set) <= now
+        return effective_moment(self.change_set, now) <= now
 
 
 def versions(session: Session, doc: Document) -> list[PublicVersion]:

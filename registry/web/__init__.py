@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import BaseConverter
 
 from registry.domain.slugs import PATTERN as SLUG_PATTERN
+from registry.services.reading import NOT_YET
 from registry.web.caching import PageCache
 
 CSP = (
@@ -65,6 +66,8 @@ def init_app(app: Flask) -> None:
     def local_date(value: datetime | date | None) -> str:
         if value is None:
             return ""
+        if value == NOT_YET:
+            return "once the notice has gone out"
         day = value.astimezone(zone).date() if isinstance(value, datetime) else value
         return f"{day.day} {day:%B %Y}"
 
@@ -72,12 +75,14 @@ def init_app(app: Flask) -> None:
     def local_datetime(value: datetime | None) -> str:
         if value is None:
             return ""
+        if value == NOT_YET:
+            return "once the notice has gone out"
         local = value.astimezone(zone)
         return f"{local.day} {local:%B %Y, %H:%M %Z}"
 
     @app.template_filter("iso")
     def iso(value: datetime | date | None) -> str:
-        return value.isoformat() if value else ""
+        return value.isoformat() if value and value != NOT_YET else ""
 
     app.jinja_env.filters["country"] = country_name
     app.jinja_env.globals["settings"] = settings

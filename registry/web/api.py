@@ -31,7 +31,8 @@ def _absolute(endpoint: str, **values) -> str:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    """Null for no date, and for a date that waits on a notice still going out (reading.NOT_YET)."""
+    return value.isoformat() if value and value != reading.NOT_YET else None
 
 
 def _paginate(items: Sequence) -> tuple[Sequence, dict, dict]:

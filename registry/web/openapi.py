@@ -52,7 +52,9 @@ ENTRY_LINKS = {
 }
 HISTORY_EVENT = {
     "action": {"type": "string", "enum": ["add", "change", "remove"]},
-    "effective_at": DATE_TIME,
+    "effective_at": {**OPTIONAL_DATE_TIME, "description": (
+        "Null only when the date has passed while the notice of a material change is still going out: "
+        "the change waits for the notice and gets a new date.")},
     "scheduled": {"type": "boolean", "description": "True while the change is not yet in effect."},
     "summary": STRING,
     "changes": {"type": "array", "items": _ref("FieldChange"),
@@ -149,7 +151,7 @@ SCHEMAS = {
     "SubprocessorChange": _object({**HISTORY_EVENT, "subprocessor": _ref("SubprocessorEntry")},
                                   "A change, with the entry as it stands after it."),
     "VersionRef": _object({"number": {"type": "integer", "minimum": 1},
-                           "effective_at": DATE_TIME, **VERSION_LINKS}),
+                           "effective_at": HISTORY_EVENT["effective_at"], **VERSION_LINKS}),
     "NoticePolicy": _object({
         "length": {"type": "integer", "minimum": 0},
         "unit": STRING,

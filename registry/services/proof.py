@@ -1,0 +1,228 @@
+"""Proof of notice: when each change's notice started and completed, and what happened to every recipient."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from registry.models import ChangeSet, Delivery, Notice
+from registry.services.notices import SETTLED
+
+# Waiting to be sent, or sent without an answer yet: the worker or the webhook still owes an outcome.
+PENDING = ("queued", "sending")
+STATUSES = (*SETTLED, *PENDING)
+
+
+@dataclass
+class Counts:
+    """Deliveries by status. `eligible` is counted on its own so that the equation can be checked."""
+
+    eligible: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def sent(self) -> int:
+        return self.by_status.get("sent", 0)
+
+    @property
+    def suppressed(self) -> int:
+        return self.by_status.get("suppressed", 0)
+
+    @property
+    def failed(self) -> int:
+        return self.by_status.get("failed", 0)
+
+    @property
+    def pending(self) -> int:
+        return sum(self.by_status.get(s, 0) for s in PENDING)
+
+    @property
+    def settled(self) -> int:
+        return self.sent + self.suppressed + self.failed
+
+    @property
+    def unknown(self) -> dict[str, int]:
+        return {s: n for s, n in self.by_status.items() if s not in STATUSES}
+
+    @property
+    def accounted(self) -> int:
+        return sum(self.by_status.values())
+
+    def add(self, other: Counts) -> None:
+        self.eligible += other.eligible
+        for status, n in other.by_status.items():
+            self.by_status[status] = self.by_status.get(status, 0) + n
+
+
+@dataclass
+class NoticeProof:
+    notice: Notice
+    counts: Counts
+    resent: int
+    sent_without_time: int
+
+
+@dataclass
+class Proof:
+    change_set: ChangeSet
+    notices: list[NoticeProof]
+    totals: Counts
+    problems: list[str]
+
+    @property
+    def is_reconciled(self) -> bool:
+        return not self.problems
+
+
+def _counts(session: Session, notice_ids: list[int]) -> dict[int, Counts]:
+    counts = {i: Counts() for i in notice_ids}
+    if not notice_ids:
+        return counts
+    for notice_id, total in session.execute(
+        select(Delivery.notice_id, func.count()).where(Delivery.notice_id.in_(notice_ids))
+        .group_by(Delivery.notice_id)
+    ):
+        counts[notice_id].eligible = total
+    for notice_id, status, n in session.execute(
+        select(Delivery.notice_id, Delivery.status, func.count()).where(Delivery.notice_id.in_(notice_ids))
+        .group_by(Delivery.notice_id, Delivery.status)
+    ):
+        counts[notice_id].by_status[status] = n
+    return counts
+
+
+def _per_notice(session: Session, notice_ids: list[int], *conditions) -> dict[int, int]:
+    if not notice_ids:
+        return {}
+    return dict(session.execute(
+        select(Delivery.notice_id, func.count()).where(Delivery.notice_id.in_(notice_ids), *conditions)
+        .group_by(Delivery.notice_id)
+    ).all())
+
+
+def overview(session: Session, *, limit: int = 200) -> list[tuple[ChangeSet, Counts, list[Notice]]]:
+    """Every change set with a notice, newest notice first, with its delivery counts."""
+    notices = list(session.scalars(select(Notice).order_by(Notice.created_at.desc(), Notice.id.desc())))
+    by_change: dict[int, list[Notice]] = {}
+    for notice in notices:
+        by_change.setdefault(notice.change_set_id, []).append(notice)
+    change_ids = list(by_change)[:limit]
+    change_sets = {c.id: c for c in session.scalars(select(ChangeSet).where(ChangeSet.id.in_(change_ids)))}
+    counts = _counts(session, [n.id for i in change_ids for n in by_change[i]])
+    result = []
+    for change_id in change_ids:
+        total = Counts()
+        for notice in by_change[change_id]:
+            total.add(counts[notice.id])
+        result.append((change_sets[change_id], total, by_change[change_id]))
+    return result
+
+
+def proof(session: Session, change_set_id: int) -> Proof | None:
+    change_set = session.get(ChangeSet, change_set_id)
+    if change_set is None:
+        return None
+    notices = list(session.scalars(select(Notice).where(Notice.change_set_id == change_set_id)
+                                   .order_by(Notice.id)))
+    ids = [n.id for n in notices]
+    counts = _counts(session, ids)
+    resent = _per_notice(session, ids, Delivery.is_resent.is_(True))
+    no_time = _per_notice(session, ids, Delivery.status == "sent", Delivery.sent_at.is_(None))
+    rows = [NoticeProof(n, counts[n.id], resent.get(n.id, 0), no_time.get(n.id, 0)) for n in notices]
+    totals = Counts()
+    for row in rows:
+        totals.add(row.counts)
+    return Proof(change_set, rows, totals, _problems(change_set, rows))
+
+
+def _problems(change_set: ChangeSet, rows: list[NoticeProof]) -> list[str]:
+    """What would make this proof untrustworthy; an empty list means every recipient is accounted for."""
+    problems = []
+    for row in rows:
+        counts, label = row.counts, f"Notice {row.notice.id}"
+        if counts.accounted != counts.eligible:
+            problems.append(f"{label}: {counts.eligible} eligible but {counts.accounted} counted by status.")
+        for status, n in counts.unknown.items():
+            problems.append(f"{label}: {n} deliveries have the unknown status {status!r}.")
+        if row.notice.dispatch_completed_at is not None and counts.pending:
+            problems.append(f"{label}: recorded as dispatched, yet {counts.pending} deliveries are "
+                            "not settled.")
+        if row.sent_without_time:
+            problems.append(f"{label}: {row.sent_without_time} sent deliveries have no acceptance time.")
+        if row.notice.feed_published_at is None:
+            problems.append(f"{label}: no feed entry time.")
+    unfinished = [r for r in rows if r.notice.dispatch_completed_at is None]
+    if change_set.notice_completed_at is not None and unfinished:
+        problems.append("The change's notice is recorded complete, but some of its notices are still "
+                        "being sent.")
+    return problems
+
+
+def recipients_query(change_set_id: int, *, status: str = "", email: str = "") -> Select:
+    query = (select(Delivery).join(Notice, Notice.id == Delivery.notice_id)
+             .where(Notice.change_set_id == change_set_id).order_by(Delivery.id))
+    if status:
+        query = query.where(Delivery.status == status)
+    if email:
+        query = query.where(Delivery.email.contains(email.lower(), autoescape=True))
+    return query
+
+
+def recipients_page(session: Session, change_set_id: int, *, page: int, per_page: int, status: str = "",
+                    email: str = "") -> tuple[list[Delivery], int]:
+    query = recipients_query(change_set_id, status=status, email=email)
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = list(session.scalars(query.offset((page - 1) * per_page).limit(per_page)))
+    return rows, total
+
+
+EXPORT_FIELDS = ("delivery_id", "notice_id", "email", "status", "provider_message_id", "sent_at",
+                 "last_event", "last_event_at", "attempts", "resent", "error")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def export_rows(session: Session, change_set_id: int) -> Iterator[dict]:
+    """Every recipient, streamed from the database in chunks (a notice may have 100,000)."""
+    query = recipients_query(change_set_id).execution_options(yield_per=1000)
+    for delivery in session.scalars(query):
+        yield {
+            "delivery_id": delivery.id, "notice_id": delivery.notice_id, "email": delivery.email,
+            "status": delivery.status, "provider_message_id": delivery.provider_message_id,
+            "sent_at": _iso(delivery.sent_at), "last_event": delivery.last_event,
+            "last_event_at": _iso(delivery.last_event_at), "attempts": delivery.attempts,
+            "resent": bool(delivery.is_resent), "error": delivery.error,
+        }
+        session.expunge(delivery)
+
+
+def summary(item: Proof) -> dict:
+    """The proof's header as JSON: times, reconciled counts and the hash of the bodies sent."""
+    change_set = item.change_set
+    return {
+        "change_set": {"id": change_set.id, "title": change_set.title, "is_material": change_set.is_material,
+                       "status": change_set.status, "notice_started_at": _iso(change_set.published_at),
+                       "notice_completed_at": _iso(change_set.notice_completed_at),
+                       "effective_at": _iso(change_set.effective_at),
+                       "objection_deadline_at": _iso(change_set.objection_deadline_at)},
+        "notices": [{"id": row.notice.id, "subject": row.notice.subject,
+                     "started_at": _iso(row.notice.created_at),
+                     "feed_published_at": _iso(row.notice.feed_published_at),
+                     "dispatch_completed_at": _iso(row.notice.dispatch_completed_at),
+                     "body_sha256": row.notice.body_sha256 or None, "resent": row.resent,
+                     **_count_fields(row.counts)} for row in item.notices],
+        "totals": _count_fields(item.totals),
+        "reconciled": item.is_reconciled,
+        "problems": item.problems,
+    }
+
+
+def _count_fields(counts: Counts) -> dict:
+    return {"eligible": counts.eligible, "sent": counts.sent, "suppressed": counts.suppressed,
+            "failed": counts.failed, "pending": counts.pending}
