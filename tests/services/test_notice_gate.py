@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from registry.domain.clock import now_utc
 from registry.domain.notice import NoticeRule, earliest_effective
 from registry.extensions import db
-from registry.models import Document, NoticePolicy
+from registry.models import NoticePolicy
 from registry.services import publishing, reading
 
 # Reading pages uses the real clock, so these tests are dated from it.
