@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from registry.demo import content
 from registry.domain.clock import start_of_day
-from registry.models import Document, NoticePolicy, Topic, User
-from registry.services import accounts, publishing
+from registry.models import Delivery, Document, NoticePolicy, Topic, User
+from registry.services import accounts, contacts, notices, publishing
 
 LEGAL_ZONE = ZoneInfo("Europe/Warsaw")
 # The DPA promises 14 calendar days' notice of sub-processor changes, with a right to object.
@@ -27,6 +27,15 @@ STAFF = [
     ("second.approver@ferncastle.example", "approver", "demo-approver-password", "JBSWY3DPEHPK3PXPSECONDAP"),
     ("admin@ferncastle.example", "admin", "demo-admin-password", "JBSWY3DPEHPK3PXPADMINXYZ"),
 ]
+# Customer contacts imported from the CRM: they receive Administrative notices under their contract.
+CONTACTS = """email,name,company
+dpo@northwind-logistics.example,Ada Kowalska,Northwind Logistics
+privacy@bluefin-health.example,Marek Nowak,Bluefin Health
+legal@orchard-retail.example,Jo Smith,Orchard Retail
+security@kettle-analytics.example,Sam Lee,Kettle Analytics
+compliance@harbor-bank.example,Ines Duarte,Harbor Bank
+it@meadow-schools.example,Tomasz Wiśniewski,Meadow Schools
+"""
 TOPICS = [
     ("administrative", "Administrative", "Material changes to our documents and sub-processors. "
      "Required while you are subscribed.", True, True),
@@ -106,11 +115,25 @@ def load(session: Session, now: datetime) -> str:
            documents)
     notice = (now - timedelta(days=upcoming["notice_started_days_ago"])).replace(microsecond=0)
     effective = _at(now, -upcoming["effective_in_days"])
-    publishing.publish(session, change_set, published_at=notice,
-                       notice_completed_at=notice, effective_at=effective,
-                       effective_new_customers_at=notice, actor="demo", now=now)
+    report = contacts.import_contacts(session, CONTACTS.encode(), now=notice - timedelta(days=30))
+    publishing.publish(session, change_set, published_at=notice, notice_completed_at=None,
+                       effective_at=effective, effective_new_customers_at=notice, actor="demo", now=notice)
+    _deliver_notice(session, change_set, notice)
     return (f"{len(content.SUBPROCESSORS) + 1} sub-processors, {len(documents)} documents, "
-            f"{count + 1} change sets")
+            f"{count + 1} change sets, {report.created} subscribers, {len(STAFF)} staff accounts")
+
+
+def _deliver_notice(session: Session, change_set, notice_at: datetime) -> None:
+    """The upcoming change's notice as the worker and SendGrid would have left it: all accepted."""
+    notice = notices.start_notice(session, change_set, now=notice_at)
+    accepted = notice_at + timedelta(minutes=1)
+    deliveries = session.scalars(select(Delivery).where(Delivery.notice_id == notice.id))
+    for index, delivery in enumerate(deliveries):
+        delivery.status, delivery.sent_at, delivery.attempts = "sent", accepted, 1
+        delivery.provider_message_id = f"demo-{notice.id}-{index // 1000}"
+        delivery.last_event, delivery.last_event_at = "delivered", accepted + timedelta(seconds=20)
+    session.flush()
+    notices.settle(session, [notice.id], now=accepted + timedelta(seconds=5))
 
 
 def _title(items: list[tuple[str, dict]]) -> str:
