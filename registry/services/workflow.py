@@ -1,0 +1,330 @@
+"""The legal staff's use cases on a change set: draft, review, approve, schedule, withdraw, comment.
+
+Every step records a ChangeSetEvent (who, when, from and to which status) and an audit entry.
+Four eyes: whoever created or edited a change set may never approve or schedule it.
+Editing a change set that is in review or approved sends it back to draft, so that an approval
+always covers exactly what will be published.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.domain.clock import now_utc
+from registry.models import (
+    ChangeSet,
+    ChangeSetEvent,
+    ChangeStatus,
+    Comment,
+    Document,
+    DocumentVersion,
+    RecordAction,
+    SubProcessor,
+    SubProcessorRecord,
+    User,
+)
+from registry.services import audit, notices, publishing, site
+
+EDITABLE = (ChangeStatus.DRAFT, ChangeStatus.IN_REVIEW, ChangeStatus.APPROVED)
+# Actions that make someone an author of the change set, and so never its approver.
+AUTHORING = ("created", "edited")
+MAX_COMMENT = 10_000
+
+
+class WorkflowError(ValueError):
+    """A step is not allowed as asked; the message tells staff why."""
+
+
+@dataclass(frozen=True)
+class TickResult:
+    postponed: list[ChangeSet]
+    effective: list[ChangeSet]
+
+    def lines(self) -> list[str]:
+        return ([f"postponed change set {c.id} ({c.title}) to {c.effective_at.isoformat()}"
+                 for c in self.postponed]
+                + [f"change set {c.id} ({c.title}) is now effective" for c in self.effective])
+
+
+def _record(session: Session, change_set: ChangeSet, actor: User, action: str, *, now: datetime,
+            to_status: str | None = None, note: str = "", audit_after: dict | None = None,
+            from_status: str | None = None) -> None:
+    """One event and one audit entry; a status change when `to_status` is given."""
+    from_status = from_status or change_set.status
+    if to_status is not None:
+        change_set.status = to_status
+    session.add(ChangeSetEvent(change_set=change_set, at=now, actor_id=actor.id, actor=actor.email,
+                               action=action, from_status=from_status if to_status else None,
+                               to_status=to_status, note=note))
+    after = {"status": change_set.status, **(audit_after or {})}
+    if note:
+        after["note"] = note
+    audit.record(session, actor=actor.email, actor_id=actor.id, action=f"change_set.{action}",
+                 object_type="change_set", object_id=change_set.id, at=now,
+                 before={"status": from_status}, after=after)
+    session.flush()
+
+
+def authors(change_set: ChangeSet) -> set[int]:
+    """Everyone who created or edited the change set."""
+    ids = {e.actor_id for e in change_set.events if e.action in AUTHORING and e.actor_id is not None}
+    if change_set.created_by_id is not None:
+        ids.add(change_set.created_by_id)
+    return ids
+
+
+def is_author(change_set: ChangeSet, user: User) -> bool:
+    return user.id in authors(change_set)
+
+
+def _require_status(change_set: ChangeSet, *allowed: str, doing: str) -> None:
+    if change_set.status not in allowed:
+        names = " or ".join(s.replace("_", " ") for s in allowed)
+        raise WorkflowError(f"Only a change set that is {names} can be {doing}; this one is "
+                            f"{change_set.status.replace('_', ' ')}.")
+
+
+def _four_eyes(change_set: ChangeSet, actor: User, doing: str) -> None:
+    if is_author(change_set, actor):
+        raise WorkflowError(f"You created or edited this change set, so you cannot {doing} it: "
+                            "another approver must (four-eyes rule).")
+
+
+def _edited(session: Session, change_set: ChangeSet, actor: User, what: str, now: datetime) -> None:
+    """Record an edit; an edit after submission sends the change set back to draft."""
+    _require_status(change_set, *EDITABLE, doing="edited")
+    back = ChangeStatus.DRAFT if change_set.status != ChangeStatus.DRAFT else None
+    note = what + (" (sent back to draft: it must be submitted and approved again)" if back else "")
+    _record(session, change_set, actor, "edited", now=now, to_status=back, note=note)
+
+
+def create(session: Session, *, title: str, summary: str, is_material: bool, actor: User,
+           now: datetime | None = None) -> ChangeSet:
+    now = now or now_utc()
+    change_set = publishing.create_change_set(session, title=title, summary=summary,
+                                              is_material=is_material, created_by_id=actor.id)
+    change_set.created_at = now
+    _record(session, change_set, actor, "created", now=now,
+            audit_after={"title": title, "is_material": is_material})
+    return change_set
+
+
+def edit_details(session: Session, change_set: ChangeSet, *, title: str, summary: str,
+                 is_material: bool, actor: User, now: datetime | None = None) -> ChangeSet:
+    now = now or now_utc()
+    _require_status(change_set, *EDITABLE, doing="edited")
+    change_set.title, change_set.summary, change_set.is_material = title, summary, is_material
+    _edited(session, change_set, actor, "title, summary or materiality changed", now)
+    return change_set
+
+
+def save_document_version(session: Session, change_set: ChangeSet, document: Document, *,
+                          source_md: str, summary: str, is_material: bool, actor: User,
+                          now: datetime | None = None) -> DocumentVersion:
+    """Add the document's new version to the change set, or replace the one it already has."""
+    now = now or now_utc()
+    _require_status(change_set, *EDITABLE, doing="edited")
+    version = next((v for v in change_set.document_versions if v.document_id == document.id), None)
+    if version is None:
+        version = publishing.draft_document_version(session, change_set, document, source_md=source_md,
+                                                    summary=summary, is_material=is_material,
+                                                    author_id=actor.id)
+        what = f"new version of {document.title} added"
+    else:
+        version.source_md, version.summary, version.is_material = source_md, summary, is_material
+        version.author_id = actor.id
+        what = f"new version of {document.title} edited"
+    _edited(session, change_set, actor, what, now)
+    return version
+
+
+def _open_record_elsewhere(session: Session, change_set: ChangeSet, slug: str) -> ChangeSet | None:
+    """Another change set not yet public that already changes this sub-processor."""
+    return session.scalar(
+        select(ChangeSet).join(SubProcessorRecord, SubProcessorRecord.change_set_id == ChangeSet.id)
+        .join(SubProcessor, SubProcessor.id == SubProcessorRecord.subprocessor_id)
+        .where(SubProcessor.slug == slug, ChangeSet.id != change_set.id,
+               ChangeSet.published_at.is_(None), ChangeSet.status != ChangeStatus.WITHDRAWN)
+        .limit(1)
+    )
+
+
+def _discard_record(session: Session, record: SubProcessorRecord) -> None:
+    subprocessor = record.subprocessor
+    record.change_set.subprocessor_records.remove(record)
+    session.delete(record)
+    session.flush()
+    # A sub-processor only this draft added leaves no trace, so its slug can be used again.
+    if record.action == RecordAction.ADD and not session.scalar(
+        select(SubProcessorRecord.id).where(SubProcessorRecord.subprocessor_id == subprocessor.id).limit(1)
+    ):
+        session.delete(subprocessor)
+        session.flush()
+
+
+def save_subprocessor_change(session: Session, change_set: ChangeSet, slug: str, action: str, *,
+                             fields: dict, summary: str, actor: User,
+                             now: datetime | None = None) -> SubProcessorRecord | None:
+    """Add, change or remove a sub-processor; a change set holds at most one record per sub-processor.
+
+    `fields` is the full state after the change (for a removal: the state being removed), so the
+    record never depends on which earlier record happens to be the latest.
+    """
+    now = now or now_utc()
+    _require_status(change_set, *EDITABLE, doing="edited")
+    other = _open_record_elsewhere(session, change_set, slug)
+    if other is not None:
+        raise WorkflowError(f"Change set #{other.id} ({other.title}) already changes {slug!r}; "
+                            "finish or withdraw it first.")
+    existing = next((r for r in change_set.subprocessor_records if r.subprocessor.slug == slug), None)
+    if existing is not None:
+        was_added = existing.action == RecordAction.ADD
+        _discard_record(session, existing)
+        if was_added and action == RecordAction.REMOVE:
+            # Removing a sub-processor this change set was adding just drops the addition.
+            _edited(session, change_set, actor, f"addition of sub-processor {slug!r} dropped", now)
+            return None
+        if was_added:
+            # Editing a sub-processor this change set adds is still an addition.
+            action = RecordAction.ADD
+    try:
+        record = publishing.draft_subprocessor_change(session, change_set, slug, action,
+                                                      fields=fields, summary=summary)
+    except publishing.PublishError as error:
+        raise WorkflowError(str(error)) from None
+    verb = {"add": "added", "change": "changed", "remove": "removed"}[record.action]
+    _edited(session, change_set, actor, f"sub-processor {record.name} {verb}", now)
+    return record
+
+
+def discard_item(session: Session, change_set: ChangeSet, *, version_id: int | None = None,
+                 record_id: int | None = None, actor: User, now: datetime | None = None) -> None:
+    """Take a document version or a sub-processor change out of a change set not yet public."""
+    now = now or now_utc()
+    _require_status(change_set, *EDITABLE, doing="edited")
+    version = next((v for v in change_set.document_versions if v.id == version_id), None)
+    record = next((r for r in change_set.subprocessor_records if r.id == record_id), None)
+    if version is not None:
+        what = f"new version of {version.document.title} taken out"
+        change_set.document_versions.remove(version)
+        session.delete(version)
+        session.flush()
+    elif record is not None:
+        what = f"change to sub-processor {record.name} taken out"
+        _discard_record(session, record)
+    else:
+        raise WorkflowError("That item is not part of this change set.")
+    _edited(session, change_set, actor, what, now)
+
+
+def submit(session: Session, change_set: ChangeSet, *, actor: User, now: datetime | None = None) -> None:
+    _require_status(change_set, ChangeStatus.DRAFT, doing="submitted for review")
+    if not (change_set.document_versions or change_set.subprocessor_records):
+        raise WorkflowError("Add a document version or a sub-processor change before submitting.")
+    _record(session, change_set, actor, "submitted", now=now or now_utc(), to_status=ChangeStatus.IN_REVIEW)
+
+
+def approve(session: Session, change_set: ChangeSet, *, actor: User, now: datetime | None = None) -> None:
+    _require_status(change_set, ChangeStatus.IN_REVIEW, doing="approved")
+    _four_eyes(change_set, actor, "approve")
+    _record(session, change_set, actor, "approved", now=now or now_utc(), to_status=ChangeStatus.APPROVED)
+
+
+def return_to_draft(session: Session, change_set: ChangeSet, *, actor: User, note: str = "",
+                    now: datetime | None = None) -> None:
+    """Request changes (or take back a submission): in review or approved -> draft."""
+    _require_status(change_set, ChangeStatus.IN_REVIEW, ChangeStatus.APPROVED, doing="returned to draft")
+    _record(session, change_set, actor, "returned", now=now or now_utc(), to_status=ChangeStatus.DRAFT,
+            note=note)
+
+
+def earliest_allowed(session: Session, change_set: ChangeSet, now: datetime) -> datetime:
+    """The earliest effective date for a notice sent now."""
+    return publishing.earliest_effective_for(session, change_set, now)
+
+
+def describe_moment(moment: datetime, legal_timezone: str) -> str:
+    local = moment.astimezone(ZoneInfo(legal_timezone))
+    utc = moment.astimezone(ZoneInfo("UTC"))
+    return (f"{local.day} {local:%B %Y, %H:%M} {local:%Z} ({legal_timezone}), "
+            f"{utc:%Y-%m-%d %H:%M} UTC")
+
+
+def schedule(session: Session, change_set: ChangeSet, *, effective_at: datetime,
+             effective_new_customers_at: datetime | None = None, actor: User, legal_timezone: str,
+             now: datetime | None = None) -> ChangeSet:
+    """Approved -> public with its notice starting now: the outbox is written in this transaction."""
+    now = now or now_utc()
+    _require_status(change_set, ChangeStatus.APPROVED, doing="scheduled")
+    _four_eyes(change_set, actor, "schedule")
+    earliest = earliest_allowed(session, change_set, now)
+    if effective_at < earliest:
+        raise WorkflowError(
+            f"The effective date is too early: with a notice sent now, the earliest allowed effective "
+            f"date is {describe_moment(earliest, legal_timezone)}."
+        )
+    if effective_new_customers_at is not None and not now <= effective_new_customers_at <= effective_at:
+        raise WorkflowError("The date for new customers must lie between now and the effective date "
+                            "for existing customers.")
+    approved_status = change_set.status
+    try:
+        publishing.publish(session, change_set, published_at=now, effective_at=effective_at,
+                           notice_completed_at=None, effective_new_customers_at=effective_new_customers_at,
+                           actor=actor.email, actor_id=actor.id, now=now)
+    except publishing.PublishError as error:
+        raise WorkflowError(str(error)) from None
+    _record(session, change_set, actor, "scheduled", now=now, to_status=change_set.status,
+            from_status=approved_status,
+            note=f"effective {describe_moment(effective_at, legal_timezone)}",
+            audit_after={"effective_at": effective_at.isoformat(),
+                         "effective_new_customers_at": effective_new_customers_at.isoformat()
+                         if effective_new_customers_at else None})
+    # With nobody to notify the notice completes at once, and its own event follows this one.
+    notices.start_notice(session, change_set, now=now)
+    return change_set
+
+
+def withdraw(session: Session, change_set: ChangeSet, *, actor: User, note: str = "",
+             now: datetime | None = None) -> None:
+    """Withdraw before it takes effect; a public change set disappears from the public pages."""
+    now = now or now_utc()
+    if change_set.status in (ChangeStatus.WITHDRAWN, ChangeStatus.EFFECTIVE):
+        raise WorkflowError(f"A change set that is {change_set.status} cannot be withdrawn.")
+    in_force = change_set.in_force_from()
+    if change_set.published_at is not None and in_force is not None and in_force <= now:
+        raise WorkflowError("This change set has already taken effect and cannot be withdrawn.")
+    change_set.withdrawn_at = now
+    _record(session, change_set, actor, "withdrawn", now=now, to_status=ChangeStatus.WITHDRAWN, note=note)
+    if change_set.published_at is not None:
+        site.touch(session, now)
+
+
+def comment(session: Session, change_set: ChangeSet, *, body: str, actor: User,
+            now: datetime | None = None) -> Comment:
+    now = now or now_utc()
+    body = body.strip()
+    if not body:
+        raise WorkflowError("A comment cannot be empty.")
+    if len(body) > MAX_COMMENT:
+        raise WorkflowError(f"A comment can be at most {MAX_COMMENT} characters.")
+    if "\x00" in body:
+        raise WorkflowError("A comment cannot contain NUL characters.")
+    entry = Comment(change_set=change_set, author_id=actor.id, created_at=now, body=body)
+    session.add(entry)
+    audit.record(session, actor=actor.email, actor_id=actor.id, action="change_set.comment",
+                 object_type="change_set", object_id=change_set.id, at=now, after={"body": body})
+    session.flush()
+    return entry
+
+
+def tick(session: Session, now: datetime | None = None) -> TickResult:
+    """The periodic job: move dates that can no longer be met, record changes now in force."""
+    now = now or now_utc()
+    postponed = publishing.postpone_overdue(session, now=now)
+    effective = publishing.record_effective(session, now=now)
+    return TickResult(postponed=postponed, effective=effective)

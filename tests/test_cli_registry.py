@@ -1,0 +1,74 @@
+"""flask registry tick: postpones notices that can no longer make their date, records what took effect."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from registry.extensions import db
+from registry.models import AuditEntry, ChangeSetEvent, ChangeStatus
+from registry.services import publishing, workflow
+from tests.services.test_workflow import build_registry
+
+
+def scheduled(make_user, effective_at, *, now):
+    world = build_registry(db.session, now - timedelta(days=1))
+    editor, approver = make_user("editor"), make_user("approver")
+    change_set = workflow.create(db.session, title="Update", summary="s", is_material=True, actor=editor,
+                                 now=now)
+    workflow.save_document_version(db.session, change_set, world["document"], source_md="# New",
+                                   summary="s", is_material=True, actor=editor, now=now)
+    workflow.submit(db.session, change_set, actor=editor, now=now)
+    workflow.approve(db.session, change_set, actor=approver, now=now)
+    workflow.schedule(db.session, change_set, effective_at=effective_at, actor=approver,
+                      legal_timezone="Europe/Warsaw", now=now)
+    db.session.commit()
+    return change_set
+
+
+def test_tick_with_nothing_to_do(app, runner):
+    result = runner.invoke(args=["registry", "tick"])
+    assert result.exit_code == 0, result.output
+    assert result.output == "0 postponed, 0 now effective.\n"
+
+
+def test_tick_records_a_change_now_in_force_and_commits(app, runner, make_user):
+    now = datetime.now(UTC)
+    earliest_then = now - timedelta(days=10)
+    change_set = scheduled(make_user, now + timedelta(days=30), now=earliest_then - timedelta(days=30))
+    publishing.complete_notice(db.session, change_set, completed_at=earliest_then - timedelta(days=30),
+                               now=earliest_then - timedelta(days=30))
+    change_set.effective_at = now - timedelta(minutes=1)  # its date has just passed
+    db.session.commit()
+
+    result = runner.invoke(args=["registry", "tick"])
+
+    assert result.exit_code == 0, result.output
+    assert f"change set {change_set.id} (Update) is now effective" in result.output
+    assert result.output.endswith("0 postponed, 1 now effective.\n")
+    db.session.remove()
+    events = db.session.scalars(select(ChangeSetEvent).where(ChangeSetEvent.to_status == "effective")).all()
+    assert [(e.change_set_id, e.from_status) for e in events] == [(change_set.id, "in_notice")]
+    audit = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "change_set.effective"))
+    assert audit.object_id == str(change_set.id)
+    assert runner.invoke(args=["registry", "tick"]).output == "0 postponed, 0 now effective.\n"
+
+
+def test_tick_postpones_a_date_the_pending_notice_can_no_longer_make(app, runner, make_user):
+    now = datetime.now(UTC)
+    # Scheduled long ago for tomorrow, and its notice is still being sent.
+    change_set = scheduled(make_user, now + timedelta(days=20), now=now - timedelta(days=20))
+    change_set.effective_at = now + timedelta(hours=1)
+    db.session.commit()
+
+    result = runner.invoke(args=["registry", "tick"])
+
+    assert result.exit_code == 0, result.output
+    assert f"postponed change set {change_set.id} (Update) to " in result.output
+    db.session.remove()
+    moved = db.session.scalar(select(ChangeSetEvent).where(ChangeSetEvent.action == "effective_moved"))
+    assert moved.change_set_id == change_set.id and "still being sent" in moved.note
+    refreshed = db.session.get(type(change_set), change_set.id)
+    assert refreshed.effective_at >= now + timedelta(days=2)
+    assert refreshed.status == ChangeStatus.SCHEDULED
