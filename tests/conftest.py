@@ -81,8 +81,8 @@ def make_settings(database_url: str, instance: Path, **overrides) -> Settings:
     ).with_overrides(**overrides)
 
 
-def migrated_app(database_url: str, instance: Path) -> Flask:
-    app = create_app(make_settings(database_url, instance))
+def migrated_app(database_url: str, instance: Path, **overrides) -> Flask:
+    app = create_app(make_settings(database_url, instance, **overrides))
     app.config["TESTING"] = True
     with app.app_context():
         upgrade()

@@ -17,28 +17,6 @@ GENESIS = "0" * 64
 # Any constant shared by every writer: the transaction-level advisory lock that serialises appends.
 ADVISORY_LOCK_KEY = 0x61756469  # "audi"
 
-# PostgreSQL refuses to change or remove audit rows, whoever asks (the migration installs this).
-# No '%' and no ':name' in here: the SQL goes through SQLAlchemy's text() and the DB-API's paramstyle.
-AUDIT_TRIGGER_SQL = """
-CREATE OR REPLACE FUNCTION audit_entries_append_only() RETURNS trigger AS $$
-BEGIN
-    RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-        MESSAGE = 'audit_entries is append-only; refused ' || TG_OP;
-END;
-$$ LANGUAGE plpgsql;
-CREATE TRIGGER audit_entries_no_update_delete
-    BEFORE UPDATE OR DELETE ON audit_entries
-    FOR EACH ROW EXECUTE FUNCTION audit_entries_append_only();
-CREATE TRIGGER audit_entries_no_truncate
-    BEFORE TRUNCATE ON audit_entries
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_entries_append_only();
-"""
-AUDIT_TRIGGER_DROP_SQL = """
-DROP TRIGGER IF EXISTS audit_entries_no_truncate ON audit_entries;
-DROP TRIGGER IF EXISTS audit_entries_no_update_delete ON audit_entries;
-DROP FUNCTION IF EXISTS audit_entries_append_only();
-"""
-
 # Column sizes of AuditEntry: longer values are cut rather than refused, so auditing never fails.
 _LIMITS = {"actor": 320, "action": 80, "object_type": 60, "object_id": 60}
 

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import wraps
 from zoneinfo import ZoneInfo
 
@@ -66,7 +66,7 @@ class PageCache:
         local_midnight = now.astimezone(self.zone).replace(hour=0, minute=0, second=0, microsecond=0)
         last_modified = max(filter(None, (state.changed_at, state.last_boundary, local_midnight)))
         key = (state.revision, state.last_boundary, local_midnight.date())
-        last_modified = last_modified.replace(microsecond=0)
+        last_modified = last_modified.astimezone(UTC).replace(microsecond=0)
         headers = (("Last-Modified", http_date(last_modified)), ("Vary", "Accept-Encoding"))
         epoch = Epoch(key, last_modified, state.next_boundary, headers)
         with self.lock:

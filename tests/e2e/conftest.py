@@ -12,7 +12,7 @@ from flask import Flask
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from tests.conftest import IN_CI, dispose, fresh_app
+from tests.conftest import IN_CI, dispose, migrated_app
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -55,8 +55,8 @@ def live_app(tmp_path_factory) -> Iterator[Flask]:
     folder = tmp_path_factory.mktemp("e2e")
     # page_cache_seconds stays 0 (make_settings): every request checks whether content changed,
     # as the page-level tests do; the rendered pages are still served from the cache.
-    app: Flask = fresh_app(f"sqlite:///{folder / 'registry.db'}", folder / "instance",
-                           mail_sender="outbox")
+    app: Flask = migrated_app(f"sqlite:///{folder / 'registry.db'}", folder / "instance",
+                              mail_sender="outbox")
     with app.app_context():
         demo.load(db.session, now_utc())
         db.session.commit()

@@ -29,9 +29,9 @@ def test_a_publish_is_visible_on_the_next_request(app, client):
     assert after.headers["ETag"] != before.headers["ETag"]
 
 
-def test_pages_are_served_from_memory_between_checks(app, client):
+def test_pages_are_served_from_memory_between_checks(app, client, monkeypatch):
     cache = app.extensions["page_cache"]
-    cache.check_seconds = 3600
+    monkeypatch.setattr(cache, "check_seconds", 3600)
     first = client.get("/subprocessors/")
     add_acme(now_utc() - timedelta(days=1))
     # Within the check interval the worker does not ask the database again.
@@ -42,7 +42,7 @@ def test_pages_are_served_from_memory_between_checks(app, client):
 
 def test_a_scheduled_change_appears_exactly_when_it_takes_effect(app, client, monkeypatch):
     cache = app.extensions["page_cache"]
-    cache.check_seconds = 3600
+    monkeypatch.setattr(cache, "check_seconds", 3600)
     effective = now_utc() + timedelta(hours=2)
     add_acme(effective)
     cache.clear()

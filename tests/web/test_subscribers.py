@@ -88,7 +88,7 @@ def test_a_subscriber_page_shows_topics_and_deliveries(make_user, login, topics)
     html = login(make_user("editor")).get(f"/admin/subscribers/{subscriber.id}").get_data(as_text=True)
     for text in ("Notice of a new sub-processor", "msg-123", "delivered", "status-confirmed", "import"):
         assert text in html
-    assert login(make_user("editor")).get("/admin/subscribers/999999").status_code == 404
+    assert login(make_user("editor")).get("/admin/subscribers/1000000000").status_code == 404
 
 
 def test_import_reports_rejected_rows_is_idempotent_and_audited(make_user, login, topics):
@@ -185,4 +185,4 @@ def test_edit_a_topic(make_user, login, topics):
     db.session.refresh(topics[1])
     assert (topics[1].name, topics[1].is_default_on, topics[1].position) == ("Documents", False, 5)
     assert client.post(url, data={"csrf_token": client.csrf(), "name": ""}).status_code == 422
-    assert client.get("/admin/subscribers/topics/999/edit").status_code == 404
+    assert client.get("/admin/subscribers/topics/1000000000/edit").status_code == 404
