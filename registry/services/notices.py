@@ -324,3 +324,23 @@ def apply_provider_events(session: Session, events: list, *, now: datetime | Non
     session.flush()
     result.completed = settle(session, sorted(touched), now=now)
     return result
+
+
+def cancel_unsent(session: Session, change_set: ChangeSet, *, now: datetime | None = None) -> int:
+    """A withdrawn change is not announced further: its queued deliveries fail with that reason.
+
+    Deliveries already in flight are left to the worker, so that what the provider accepted is
+    recorded; every delivery stays accounted for (eligible = sent + suppressed + failed).
+    """
+    now = now or now_utc()
+    ids = [n.id for n in change_set_notices(session, change_set)]
+    if not ids:
+        return 0
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.notice_id.in_(ids), Delivery.status == "queued")
+        .values(status="failed", error="not sent: the change was withdrawn", claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    settle(session, ids, now=now)
+    return result.rowcount

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.domain.clock import now_utc
@@ -58,12 +58,23 @@ def draft_document_version(session: Session, change_set: ChangeSet, document: Do
 
 
 def _latest_record(session: Session, subprocessor: SubProcessor) -> SubProcessorRecord | None:
+    """The state a new change starts from: the latest public record, never a draft or a withdrawn one."""
     return session.scalar(
-        select(SubProcessorRecord)
-        .where(SubProcessorRecord.subprocessor_id == subprocessor.id)
-        .order_by(SubProcessorRecord.id.desc())
+        select(SubProcessorRecord).join(SubProcessorRecord.change_set)
+        .where(SubProcessorRecord.subprocessor_id == subprocessor.id,
+               ChangeSet.published_at.is_not(None), ChangeSet.status != ChangeStatus.WITHDRAWN)
+        .order_by(ChangeSet.effective_at.desc(), SubProcessorRecord.id.desc())
         .limit(1)
     )
+
+
+def _is_taken(session: Session, subprocessor: SubProcessor) -> bool:
+    """A slug stays taken while any change set that is not withdrawn has a record for it."""
+    return session.scalar(
+        select(func.count()).select_from(SubProcessorRecord).join(SubProcessorRecord.change_set)
+        .where(SubProcessorRecord.subprocessor_id == subprocessor.id,
+               ChangeSet.status != ChangeStatus.WITHDRAWN)
+    ) > 0
 
 
 def draft_subprocessor_change(session: Session, change_set: ChangeSet, slug: str, action: str, *,
@@ -80,14 +91,15 @@ def draft_subprocessor_change(session: Session, change_set: ChangeSet, slug: str
             check_slug(slug)
         except ValueError as error:
             raise PublishError(str(error)) from None
-        if subprocessor is not None:
+        if subprocessor is not None and _is_taken(session, subprocessor):
             raise PublishError(f"sub-processor {slug!r} already exists")
         missing = {"name", "legal_entity", "address", "contact", "purpose",
                    "transfer_mechanism"} - set(fields)
         if missing:
             raise PublishError(f"a new sub-processor needs: {', '.join(sorted(missing))}")
-        subprocessor = SubProcessor(slug=slug)
-        session.add(subprocessor)
+        if subprocessor is None:  # else the slug of a withdrawn addition is free again
+            subprocessor = SubProcessor(slug=slug)
+            session.add(subprocessor)
         state = {"description": "", "data_categories": [], "countries": [], "website": "",
                  "feature": None, **fields}
     else:
@@ -241,7 +253,7 @@ def complete_notice(session: Session, change_set: ChangeSet, *, completed_at: da
     the rule allows; a material change never takes effect without its full notice.
     """
     now = now or now_utc()
-    if change_set.notice_completed_at is not None:
+    if change_set.notice_completed_at is not None or change_set.status == ChangeStatus.WITHDRAWN:
         return change_set
     change_set.notice_completed_at = completed_at
     earliest = earliest_effective_for(session, change_set, completed_at)

@@ -140,3 +140,19 @@ def test_new_subprocessor_slugs_are_checked(app, slug, message):
     change_set = publishing.create_change_set(db.session, title="bad slug")
     with pytest.raises(publishing.PublishError, match=message):
         publishing.draft_subprocessor_change(db.session, change_set, slug, "add", fields=FIELDS)
+
+
+def test_a_withdrawn_addition_frees_its_slug_and_drafts_never_seed_a_change(app):
+    first = publishing.create_change_set(db.session, title="add")
+    publishing.draft_subprocessor_change(db.session, first, "acme", "add", fields=FIELDS)
+    with pytest.raises(publishing.PublishError, match="already exists"):
+        publishing.draft_subprocessor_change(db.session, publishing.create_change_set(db.session, title="x"),
+                                             "acme", "add", fields=FIELDS)
+    # A change to an entry that is only drafted has nothing public to start from.
+    with pytest.raises(publishing.PublishError, match="there is no sub-processor"):
+        publishing.draft_subprocessor_change(db.session, publishing.create_change_set(db.session, title="y"),
+                                             "acme", "change", fields={"purpose": "Other"})
+    first.status = ChangeStatus.WITHDRAWN
+    again = publishing.create_change_set(db.session, title="add again")
+    record = publishing.draft_subprocessor_change(db.session, again, "acme", "add", fields=FIELDS)
+    assert record.subprocessor_id == first.subprocessor_records[0].subprocessor_id

@@ -426,3 +426,21 @@ def test_nothing_in_the_workflow_commits(world, people):
     db.session.rollback()
     assert db.session.get(ChangeSet, change_set.id) is None
     assert db.session.scalar(select(func.count()).select_from(SubProcessorRecord)) == 1
+
+
+def test_withdrawing_during_dispatch_stops_the_unsent_notices(world, people):
+    db.session.add_all(Subscriber(email=f"c{i}@example.com", status="confirmed") for i in range(3))
+    db.session.flush()
+    change_set = approved(people, world)
+    schedule(change_set, people["approver"], PRIVACY_EARLIEST)
+    deliveries = list(db.session.scalars(select(Delivery)))
+    assert len(deliveries) >= 3 and {d.status for d in deliveries} == {"queued"}
+    deliveries[0].status = "sent"  # the worker already sent one when the change was withdrawn
+    workflow.withdraw(db.session, change_set, actor=people["approver"], now=NOW)
+    db.session.expire_all()
+    statuses = sorted(d.status for d in db.session.scalars(select(Delivery)))
+    assert statuses == ["failed"] * (len(deliveries) - 1) + ["sent"]
+    assert {d.error for d in db.session.scalars(select(Delivery)) if d.status == "failed"} == {
+        "not sent: the change was withdrawn"}
+    # Every delivery is accounted for, but a withdrawn change never starts its notice period.
+    assert change_set.status == ChangeStatus.WITHDRAWN and change_set.notice_completed_at is None
