@@ -163,7 +163,7 @@ DOCUMENTS = [
 UPCOMING = {
     "title": "SMS two-step verification: new sub-processor and Privacy Policy update",
     "summary": "We are adding SMS as an optional second step when signing in. To send verification codes we will engage Kestrel Messaging in Portugal as a new sub-processor, and we are updating the Privacy Policy to cover mobile phone numbers as a new category of personal data.",
-    "notice_started_days_ago": 2,
+    "notice_started_days_ago": 3,
     "effective_in_days": 12,
     "document_version": {
         "slug": "privacy-policy",

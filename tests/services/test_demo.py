@@ -36,6 +36,23 @@ def test_demo_registry_is_realistic(demo_app):
         assert materials == {True, False}
 
 
+def test_the_demo_notice_was_given_in_full_and_on_time(demo_app):
+    """The upcoming change keeps its announced date: its notice met every policy that governs it."""
+    from registry.models import ChangeStatus, OutgoingMail
+    from registry.services import notices, publishing
+
+    with demo_app.app_context():
+        [change_set] = reading.upcoming_change_sets(db.session, now_utc())
+        assert change_set.status == ChangeStatus.IN_NOTICE
+        assert change_set.effective_at == change_set.planned_effective_at
+        assert change_set.effective_moved_at is None
+        assert change_set.effective_at >= publishing.earliest_effective_for(
+            db.session, change_set, change_set.notice_completed_at)
+        progress = notices.progress(db.session, [change_set.id])[change_set.id]
+        assert progress.eligible == progress.sent > 0
+        assert not db.session.scalars(select(OutgoingMail)).all()  # no "date moved" alerts
+
+
 def test_demo_refuses_a_database_with_content(app, runner):
     first = runner.invoke(args=["demo", "load"])
     assert first.exit_code == 0, first.output
