@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.policy
 import email.utils
 import http.client
 import itertools
@@ -189,7 +190,9 @@ class OutboxSender:
         return SendResult(message_id=request_id)
 
     def message(self, batch: BatchMessage, recipient: Recipient) -> EmailMessage:
-        message = EmailMessage()
+        # Long header lines stay whole: folding a List-Unsubscribe URL would turn it into RFC 2047
+        # encoded words, which mail clients do not read as a URL (RFC 5322 allows 998 characters).
+        message = EmailMessage(policy=_EML_POLICY)
         message["From"] = email.utils.formataddr((self.from_name, self.from_email)) if self.from_name \
             else self.from_email
         message["To"] = recipient.email
@@ -203,6 +206,9 @@ class OutboxSender:
         message.set_content(personalize(batch.text, recipient.substitutions))
         message.add_alternative(personalize(batch.html, recipient.substitutions), subtype="html")
         return message
+
+
+_EML_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 
 @dataclass

@@ -51,6 +51,8 @@ def test_outbox_writes_one_valid_eml_per_recipient_with_unsubscribe_headers(app,
         unsubscribe = recipient.substitutions[messages.UNSUBSCRIBE_KEY]
         assert message["List-Unsubscribe"].startswith(f"<{unsubscribe}>, <mailto:")
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        # On the wire the URL stands as it is: mail clients read no RFC 2047 encoded words here.
+        assert f"List-Unsubscribe: <{unsubscribe}>, <mailto:".encode() in path.read_bytes()
         assert message.get_content_type() == "multipart/alternative"
         text = message.get_body(("plain",)).get_content()
         html = message.get_body(("html",)).get_content()
