@@ -141,6 +141,20 @@ def upgrade():
     with op.batch_alter_table('comments', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_comments_change_set_id'), ['change_set_id'], unique=False)
 
+    op.create_table('send_attempts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('claim_token', sa.String(length=64), nullable=False),
+    sa.Column('notice_id', sa.Integer(), nullable=False),
+    sa.Column('first_delivery_id', sa.Integer(), nullable=False),
+    sa.Column('last_delivery_id', sa.Integer(), nullable=False),
+    sa.Column('recipients', sa.Integer(), nullable=False),
+    sa.Column('started_at', registry.models.types.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['notice_id'], ['notices.id'], name=op.f('fk_send_attempts_notice_id_notices')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_send_attempts'))
+    )
+    with op.batch_alter_table('send_attempts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_send_attempts_claim_token'), ['claim_token'], unique=False)
+
     with op.batch_alter_table('change_sets', schema=None) as batch_op:
         batch_op.add_column(sa.Column('planned_effective_at', registry.models.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column('effective_moved_at', registry.models.types.UTCDateTime(timezone=True), nullable=True))
@@ -196,6 +210,10 @@ def downgrade():
         batch_op.drop_column('effective_moved_at')
         batch_op.drop_column('planned_effective_at')
 
+    with op.batch_alter_table('send_attempts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_send_attempts_claim_token'))
+
+    op.drop_table('send_attempts')
     with op.batch_alter_table('comments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_comments_change_set_id'))
 

@@ -24,7 +24,9 @@ TICK_SECONDS = 60.0
 @click.option("--once", is_flag=True,
               help="Send everything queued (waiting for retries due soon), then exit: for cron.")
 @click.option("--batch-size", type=click.IntRange(1, MAX_PERSONALIZATIONS), default=MAX_PERSONALIZATIONS,
-              show_default=True, help="Deliveries per claim and per Mail Send request.")
+              show_default=True, help="Deliveries per Mail Send request.")
+@click.option("--claim-requests", type=click.IntRange(1, 20), default=4, show_default=True,
+              help="Requests' worth of deliveries claimed at once; their sending overlaps database work.")
 @click.option("--sending-timeout", type=click.FloatRange(0), default=600.0, show_default=True,
               help="Seconds after which a delivery left 'sending' by a dead worker is resolved or re-sent.")
 @click.option("--max-attempts", type=click.IntRange(1), default=8, show_default=True)
@@ -34,10 +36,11 @@ TICK_SECONDS = 60.0
               help="Seconds between looks at an empty queue (loop mode).")
 @click.option("--max-wait", type=click.FloatRange(0), default=900.0, show_default=True,
               help="With --once: the longest wait for a retry before exiting.")
-def dispatch_command(once: bool, batch_size: int, sending_timeout: float, max_attempts: int,
-                     backoff_base: float, poll: float, max_wait: float) -> None:
+def dispatch_command(once: bool, batch_size: int, claim_requests: int, sending_timeout: float,
+                     max_attempts: int, backoff_base: float, poll: float, max_wait: float) -> None:
     """Send queued notice deliveries and single mails. Several workers may run at once."""
-    options = dispatch.Options(batch_size=batch_size, request_size=batch_size, max_attempts=max_attempts,
+    options = dispatch.Options(batch_size=batch_size * claim_requests, request_size=batch_size,
+                               max_attempts=max_attempts,
                                sending_timeout=sending_timeout, backoff_base=backoff_base)
     stopping = []
 

@@ -61,6 +61,24 @@ class Delivery(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class SendAttempt(db.Model):
+    """A Mail Send request handed to the provider, written just before it goes out.
+
+    After a crash, a delivery still "sending" inside such a range may have been accepted (its outcome is
+    unknown), while one outside was claimed but never sent: only the first is flagged as resent.
+    """
+
+    __tablename__ = "send_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    claim_token: Mapped[str] = mapped_column(String(64), index=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id"))
+    first_delivery_id: Mapped[int]
+    last_delivery_id: Mapped[int]
+    recipients: Mapped[int]
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
 class Suppression(db.Model):
     __tablename__ = "suppressions"
 

@@ -1,13 +1,14 @@
 """The dispatch worker: claims queued deliveries and mails, sends them, records the outcome.
 
 Crash safety, the design in one place:
-- a claim (status "sending", claimed_at, a fresh claim token) is committed just before its one Mail Send
-  request, and the result is committed right after it, by claim token;
-- so the only rows whose outcome can be unknown are those of the request in flight when a worker died
-  (or its answer was lost). They stay "sending". A webhook event (processed, delivered...) carrying the
-  delivery id settles them as sent; if none came within the sending timeout, they are queued again with
-  `is_resent` set, so the proof of notice says that this recipient may have the notice twice. A request
-  known not to have been taken (a 429 or 500 answer, a refused connection) is retried without the flag;
+- a claim (status "sending", claimed_at, a fresh claim token) of a few requests' worth is committed
+  before its Mail Send requests, and each request's result is committed right after it, by claim token;
+- so the only rows whose outcome can be unknown are those of the claim a worker was sending when it
+  died (or of a request whose answer was lost). They stay "sending". A webhook event (processed,
+  delivered...) carrying the delivery id settles them as sent; if none came within the sending timeout,
+  they are queued again with `is_resent` set, so the proof of notice says that this recipient may have
+  the notice twice. A request known not to have been taken (a 429 or 500 answer, a refused connection)
+  is retried without the flag;
 - several workers share the queue: PostgreSQL claims with FOR UPDATE SKIP LOCKED inside one UPDATE,
   SQLite (no row locks, one writer) with the same single atomic UPDATE ... WHERE id IN (SELECT ... LIMIT).
 """
@@ -20,18 +21,25 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import jinja2
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from registry.domain.clock import now_utc
-from registry.models import Delivery, Notice, OutgoingMail, User
+from registry.models import Delivery, Notice, OutgoingMail, SendAttempt, User
 from registry.models.users import Role
 from registry.notify import messages
-from registry.notify.senders import MAX_PERSONALIZATIONS, PermanentFailure, Sender, TemporaryFailure
+from registry.notify.senders import (
+    MAX_PERSONALIZATIONS,
+    PermanentFailure,
+    Sender,
+    SendResult,
+    TemporaryFailure,
+)
 from registry.services import mail as mail_service
 from registry.services import notices as notice_service
 from registry.services import workflow
@@ -39,12 +47,15 @@ from registry.services import workflow
 log = logging.getLogger(__name__)
 
 DELIVERIES = Delivery.__table__
+ATTEMPTS = SendAttempt.__table__
 MAILS = OutgoingMail.__table__
 
 
 @dataclass(frozen=True)
 class Options:
-    batch_size: int = MAX_PERSONALIZATIONS
+    # Deliveries per claim: a few requests' worth, so that sending and database work overlap. After a
+    # crash the whole claim is sent again (flagged) unless webhook events say what was accepted.
+    batch_size: int = 4 * MAX_PERSONALIZATIONS
     # Personalizations per Mail Send request; 1 is the slow per-recipient way, kept for the benchmark.
     request_size: int = MAX_PERSONALIZATIONS
     max_attempts: int = 8
@@ -70,6 +81,28 @@ class Stats:
     def line(self) -> str:
         names = ("sent", "failed", "retried", "unknown", "resent", "requests", "mails_sent", "mails_failed")
         return " ".join(f"{name}={getattr(self, name)}" for name in names)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A Mail Send request ready to go: its rows, body and recipients."""
+
+    mine: ColumnElement[bool]
+    token: str
+    notice_id: int
+    group: list[Claimed]
+    batch: messages.BatchMessage
+    recipients: list[messages.Recipient]
+
+
+@dataclass(frozen=True)
+class _Request:
+    """A Mail Send request handed to the sending thread, and what to record when it answers."""
+
+    mine: ColumnElement[bool]
+    notice_id: int
+    group: list[Claimed]
+    future: Future[SendResult]
 
 
 @dataclass(frozen=True)
@@ -104,6 +137,8 @@ class Dispatcher:
         # A delivery id of each request (and each mail) whose outcome this worker could not learn.
         self._unknown: set[int] = set()
         self._unknown_mails: set[int] = set()
+        # One request at a time goes to the provider, from this thread, while the main thread works on.
+        self._requests = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-send")
 
     # --- the queue -------------------------------------------------------------------------------
 
@@ -132,15 +167,26 @@ class Dispatcher:
         return min(times) if times else None
 
     def recover(self) -> int:
-        """Queue again what a dead worker left "sending" past the timeout, flagged as possibly sent twice.
+        """Queue again what a dead worker left "sending" past the timeout.
 
         Rows a webhook event proved accepted are already "sent" (services.notices.apply_provider_events).
+        Rows of a request that had gone out are flagged as possibly sent twice; rows that were claimed
+        but never handed to the provider are simply queued again.
         """
         cutoff = self.clock() - timedelta(seconds=self.options.sending_timeout)
+        handed_over = exists().where(
+            ATTEMPTS.c.claim_token == DELIVERIES.c.claim_token,
+            ATTEMPTS.c.notice_id == DELIVERIES.c.notice_id,
+            DELIVERIES.c.id.between(ATTEMPTS.c.first_delivery_id, ATTEMPTS.c.last_delivery_id))
+        stale = and_(DELIVERIES.c.status == "sending", DELIVERIES.c.claimed_at < cutoff)
         requeued = self.session.execute(
-            update(DELIVERIES).where(DELIVERIES.c.status == "sending", DELIVERIES.c.claimed_at < cutoff)
+            update(DELIVERIES).where(stale, handed_over)
             .values(status="queued", is_resent=True, claim_token=None, next_attempt_at=None,
                     error="outcome unknown after the sending timeout: sent again")
+        ).rowcount
+        never_sent = self.session.execute(
+            update(DELIVERIES).where(stale)
+            .values(status="queued", claim_token=None, next_attempt_at=None)
         ).rowcount
         mails = self.session.execute(
             update(MAILS).where(MAILS.c.status == "sending", MAILS.c.claimed_at < cutoff)
@@ -148,15 +194,16 @@ class Dispatcher:
         ).rowcount
         self.session.commit()
         self.stats.resent += requeued + mails
-        if requeued or mails:
-            log.warning("queued again %d deliveries and %d mails whose outcome is unknown", requeued, mails)
-        return requeued + mails
+        if requeued or mails or never_sent:
+            log.warning("queued again %d deliveries and %d mails whose outcome is unknown, and %d "
+                        "deliveries claimed by a dead worker but never sent", requeued, mails, never_sent)
+        return requeued + mails + never_sent
 
     def claim(self) -> tuple[str, list[Claimed]]:
-        """Claim up to one request's worth of due deliveries and commit the claim."""
+        """Claim up to `batch_size` due deliveries and commit the claim."""
         now = self.clock()
         token = uuid.uuid4().hex
-        size = min(self.options.batch_size, self.options.request_size)
+        size = self.options.batch_size
         due = select(DELIVERIES.c.id).where(
             DELIVERIES.c.status == "queued",
             or_(DELIVERIES.c.next_attempt_at.is_(None), DELIVERIES.c.next_attempt_at <= now),
@@ -188,31 +235,69 @@ class Dispatcher:
         return batch
 
     def send_deliveries(self) -> int:
-        """One claim, its requests and their results. Returns how many deliveries it handled."""
+        """One claim, its requests and their results. Returns how many deliveries it handled.
+
+        The database work overlaps with the provider: while one request is out, the next one's
+        recipients are built, and once it answers the next request leaves before its result is recorded.
+        """
         token, claimed = self.claim()
         if not claimed:
             return 0
+        in_flight: _Request | None = None
         for notice_id, group in _group(claimed, self.options.request_size):
-            self._send_group(token, notice_id, group)
+            prepared = self._prepare(token, notice_id, group)
+            if in_flight is not None:
+                in_flight.future.exception()  # wait for its answer, whatever it is; recorded below
+            request = self._submit(prepared) if prepared is not None else None
+            if in_flight is not None:
+                self._finish(in_flight)
+            in_flight = request
+        if in_flight is not None:
+            self._finish(in_flight)
         self.session.expire_all()
         if self.on_progress:
             self.on_progress(len(claimed))
         return len(claimed)
 
-    def _send_group(self, token: str, notice_id: int, group: list[Claimed]) -> None:
+    def _prepare(self, token: str, notice_id: int, group: list[Claimed]) -> _Prepared | None:
         # The group is one notice's part of one claim: an id range, narrowed by the token (a PK range scan).
         mine = and_(DELIVERIES.c.id.between(group[0].id, group[-1].id), DELIVERIES.c.notice_id == notice_id,
                     DELIVERIES.c.claim_token == token)
         try:
             batch = self.batch_message(notice_id)
-            recipients = [messages.recipient(c.id, c.email, c.subscriber_id, c.topic_id) for c in group]
+            recipients = messages.recipients((c.id, c.email, c.subscriber_id, c.topic_id) for c in group)
         except (jinja2.TemplateError, LookupError, ValueError) as error:
             self.session.rollback()
             self._fail(mine, notice_id, len(group), f"could not render the notice: {error}")
-            return
+            return None
+        return _Prepared(mine, token, notice_id, group, batch, recipients)
+
+    def _submit(self, prepared: _Prepared) -> _Request | None:
+        """Record that the request goes out (so recovery knows it may have been accepted), then send it.
+
+        A claim that another worker recovered meanwhile (this one was stalled past the sending timeout)
+        is no longer ours: it is not sent.
+        """
+        still_ours = self.session.scalar(select(DELIVERIES.c.id).where(
+            prepared.mine, DELIVERIES.c.status == "sending").limit(1))
+        if still_ours is None:
+            self.session.rollback()
+            log.warning("notice %s: a stale claim of %d deliveries was not sent", prepared.notice_id,
+                        len(prepared.group))
+            return None
+        group = prepared.group
+        self.session.execute(insert(ATTEMPTS).values(
+            claim_token=prepared.token, notice_id=prepared.notice_id, first_delivery_id=group[0].id,
+            last_delivery_id=group[-1].id, recipients=len(group), started_at=self.clock()))
+        self.session.commit()
         self.stats.requests += 1
+        future = self._requests.submit(self.sender.send, prepared.batch, prepared.recipients)
+        return _Request(prepared.mine, prepared.notice_id, group, future)
+
+    def _finish(self, request: _Request) -> None:
+        mine, notice_id, group = request.mine, request.notice_id, request.group
         try:
-            result = self.sender.send(batch, recipients)
+            result = request.future.result()
         except TemporaryFailure as failure:
             self._retry(mine, notice_id, group, failure)
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -177,19 +178,29 @@ def notice_batch_message(session: Session, notice: Notice) -> BatchMessage:
 
 def recipient(delivery_id: int, email: str, subscriber_id: int, topic_id: int | None) -> Recipient:
     """One recipient's links and headers (RFC 8058 one-click unsubscribe); no database, HMAC only."""
+    return recipients([(delivery_id, email, subscriber_id, topic_id)])[0]
+
+
+def recipients(rows: Iterable[tuple[int, str, int, int | None]]) -> list[Recipient]:
+    """Recipients for (delivery id, email, subscriber id, topic id) rows; reads the settings once."""
     from registry.services import subscriptions
 
-    preferences = subscriptions.preferences_url(subscriber_id)
-    mailto = current_app.config["REGISTRY"].unsubscribe_mailto
-    headers = {}
-    if topic_id is None:
-        # No topic to turn off (a material notice without an Administrative topic): the page, not one click.
-        unsubscribe = preferences
-        headers["List-Unsubscribe"] = f"<{preferences}>"
-    else:
-        unsubscribe = subscriptions.unsubscribe_url(subscriber_id, topic_id)
-        token = unsubscribe.rstrip("/").rsplit("/", 1)[-1]
-        headers["List-Unsubscribe"] = f"<{unsubscribe}>, <mailto:{mailto}?subject=unsubscribe-{token}>"
-        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    return Recipient(email=email, substitutions={PREFERENCES_KEY: preferences, UNSUBSCRIBE_KEY: unsubscribe},
-                     headers=headers, custom_args={"delivery_id": str(delivery_id)})
+    settings, secret = current_app.config["REGISTRY"], current_app.config["SECRET_KEY"]
+    preferences_base = settings.base_url + subscriptions.PREFERENCES_PATH
+    unsubscribe_base = settings.base_url + subscriptions.UNSUBSCRIBE_PATH
+    mailto = settings.unsubscribe_mailto
+    made = []
+    for delivery_id, email, subscriber_id, topic_id in rows:
+        preferences = preferences_base + subscriptions.preferences_token(subscriber_id, secret)
+        if topic_id is None:
+            # No topic to turn off (a material notice without an Administrative topic): the page.
+            unsubscribe = preferences
+            headers = {"List-Unsubscribe": f"<{preferences}>"}
+        else:
+            token = subscriptions.unsubscribe_token(subscriber_id, topic_id, secret)
+            unsubscribe = unsubscribe_base + token
+            headers = {"List-Unsubscribe": f"<{unsubscribe}>, <mailto:{mailto}?subject=unsubscribe-{token}>",
+                       "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+        made.append(Recipient(email=email, headers=headers, custom_args={"delivery_id": str(delivery_id)},
+                              substitutions={PREFERENCES_KEY: preferences, UNSUBSCRIBE_KEY: unsubscribe}))
+    return made

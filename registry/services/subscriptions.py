@@ -344,8 +344,8 @@ def _mac_base(secret: str, purpose: bytes) -> hmac.HMAC:
     return hmac.new(key, digestmod=hashlib.sha256)
 
 
-def _sign(purpose: bytes, payload: bytes) -> str:
-    mac = _mac_base(current_app.config["SECRET_KEY"], purpose).copy()
+def _sign(purpose: bytes, payload: bytes, secret: str | None = None) -> str:
+    mac = _mac_base(secret or current_app.config["SECRET_KEY"], purpose).copy()
     mac.update(payload)
     return base64.urlsafe_b64encode(payload + mac.digest()[:_MAC_BYTES]).rstrip(b"=").decode()
 
@@ -365,12 +365,13 @@ def _unsign(purpose: bytes, token: str, payload_size: int) -> bytes | None:
     return payload if hmac.compare_digest(mac.digest()[:_MAC_BYTES], blob[payload_size:]) else None
 
 
-def preferences_token(subscriber_id: int) -> str:
-    return _sign(_PREFERENCES, struct.pack(">Q", subscriber_id))
+def preferences_token(subscriber_id: int, secret: str | None = None) -> str:
+    """`secret` defaults to the app's; the mail worker passes it to sign many tokens in a row."""
+    return _sign(_PREFERENCES, struct.pack(">Q", subscriber_id), secret)
 
 
-def unsubscribe_token(subscriber_id: int, topic_id: int) -> str:
-    return _sign(_UNSUBSCRIBE, struct.pack(">QQ", subscriber_id, topic_id))
+def unsubscribe_token(subscriber_id: int, topic_id: int, secret: str | None = None) -> str:
+    return _sign(_UNSUBSCRIBE, struct.pack(">QQ", subscriber_id, topic_id), secret)
 
 
 def read_preferences_token(token: str) -> int | None:

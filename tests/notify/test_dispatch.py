@@ -180,8 +180,8 @@ def test_a_webhook_event_settles_an_unknown_outcome_so_it_is_not_sent_again(app,
     assert_reconciled(dispatch)
 
 
-def test_a_stale_claim_written_after_recovery_is_ignored(app, fake, sendgrid):
-    """A worker that comes back after its rows were recovered must not overwrite the new claim."""
+def test_a_stale_claim_recovered_by_another_worker_is_not_sent(app, fake, sendgrid):
+    """A worker stalled past the sending timeout finds its claim taken over and sends nothing."""
     dispatch = notice_with_deliveries(db.session, 3)
     slow = Dispatcher(db.session, sendgrid)
     token, claimed = slow.claim()
@@ -189,9 +189,8 @@ def test_a_stale_claim_written_after_recovery_is_ignored(app, fake, sendgrid):
     other = Dispatcher(db.session, sendgrid, Options(sending_timeout=0))
     assert other.recover() == 3
     other.drain()
-    slow._send_group(token, dispatch.notice_id, claimed)
+    assert slow._submit(slow._prepare(token, dispatch.notice_id, claimed)) is None
     rows = deliveries(dispatch.notice_id)
-    assert {d.status for d in rows} == {"sent"} and all(d.is_resent for d in rows)
-    # Both requests reached the provider (that is the honest cost), and the rows say so.
-    assert fake.count() == 6
-    assert len({d.provider_message_id for d in rows}) == 1
+    assert {d.status for d in rows} == {"sent"}
+    # Claimed but never handed to the provider: sent once, by the other worker, and not flagged.
+    assert fake.count() == 3 and not any(d.is_resent for d in rows)
