@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, render_template, request, st
 from sqlalchemy import func, select
 
 from registry.domain.clock import end_of_day, start_of_day
+from registry.domain.spreadsheet import safe_cell
 from registry.extensions import db
 from registry.services import audit
 from registry.web.access import permission_required
@@ -80,7 +81,7 @@ def index():
 def _cell(value: object) -> str:
     """A spreadsheet must not run a cell as a formula (CSV injection)."""
     text = "" if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return "'" + text if len(text) > 1 and text[0] in "=+-@\t\r" else text
+    return safe_cell(text)
 
 
 def _csv_rows(filters: audit.Filters) -> Iterator[str]:

@@ -28,6 +28,7 @@ from flask import (
     url_for,
 )
 
+from registry.domain.spreadsheet import safe_cell
 from registry.extensions import db
 from registry.services import proof as proofs
 from registry.web import params
@@ -52,8 +53,7 @@ MAIL_FRAME_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:;
 
 def _cell(value: object) -> str:
     """A spreadsheet must not run a cell as a formula (CSV injection)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    return safe_cell("" if value is None else str(value))
 
 
 @bp.get("/")

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, current_app, render_template
 
 from registry.domain import subprocessors as domain
 from registry.domain.clock import end_of_day, now_utc
+from registry.domain.spreadsheet import safe_cell
 from registry.extensions import db
 from registry.services import reading
 from registry.web import params
@@ -76,11 +77,6 @@ CSV_COLUMNS = ["slug", "name", "legal_entity", "address", "contact", "purpose", 
                "added_at", "changed_at"]
 
 
-def _csv_cell(value: str) -> str:
-    # Spreadsheets execute cells that start with these characters (CSV injection).
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 @bp.get("/export.csv")
 @cached
 def export_csv():
@@ -90,7 +86,7 @@ def export_csv():
     writer.writerow(CSV_COLUMNS)
     for item in rows:
         e = item.entry
-        writer.writerow([_csv_cell(str(v)) for v in (
+        writer.writerow([safe_cell(str(v)) for v in (
             e.slug, e.name, e.legal_entity, e.address, e.contact, e.purpose, e.description,
             "; ".join(e.data_categories), " ".join(e.countries), e.transfer_mechanism, e.website,
             e.feature or "All customers", item.added_at.isoformat(), item.changed_at.isoformat(),

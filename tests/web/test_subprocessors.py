@@ -112,10 +112,3 @@ def test_csv_export_matches_the_list(demo_client):
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert rows and all(r["purpose"] == "Payments" for r in rows)
     assert rows[0]["added_at"].endswith("+00:00")
-
-
-def test_csv_cells_cannot_start_a_formula():
-    from registry.web.subprocessors import _csv_cell
-
-    assert _csv_cell("=HYPERLINK(1)") == "'=HYPERLINK(1)"
-    assert _csv_cell("Nordlicht") == "Nordlicht"
