@@ -7,12 +7,11 @@ import re
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from registry.domain.notice import MAX_LENGTH, MAX_OBJECTION_DAYS, UNITS, NoticeRule
 from registry.extensions import db
 from registry.models import NoticePolicy
-from registry.services import audit
+from registry.services import policies
 from registry.web.access import permission_required
 from registry.web.auth import no_store
 
@@ -25,26 +24,6 @@ FIELD_MAX = 200
 _PROBLEM_FIELDS = (("length", "length"), ("unknown unit", "unit"), ("calendars", "calendars"),
                    ("unknown holiday calendar", "calendars"), ("calendar codes", "calendars"),
                    ("unknown time zone", "timezone"), ("objection_days", "objection_days"))
-
-
-def snapshot(policy: NoticePolicy) -> dict:
-    return {"length": policy.length, "unit": policy.unit, "calendars": list(policy.calendars or []),
-            "timezone": policy.timezone, "objection_days": policy.objection_days}
-
-
-def update_policy(session: Session, policy: NoticePolicy, rule: NoticeRule, *, actor: str,
-                  actor_id: int | None) -> bool:
-    """Apply a validated rule; audited with before and after. False when nothing changed."""
-    before = snapshot(policy)
-    after = {"length": rule.length, "unit": rule.unit, "calendars": list(rule.calendars),
-             "timezone": rule.timezone, "objection_days": rule.objection_days}
-    if before == after:
-        return False
-    policy.length, policy.unit, policy.calendars = rule.length, rule.unit, list(rule.calendars)
-    policy.timezone, policy.objection_days = rule.timezone, rule.objection_days
-    audit.record(session, actor=actor, actor_id=actor_id, action="notice_policy.update",
-                 object_type="notice_policy", object_id=policy.key, before=before, after=after)
-    return True
 
 
 def _whole_number(raw: str) -> int | str:
@@ -93,7 +72,7 @@ def edit(policy_id: int):
     context = {"policy": policy, "units": UNITS, "max_length": MAX_LENGTH,
                "max_objection": MAX_OBJECTION_DAYS}
     if request.method == "GET":
-        values = snapshot(policy)
+        values = policies.snapshot(policy)
         raw = {**{name: str(value) for name, value in values.items()},
                "calendars": ", ".join(values["calendars"]),
                "objection_days": "" if values["objection_days"] is None else str(values["objection_days"])}
@@ -101,7 +80,7 @@ def edit(policy_id: int):
     rule, raw, errors = parse_rule(request.form)
     if rule is None:
         return render_template("policies/edit.html", raw=raw, errors=errors, **context), 422
-    if update_policy(db.session, policy, rule, actor=current_user.email, actor_id=current_user.id):
+    if policies.update_policy(db.session, policy, rule, actor=current_user.email, actor_id=current_user.id):
         db.session.commit()
         flash(f"The notice policy “{policy.name}” is saved.", "success")
     else:
