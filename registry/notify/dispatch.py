@@ -419,6 +419,9 @@ class Dispatcher:
     def _mail_done(self, mail: OutgoingMail, *, status: str, error: str | None = None,
                    message_id: str | None = None) -> None:
         mail.status, mail.error, mail.next_attempt_at = status, (error or "")[:1000] or None, None
+        # The context may hold live links (a confirmation token, a signed preferences link): once the
+        # mail is settled the database keeps no copy of them.
+        mail.context = {}
         if status == "sent":
             mail.sent_at, mail.provider_message_id = self.clock(), message_id
             self.stats.mails_sent += 1
