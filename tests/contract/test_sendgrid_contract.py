@@ -1,7 +1,7 @@
 """Our Mail Send payloads against SendGrid's OpenAPI description, served and checked by Stoplight Prism.
 
-Needs ../shared/sendgrid/oai_stoplight_v3paths.json next to the repository and Prism installed with
-`npm ci` in tests/contract/. Skipped with a message when either is missing, except with CI=true.
+Needs sendgrid/oai_stoplight_v3paths.json from the shared folder beside the repository (or the file
+named by REGISTRY_SENDGRID_SPEC) and Prism installed with `npm ci` in tests/contract/. Skipped with a message when either is missing, except with CI=true.
 """
 
 from __future__ import annotations
@@ -27,7 +27,18 @@ from registry.services import mail as mail_service
 from tests.notify.factories import notice_with_deliveries
 
 HERE = Path(__file__).resolve().parent
-SPEC = HERE.parents[2] / "shared" / "sendgrid" / "oai_stoplight_v3paths.json"
+SPEC_NAME = Path("sendgrid") / "oai_stoplight_v3paths.json"
+
+
+def _spec() -> Path:
+    """REGISTRY_SENDGRID_SPEC, else ../shared beside the checkout, else the workplace's /work/shared."""
+    if os.environ.get("REGISTRY_SENDGRID_SPEC"):
+        return Path(os.environ["REGISTRY_SENDGRID_SPEC"])
+    places = [HERE.parents[2] / "shared" / SPEC_NAME, Path("/work/shared") / SPEC_NAME]
+    return next((place for place in places if place.exists()), places[0])
+
+
+SPEC = _spec()
 PRISM = HERE / "node_modules" / ".bin" / "prism"
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
