@@ -1,7 +1,8 @@
 """Our Mail Send payloads against SendGrid's OpenAPI description, served and checked by Stoplight Prism.
 
 Needs sendgrid/oai_stoplight_v3paths.json from the shared folder beside the repository (or the file
-named by REGISTRY_SENDGRID_SPEC) and Prism installed with `npm ci` in tests/contract/. Skipped with a message when either is missing, except with CI=true.
+named by REGISTRY_SENDGRID_SPEC) and Prism installed with `npm ci` in tests/contract/. Skipped with a
+message when either is missing, except with CI=true.
 """
 
 from __future__ import annotations
