@@ -170,6 +170,9 @@ def upgrade():
         batch_op.create_index('ix_deliveries_sending', ['claimed_at'], unique=False, postgresql_where=sa.text("status = 'sending'"), sqlite_where=sa.text("status = 'sending'"))
         batch_op.create_foreign_key(batch_op.f('fk_deliveries_topic_id_topics'), 'topics', ['topic_id'], ['id'])
 
+    with op.batch_alter_table('notices', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('kind', sa.String(length=20), server_default='announcement', nullable=False))
+
     with op.batch_alter_table('subscribers', schema=None) as batch_op:
         batch_op.add_column(sa.Column('name', sa.String(length=200), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('company', sa.String(length=200), nullable=False, server_default=''))
@@ -190,6 +193,9 @@ def downgrade():
 
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_subscriptions_topic_id'))
+
+    with op.batch_alter_table('notices', schema=None) as batch_op:
+        batch_op.drop_column('kind')
 
     with op.batch_alter_table('subscribers', schema=None) as batch_op:
         batch_op.drop_column('company')

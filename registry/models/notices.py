@@ -19,6 +19,8 @@ class Notice(db.Model):
     change_set_id: Mapped[int] = mapped_column(ForeignKey("change_sets.id"), index=True)
     topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id"))
     subject: Mapped[str] = mapped_column(String(300))
+    # "announcement" of a change, or "withdrawal": a withdrawn change told to those who were notified.
+    kind: Mapped[str] = mapped_column(String(20), default="announcement", server_default="announcement")
     body_sha256: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     dispatch_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

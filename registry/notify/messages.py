@@ -142,6 +142,8 @@ def notice_context(session: Session, notice: Notice) -> dict:
         "effective_new_customers": moment(change_set.effective_new_customers_at, zone),
         "objection_deadline": moment(change_set.objection_deadline_at, zone),
         "timezone": zone,
+        "announced": moment(change_set.published_at, zone),
+        "withdrawn": moment(change_set.withdrawn_at, zone),
         "registry_url": home,
         "preferences_url": PREFERENCES_KEY,
         "unsubscribe_url": UNSUBSCRIBE_KEY,
@@ -170,7 +172,8 @@ _PREPARE = {"effective_date_moved": _moved_context, "dispatch_failed": _failed_c
 
 def notice_batch_message(session: Session, notice: Notice) -> BatchMessage:
     """Render a notice once for all its recipients and record the bodies' hash on the notice."""
-    rendered = render_email("notice", notice_context(session, notice))
+    template = "notice_withdrawn" if notice.kind == "withdrawal" else "notice"
+    rendered = render_email(template, notice_context(session, notice))
     digest = body_sha256(rendered.subject, rendered.text, rendered.html)
     notice.body_sha256 = digest
     return BatchMessage(subject=rendered.subject, text=rendered.text, html=rendered.html, body_sha256=digest)

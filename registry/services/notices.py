@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from registry.domain.clock import now_utc
 from registry.models import (
     ChangeSet,
+    ChangeStatus,
     Delivery,
     Notice,
     Subscriber,
@@ -177,7 +178,7 @@ def settle(session: Session, notice_ids: list[int], *, now: datetime | None = No
         session.flush()
         change_set = session.get(ChangeSet, notice.change_set_id)
         siblings = change_set_notices(session, change_set)
-        if change_set.notice_completed_at is None and all(
+        if change_set.notice_completed_at is None and change_set.status != ChangeStatus.WITHDRAWN and all(
             n.dispatch_completed_at and n.feed_published_at for n in siblings
         ):
             done = max([n.dispatch_completed_at for n in siblings] + [n.feed_published_at for n in siblings])
@@ -344,3 +345,40 @@ def cancel_unsent(session: Session, change_set: ChangeSet, *, now: datetime | No
     )
     settle(session, ids, now=now)
     return result.rowcount
+
+
+def start_withdrawal_notice(session: Session, change_set: ChangeSet, *,
+                            now: datetime | None = None) -> Notice | None:
+    """Tell everyone who was sent the announcement that the change is withdrawn.
+
+    Recipients are those whose announcement the provider accepted, still subscribed and not
+    suppressed since (a suppressed address gets a "suppressed" delivery, as for any notice).
+    """
+    now = now or now_utc()
+    announced = select(Notice.id).where(Notice.change_set_id == change_set.id, Notice.kind == "announcement")
+    sent = (select(Delivery.subscriber_id, func.min(Delivery.topic_id).label("topic_id"))
+            .where(Delivery.notice_id.in_(announced), Delivery.status == "sent")
+            .group_by(Delivery.subscriber_id).subquery())
+    if not session.scalar(select(func.count()).select_from(sent)):
+        return None
+    notice = Notice(change_set_id=change_set.id, kind="withdrawal", created_at=now, feed_published_at=now,
+                    topic_id=session.scalar(select(Notice.topic_id).where(Notice.id.in_(announced)).limit(1)),
+                    subject=f"Withdrawn: {change_set.title}"[:300])
+    session.add(notice)
+    session.flush()
+    chosen = {
+        "notice_id": literal(notice.id),
+        "subscriber_id": Subscriber.id,
+        "email": Subscriber.email,
+        "topic_id": sent.c.topic_id,
+        "status": case((Suppression.email.is_not(None), "suppressed"), else_="queued"),
+    }
+    chosen |= _column_defaults(set(chosen))
+    query = (select(*chosen.values()).select_from(sent)
+             .join(Subscriber, Subscriber.id == sent.c.subscriber_id)
+             .outerjoin(Suppression, Suppression.email == func.lower(Subscriber.email))
+             .where(Subscriber.status == "confirmed", Subscriber.deleted_at.is_(None)))
+    session.execute(insert(Delivery).from_select(list(chosen), query))
+    session.expire(notice)
+    settle(session, [notice.id], now=now)  # settles at once when every recipient is suppressed
+    return notice

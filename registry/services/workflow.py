@@ -302,6 +302,7 @@ def withdraw(session: Session, change_set: ChangeSet, *, actor: User, note: str 
     _record(session, change_set, actor, "withdrawn", now=now, to_status=ChangeStatus.WITHDRAWN, note=note)
     if change_set.published_at is not None:
         notices.cancel_unsent(session, change_set, now=now)
+        notices.start_withdrawal_notice(session, change_set, now=now)
         site.touch(session, now)
 
 

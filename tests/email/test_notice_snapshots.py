@@ -89,3 +89,16 @@ def test_dispatch_failed(app):
         "notice_id": 7, "change_set_id": 12, "count": 3,
         "reason": "400: The from address does not match a verified Sender Identity <x@example.com>",
     }))
+
+
+def test_withdrawal_notice(registry_with_history):
+    from registry.models import ChangeSet, Delivery
+
+    notice = schedule(registry_with_history, material=True, title="Privacy Policy & sub-processors, May 2026",
+                      summary="We list retention per category and add an email provider.", subprocessors=True)
+    db.session.execute(Delivery.__table__.update().where(Delivery.notice_id == notice.id)
+                       .values(status="sent", sent_at=NOW))
+    change_set = db.session.get(ChangeSet, notice.change_set_id)
+    change_set.status, change_set.withdrawn_at = "withdrawn", NOW + timedelta(days=3)
+    withdrawal = notices.start_withdrawal_notice(db.session, change_set, now=NOW + timedelta(days=3))
+    check("notice_withdrawn", messages.notice_batch_message(db.session, withdrawal))

@@ -438,9 +438,23 @@ def test_withdrawing_during_dispatch_stops_the_unsent_notices(world, people):
     deliveries[0].status = "sent"  # the worker already sent one when the change was withdrawn
     workflow.withdraw(db.session, change_set, actor=people["approver"], now=NOW)
     db.session.expire_all()
-    statuses = sorted(d.status for d in db.session.scalars(select(Delivery)))
+    announcement = select(Delivery).where(Delivery.notice_id == deliveries[0].notice_id)
+    statuses = sorted(d.status for d in db.session.scalars(announcement))
     assert statuses == ["failed"] * (len(deliveries) - 1) + ["sent"]
-    assert {d.error for d in db.session.scalars(select(Delivery)) if d.status == "failed"} == {
+    assert {d.error for d in db.session.scalars(announcement) if d.status == "failed"} == {
         "not sent: the change was withdrawn"}
     # Every delivery is accounted for, but a withdrawn change never starts its notice period.
     assert change_set.status == ChangeStatus.WITHDRAWN and change_set.notice_completed_at is None
+    # The one recipient who was told of the change is told of its withdrawal; nobody else is.
+    [withdrawal] = db.session.scalars(select(Notice).where(Notice.kind == "withdrawal"))
+    assert withdrawal.subject == f"Withdrawn: {change_set.title}"
+    told = db.session.scalars(select(Delivery).where(Delivery.notice_id == withdrawal.id)).all()
+    assert [(d.email, d.status) for d in told] == [(deliveries[0].email, "queued")]
+
+
+def test_withdrawing_before_anything_was_sent_tells_nobody(world, people):
+    db.session.add(Subscriber(email="c@example.com", status="confirmed"))
+    change_set = approved(people, world)
+    schedule(change_set, people["approver"], PRIVACY_EARLIEST)
+    workflow.withdraw(db.session, change_set, actor=people["approver"], now=NOW)
+    assert not db.session.scalars(select(Notice).where(Notice.kind == "withdrawal")).all()
