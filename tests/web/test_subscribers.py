@@ -101,7 +101,8 @@ def test_import_reports_rejected_rows_is_idempotent_and_audited(make_user, login
     second = upload(client, CSV).get_data(as_text=True)
     assert "<dt>Created</dt><dd>0</dd>" in second and "<dt>Unchanged</dt><dd>2</dd>" in second
     assert count(Subscriber) == 2
-    entries = list(db.session.scalars(select(AuditEntry).where(AuditEntry.action == "subscribers.import")))
+    entries = list(db.session.scalars(select(AuditEntry).where(AuditEntry.action == "subscribers.import")
+                                      .order_by(AuditEntry.id)))
     assert [e.after["created"] for e in entries] == [2, 0]
     assert entries[0].after["filename"] == "contacts.csv"
     # Imported contacts get Administrative whatever their other choices.
