@@ -117,14 +117,17 @@ def load(session: Session, now: datetime) -> str:
     effective = _at(now, -upcoming["effective_in_days"])
     report = contacts.import_contacts(session, CONTACTS.encode(), now=notice - timedelta(days=30))
     publishing.publish(session, change_set, published_at=notice, notice_completed_at=None,
-                       effective_at=effective, effective_new_customers_at=notice, actor="demo", now=notice)
-    _deliver_notice(session, change_set, notice)
+                       effective_at=effective, effective_new_customers_at=notice, actor="demo", now=now)
+    _deliver_notice(session, change_set, notice, now)
     return (f"{len(content.SUBPROCESSORS) + 1} sub-processors, {len(documents)} documents, "
             f"{count + 1} change sets, {report.created} subscribers, {len(STAFF)} staff accounts")
 
 
-def _deliver_notice(session: Session, change_set, notice_at: datetime) -> None:
-    """The upcoming change's notice as the worker and SendGrid would have left it: all accepted."""
+def _deliver_notice(session: Session, change_set, notice_at: datetime, now: datetime) -> None:
+    """The upcoming change's notice as the worker and SendGrid would have left it: all accepted.
+
+    Its times are in the past; the audit rows that record it are dated now, when the demo loads.
+    """
     notice = notices.start_notice(session, change_set, now=notice_at)
     accepted = notice_at + timedelta(minutes=1)
     deliveries = session.scalars(select(Delivery).where(Delivery.notice_id == notice.id))
@@ -132,8 +135,8 @@ def _deliver_notice(session: Session, change_set, notice_at: datetime) -> None:
         delivery.status, delivery.sent_at, delivery.attempts = "sent", accepted, 1
         delivery.provider_message_id = f"demo-{notice.id}-{index // 1000}"
         delivery.last_event, delivery.last_event_at = "delivered", accepted + timedelta(seconds=20)
-    session.flush()
-    notices.settle(session, [notice.id], now=accepted + timedelta(seconds=5))
+    notice.dispatch_completed_at = accepted
+    publishing.complete_notice(session, change_set, completed_at=accepted, now=now)
 
 
 def _title(items: list[tuple[str, dict]]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -85,6 +86,8 @@ def init_app(app: Flask) -> None:
         return value.isoformat() if value and value != NOT_YET else ""
 
     app.jinja_env.filters["country"] = country_name
+    # JSON to read on a page (the audit log): real characters, escaped by Jinja like any text.
+    app.jinja_env.filters["json_text"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
     app.jinja_env.globals["settings"] = settings
     app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
 

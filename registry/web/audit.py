@@ -80,8 +80,9 @@ def index():
 
 def _cell(value: object) -> str:
     """A spreadsheet must not run a cell as a formula (CSV injection)."""
-    text = "" if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    return safe_cell(text)
+    if value is None or isinstance(value, str):
+        return safe_cell(value or "")
+    return safe_cell(json.dumps(value, ensure_ascii=False, sort_keys=True))
 
 
 def _csv_rows(filters: audit.Filters) -> Iterator[str]:

@@ -89,3 +89,13 @@ def test_garbage_filters_are_never_a_500(app, auditor, value):
         response = auditor.get("/admin/audit/", query_string={name: value})
         assert response.status_code in (200, 400), (name, value)
         assert "<script>alert(1)</script>" not in response.get_data(as_text=True)
+
+
+def test_values_read_as_text_and_are_escaped(app, auditor):
+    add("change_set.publish", after={"title": "Postbrücke <b>Mail</b> added"})
+    db.session.commit()
+    page = auditor.get("/admin/audit/").get_data(as_text=True)
+    assert "Postbrücke &lt;b&gt;Mail&lt;/b&gt; added" in page
+    assert "\\u00fc" not in page and "<b>Mail" not in page
+    rows = list(csv.reader(io.StringIO(auditor.get("/admin/audit/export.csv").get_data(as_text=True))))
+    assert any("Postbrücke <b>Mail</b> added" in cell for row in rows for cell in row)
