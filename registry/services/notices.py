@@ -340,7 +340,7 @@ def cancel_unsent(session: Session, change_set: ChangeSet, *, now: datetime | No
     result = session.execute(
         update(Delivery)
         .where(Delivery.notice_id.in_(ids), Delivery.status == "queued")
-        .values(status="failed", error="not sent: the change was withdrawn", claimed_at=now)
+        .values(status="failed", error="not sent: the change was withdrawn")
         .execution_options(synchronize_session=False)
     )
     settle(session, ids, now=now)

@@ -196,10 +196,7 @@ def is_material(form) -> bool:
 
 
 def get_change_set(change_set_id: int) -> ChangeSet:
-    change_set = db.session.get(ChangeSet, change_set_id)
-    if change_set is None:
-        abort(404, "There is no such change set.")
-    return change_set
+    return db.get_or_404(ChangeSet, change_set_id, description="There is no such change set.")
 
 
 def get_document(slug: str) -> Document:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -52,10 +52,7 @@ def parse_rule(form) -> tuple[NoticeRule | None, dict[str, str], dict[str, list[
 
 
 def _policy(policy_id: int) -> NoticePolicy:
-    policy = db.session.get(NoticePolicy, policy_id)
-    if policy is None:
-        abort(404, "There is no such notice policy.")
-    return policy
+    return db.get_or_404(NoticePolicy, policy_id, description="There is no such notice policy.")
 
 
 @bp.get("/")

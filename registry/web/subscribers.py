@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -52,9 +52,8 @@ def index():
 @bp.get("/<int:subscriber_id>")
 @permission_required("subscribers")
 def show(subscriber_id: int):
-    subscriber = db.session.get(Subscriber, subscriber_id)
-    if subscriber is None:
-        abort(404, description="There is no subscriber with this number.")
+    subscriber = db.get_or_404(Subscriber, subscriber_id,
+                               description="There is no subscriber with this number.")
     deliveries = db.session.execute(
         select(Delivery, Notice).join(Notice, Notice.id == Delivery.notice_id)
         .where((Delivery.subscriber_id == subscriber.id) | (Delivery.email == subscriber.email))
@@ -145,9 +144,7 @@ def new_topic():
 @bp.route("/topics/<int:topic_id>/edit", methods=["GET", "POST"])
 @permission_required("manage_policies")
 def edit_topic(topic_id: int):
-    topic = db.session.get(Topic, topic_id)
-    if topic is None:
-        abort(404, description="There is no topic with this number.")
+    topic = db.get_or_404(Topic, topic_id, description="There is no topic with this number.")
     if request.method == "GET":
         form = {"key": topic.key, "name": topic.name, "description": topic.description,
                 "is_default_on": topic.is_default_on, "position": str(topic.position)}

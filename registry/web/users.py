@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -36,10 +36,7 @@ def _audit(action: str, user: User, before: dict | None = None, after: dict | No
 
 
 def _target(user_id: int) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        abort(404, "There is no such staff account.")
-    return user
+    return db.get_or_404(User, user_id, description="There is no such staff account.")
 
 
 @bp.get("/")
