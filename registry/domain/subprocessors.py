@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 
 RECENT = timedelta(days=90)
@@ -53,6 +53,11 @@ class Event:
     entry: Entry
     summary: str = ""
     change_set_id: int | None = None
+    # When the change already applies to customers who sign up from then on (None: with everyone).
+    new_customers_at: datetime | None = None
+
+    def applies_to_new_customers_only(self, at: datetime) -> bool:
+        return self.new_customers_at is not None and self.new_customers_at <= at < self.effective_at
 
 
 @dataclass(frozen=True)
@@ -64,12 +69,32 @@ class FieldChange:
 
 
 @dataclass(frozen=True)
+class NewCustomerTerms:
+    """A change that already applies to new customers and reaches existing customers later."""
+
+    action: str  # "add" | "change" | "remove"
+    entry: Entry  # the entry as it stands for new customers (for a removal: the entry leaving)
+    since: datetime
+    existing_from: datetime
+
+
+@dataclass(frozen=True)
 class Listed:
-    """An entry on the list as of a moment, with the dates customers ask about."""
+    """An entry on the list as of a moment, with the dates customers ask about.
+
+    The list is the one existing customers are under; `new_customers` says how a change that
+    already applies to new customers differs. An entry that new customers already have but existing
+    customers do not yet is listed too, with `new_customers.action == "add"`.
+    """
 
     entry: Entry
     added_at: datetime
     changed_at: datetime
+    new_customers: NewCustomerTerms | None = None
+
+    @property
+    def is_for_new_customers_only(self) -> bool:
+        return self.new_customers is not None and self.new_customers.action == "add"
 
     def is_recent(self, at: datetime) -> bool:
         return at - self.changed_at <= RECENT
@@ -120,6 +145,26 @@ def state_at(events: Iterable[Event], at: datetime) -> dict[str, Listed]:
     return listed
 
 
+def new_customer_terms(events: Iterable[Event], at: datetime) -> dict[str, NewCustomerTerms]:
+    """Changes that apply to new customers at `at` but not yet to existing ones, keyed by slug."""
+    return {
+        event.slug: NewCustomerTerms(event.action, event.entry, event.new_customers_at, event.effective_at)
+        for event in _ordered(events) if event.applies_to_new_customers_only(at)
+    }
+
+
+def listing_at(events: Iterable[Event], at: datetime) -> list[Listed]:
+    """The list existing customers are under at `at`, with what already differs for new customers."""
+    events = list(events)
+    listed = state_at(events, at)
+    for slug, terms in new_customer_terms(events, at).items():
+        if slug in listed:
+            listed[slug] = replace(listed[slug], new_customers=terms)
+        elif terms.action == "add":
+            listed[slug] = Listed(terms.entry, terms.since, terms.since, new_customers=terms)
+    return list(listed.values())
+
+
 def history(events: Iterable[Event]) -> list[HistoryItem]:
     """One sub-processor's changes, oldest first, each with the fields it changed."""
     items: list[HistoryItem] = []
@@ -151,6 +196,8 @@ class Standing:
     status: str  # "active" | "removed" | "scheduled"
     listed: Listed | None  # as listed at the moment, or as it last stood or will first stand
     latest: Event
+    # A change that already applies to new customers but not yet to existing ones.
+    new_customers: NewCustomerTerms | None = None
 
     @property
     def entry(self) -> Entry:
@@ -161,12 +208,13 @@ def standing(events: Sequence[Event], at: datetime) -> Standing:
     """One sub-processor's events (at least one) seen at `at`."""
     ordered = _ordered(events)
     latest = ordered[-1]
+    terms = new_customer_terms(ordered, at).get(latest.slug)
     listed = state_at(ordered, at).get(latest.slug)
     if listed:
-        return Standing("active", listed, latest)
+        return Standing("active", listed, latest, terms)
     states = (state_at(ordered, e.effective_at).get(latest.slug) for e in reversed(ordered))
     shown = next((state for state in states if state), None)
-    return Standing("removed" if latest.action == "remove" else "scheduled", shown, latest)
+    return Standing("removed" if latest.action == "remove" else "scheduled", shown, latest, terms)
 
 
 def compare_states(old: dict[str, Listed], new: dict[str, Listed]) -> StateDiff:

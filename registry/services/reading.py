@@ -41,8 +41,10 @@ def _event(record: SubProcessorRecord) -> Event:
         countries=tuple(record.countries), transfer_mechanism=record.transfer_mechanism,
         website=record.website, feature=record.feature,
     )
-    return Event(slug=entry.slug, action=record.action, effective_at=effective_moment(record.change_set),
-                 entry=entry, summary=record.summary, change_set_id=record.change_set_id)
+    change_set = record.change_set
+    return Event(slug=entry.slug, action=record.action, effective_at=effective_moment(change_set),
+                 entry=entry, summary=record.summary, change_set_id=record.change_set_id,
+                 new_customers_at=change_set.effective_new_customers_at)
 
 
 def subprocessor_events(session: Session, slug: str | None = None) -> list[Event]:
@@ -83,6 +85,15 @@ class PublicVersion:
     def is_effective(self, now: datetime) -> bool:
         return effective_moment(self.change_set, now) <= now
 
+    @property
+    def new_customers_at(self) -> datetime | None:
+        return self.change_set.effective_new_customers_at
+
+    def applies_to_new_customers_only(self, now: datetime) -> bool:
+        """Already the terms for customers who sign up now, not yet for existing customers."""
+        since = self.new_customers_at
+        return since is not None and since <= now and not self.is_effective(now)
+
 
 def versions(session: Session, doc: Document) -> list[PublicVersion]:
     """A document's public versions, oldest first, scheduled ones included."""
@@ -98,6 +109,12 @@ def versions(session: Session, doc: Document) -> list[PublicVersion]:
 def current_version(all_versions: list[PublicVersion], now: datetime) -> PublicVersion | None:
     effective = [v for v in all_versions if v.is_effective(now)]
     return max(effective, key=lambda v: (v.effective_at, v.number)) if effective else None
+
+
+def new_customers_version(all_versions: list[PublicVersion], now: datetime) -> PublicVersion | None:
+    """The newest version that applies to new customers at `now` but not yet to existing ones."""
+    pending = [v for v in all_versions if v.applies_to_new_customers_only(now)]
+    return max(pending, key=lambda v: v.number) if pending else None
 
 
 def comparison(session: Session, old: DocumentVersion, new: DocumentVersion) -> Comparison | None:

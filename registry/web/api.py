@@ -81,9 +81,18 @@ def _entry_links(slug: str) -> dict:
             "api_url": _absolute(".subprocessor", slug=slug)}
 
 
+def _new_customers(terms: domain.NewCustomerTerms | None) -> dict | None:
+    """A change that already applies to new customers: what it is, since when, and for whom later."""
+    if terms is None:
+        return None
+    return {"action": terms.action, "since": _iso(terms.since),
+            "existing_customers_from": _iso(terms.existing_from), "entry": _entry(terms.entry)}
+
+
 def _listed(item: domain.Listed) -> dict:
     return {**_entry(item.entry), "added_at": _iso(item.added_at),
-            "changed_at": _iso(item.changed_at), **_entry_links(item.entry.slug)}
+            "changed_at": _iso(item.changed_at), "new_customers": _new_customers(item.new_customers),
+            **_entry_links(item.entry.slug)}
 
 
 def _history_item(item: domain.HistoryItem, now: datetime) -> dict:
@@ -107,6 +116,16 @@ def _version_ref(document: Document, version: reading.PublicVersion) -> dict:
     }
 
 
+def _new_customers_version(document: Document, version: reading.PublicVersion | None,
+                           now: datetime) -> dict | None:
+    if version is None:
+        return None
+    links = _version_ref(document, version)
+    return {"number": version.number, "since": _iso(version.new_customers_at),
+            "existing_customers_from": _iso(reading.effective_moment(version.change_set, now)),
+            "url": links["url"], "api_url": links["api_url"]}
+
+
 def _document(document: Document, versions: list[reading.PublicVersion], now: datetime) -> dict:
     current = reading.current_version(versions, now)
     return {
@@ -116,6 +135,8 @@ def _document(document: Document, versions: list[reading.PublicVersion], now: da
         "current_version": _version_ref(document, current) if current else None,
         "upcoming_versions": [_version_ref(document, v) for v in versions
                               if not v.is_effective(now)],
+        "new_customers_version": _new_customers_version(
+            document, reading.new_customers_version(versions, now), now),
         "url": _absolute("documents.show", slug=document.slug),
         "api_url": _absolute(".document", slug=document.slug),
         "versions_url": _absolute(".document_versions", slug=document.slug),
@@ -209,6 +230,7 @@ def subprocessor(slug: str):
         "added_at": _iso(shown.added_at) if shown else None,
         "changed_at": _iso(shown.changed_at) if shown else None,
         "removed_at": _iso(where.latest.effective_at) if where.status == "removed" else None,
+        "new_customers": _new_customers(where.new_customers),
         **_entry_links(slug),
         "history": [_history_item(item, now) for item in domain.history(events)],
     }

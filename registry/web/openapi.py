@@ -70,6 +70,8 @@ DOCUMENT = {
     "description": STRING,
     "current_version": {"oneOf": [_ref("VersionRef"), {"type": "null"}]},
     "upcoming_versions": {"type": "array", "items": _ref("VersionRef")},
+    "new_customers_version": {"oneOf": [_ref("NewCustomersVersion"), {"type": "null"}], "description": (
+        "A version that already applies to new customers but not yet to existing ones.")},
     "url": {**URI, "description": "The document's public page."},
     "api_url": URI,
     "versions_url": {**URI, "description": "Every version of the document in this API."},
@@ -129,12 +131,25 @@ SCHEMAS = {
         "new": {"type": ["string", "array", "null"], "items": STRING},
     }),
     "SubprocessorEntry": _object({**ENTRY, **ENTRY_LINKS}),
+    "NewCustomerTerms": _object({
+        "action": {"type": "string", "enum": ["add", "change", "remove"]},
+        "since": {**DATE_TIME, "description": "From when the change applies to new customers."},
+        "existing_customers_from": {**OPTIONAL_DATE_TIME, "description": (
+            "When it applies to existing customers too; null while that date waits for the notice "
+            "of a material change to go out.")},
+        "entry": {**_ref("SubprocessorEntryFields"),
+                  "description": "The entry as new customers have it (for a removal: the one leaving)."},
+    }, "A scheduled change that already applies to customers who sign up from `since`."),
+    "SubprocessorEntryFields": _object(ENTRY),
     "Subprocessor": _object({
         **ENTRY,
         "added_at": {**DATE_TIME, "description": "When it joined the list."},
         "changed_at": {**DATE_TIME, "description": "Its latest change in effect."},
+        "new_customers": {"oneOf": [_ref("NewCustomerTerms"), {"type": "null"}], "description": (
+            "A change that already applies to new customers but not yet to existing ones. An entry "
+            "with action `add` here is listed for new customers only.")},
         **ENTRY_LINKS,
-    }, "A sub-processor on the list."),
+    }, "A sub-processor on the list existing customers are under."),
     "HistoryEvent": _object(HISTORY_EVENT),
     "SubprocessorDetail": _object({
         **ENTRY,
@@ -144,6 +159,8 @@ SCHEMAS = {
         "added_at": OPTIONAL_DATE_TIME,
         "changed_at": OPTIONAL_DATE_TIME,
         "removed_at": OPTIONAL_DATE_TIME,
+        "new_customers": {"oneOf": [_ref("NewCustomerTerms"), {"type": "null"}], "description": (
+            "A change that already applies to new customers but not yet to existing ones.")},
         **ENTRY_LINKS,
         "history": {"type": "array", "items": _ref("HistoryEvent"),
                     "description": "Every public change, oldest first, scheduled ones included."},
@@ -152,6 +169,13 @@ SCHEMAS = {
                                   "A change, with the entry as it stands after it."),
     "VersionRef": _object({"number": {"type": "integer", "minimum": 1},
                            "effective_at": HISTORY_EVENT["effective_at"], **VERSION_LINKS}),
+    "NewCustomersVersion": _object({
+        "number": {"type": "integer", "minimum": 1},
+        "since": {**DATE_TIME, "description": "From when it applies to new customers."},
+        "existing_customers_from": {**OPTIONAL_DATE_TIME, "description": (
+            "When it applies to existing customers; null while that date waits for the notice to go out.")},
+        **VERSION_LINKS,
+    }),
     "NoticePolicy": _object({
         "length": {"type": "integer", "minimum": 0},
         "unit": STRING,

@@ -60,7 +60,7 @@ def listing() -> tuple[list[domain.Listed], domain.ListQuery, Facets, date | Non
     as_of = params.iso_date("as_of")
     query = list_query(facets)
     at = _moment(as_of, now)
-    rows = domain.select(list(domain.state_at(events, at).values()), query)
+    rows = domain.select(domain.listing_at(events, at), query)
     return rows, query, facets, as_of, at
 
 
@@ -74,7 +74,8 @@ def index():
 
 CSV_COLUMNS = ["slug", "name", "legal_entity", "address", "contact", "purpose", "description",
                "data_categories", "countries", "transfer_mechanism", "website", "applies_to",
-               "added_at", "changed_at"]
+               "added_at", "changed_at", "new_customers_change", "new_customers_since",
+               "existing_customers_from"]
 
 
 @bp.get("/export.csv")
@@ -86,14 +87,22 @@ def export_csv():
     writer.writerow(CSV_COLUMNS)
     for item in rows:
         e = item.entry
+        terms = item.new_customers
         writer.writerow([safe_cell(str(v)) for v in (
             e.slug, e.name, e.legal_entity, e.address, e.contact, e.purpose, e.description,
             "; ".join(e.data_categories), " ".join(e.countries), e.transfer_mechanism, e.website,
             e.feature or "All customers", item.added_at.isoformat(), item.changed_at.isoformat(),
+            terms.action if terms else "", _iso(terms.since) if terms else "",
+            _iso(terms.existing_from) if terms else "",
         )])
     name = f"subprocessors-{(as_of or at.date()).isoformat()}.csv"
     return Response(out.getvalue(), content_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _iso(moment: datetime) -> str:
+    """A moment for a spreadsheet; a date that waits for a notice still going out is left empty."""
+    return "" if moment == reading.NOT_YET else moment.isoformat()
 
 
 @bp.get("/compare")

@@ -1,5 +1,6 @@
 """The list as of a moment, an entry's history, comparisons between dates, search and filters."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +13,7 @@ from registry.domain.subprocessors import (
     compare_states,
     field_changes,
     history,
+    listing_at,
     select,
     standing,
     state_at,
@@ -157,3 +159,39 @@ def test_changes_after_a_moment_are_ordered_across_entries():
     ]
     assert [c.field for c in items[1].changes] == ["countries", "transfer_mechanism"]
     assert changes_after(EVENTS, T0 + timedelta(days=40)) == []
+
+
+def early(slug, action, days, new_days, **changes) -> Event:
+    """A change effective for existing customers on day `days`, for new ones from `new_days`."""
+    return replace(event(slug, action, days, **changes), new_customers_at=T0 + timedelta(days=new_days))
+
+
+@pytest.mark.parametrize(("action", "changes"), [
+    ("add", {}), ("change", {"countries": ("DE", "US")}), ("remove", {}),
+])
+def test_a_change_for_new_customers_first_is_listed_with_its_two_dates(action, changes):
+    base = [event("acme", "add", 0)] if action != "add" else []
+    events = [*base, early("acme", action, 30, 10, **changes)]
+    at = T0 + timedelta(days=15)
+    (item,) = listing_at(events, at)
+    assert item.new_customers.action == action
+    assert item.new_customers.since == T0 + timedelta(days=10)
+    assert item.new_customers.existing_from == T0 + timedelta(days=30)
+    # Existing customers are still under the entry as it was; the terms carry the new one.
+    assert item.entry == (item.new_customers.entry if action == "add" else base[0].entry)
+    assert item.is_for_new_customers_only is (action == "add")
+    assert standing(events, at).new_customers == item.new_customers
+
+
+def test_before_the_new_customer_date_and_after_the_effective_date_nothing_is_noted():
+    events = [event("acme", "add", 0), early("acme", "change", 30, 10, countries=("US",))]
+    before = listing_at(events, T0 + timedelta(days=5))
+    after = listing_at(events, T0 + timedelta(days=31))
+    assert [item.new_customers for item in before + after] == [None, None]
+    assert after[0].entry.countries == ("US",) and before[0].entry.countries == ("DE",)
+    assert listing_at([early("acme", "add", 30, 10)], T0 + timedelta(days=5)) == []
+
+
+def test_listing_without_early_changes_is_the_state():
+    at = T0 + timedelta(days=25)
+    assert {item.entry.slug: item for item in listing_at(EVENTS, at)} == state_at(EVENTS, at)

@@ -60,9 +60,13 @@ def is_utc_timestamp(value):
 
 def test_list_is_the_current_state_with_every_field(demo_app, demo_client):
     body = get_json(demo_client, f"{API}/subprocessors?per_page=200")
-    current = domain.state_at(events_of(demo_app), now_utc())
-    assert {item["slug"] for item in body["data"]} == set(current)
-    assert body["meta"]["total"] == len(current) == html_rows(demo_client) == 16
+    current = domain.listing_at(events_of(demo_app), now_utc())
+    assert {item["slug"] for item in body["data"]} == {item.entry.slug for item in current}
+    # The 16 entries existing customers are under, and the announced one new customers already have.
+    assert body["meta"]["total"] == len(current) == html_rows(demo_client) == 17
+    for_new = [item for item in body["data"] if item["new_customers"]]
+    assert [item["slug"] for item in for_new] == ["kestrel-messaging"]
+    assert for_new[0]["new_customers"]["action"] == "add"
     assert body["meta"]["pages"] == 1 and body["links"]["next"] is None
     assert is_utc_timestamp(body["meta"]["as_of"])
 
@@ -82,17 +86,17 @@ def test_list_is_the_current_state_with_every_field(demo_app, demo_client):
 def test_pages_and_their_links_cover_the_list_once(demo_client):
     first = get_json(demo_client, f"{API}/subprocessors?per_page=5&sort=added")
     assert first["meta"] | {"as_of": None} == {
-        "as_of": None, "total": 16, "page": 1, "per_page": 5, "pages": 4}
+        "as_of": None, "total": 17, "page": 1, "per_page": 5, "pages": 4}
     assert first["links"]["prev"] is None
     assert parse_qs(urlsplit(first["links"]["next"]).query) == {
         "per_page": ["5"], "sort": ["added"], "page": ["2"]}
     everything = all_pages(demo_client, first["links"]["self"])
-    assert len(everything) == 16 == len({item["slug"] for item in everything})
+    assert len(everything) == 17 == len({item["slug"] for item in everything})
     added = [item["added_at"] for item in everything]
     assert added == sorted(added, reverse=True)
 
     last = get_json(demo_client, f"{API}/subprocessors?per_page=5&page=4&sort=added")
-    assert len(last["data"]) == 1 and last["links"]["next"] is None
+    assert len(last["data"]) == 2 and last["links"]["next"] is None
     assert last["links"]["prev"].endswith("page=3")
     message = error_message(demo_client, f"{API}/subprocessors?per_page=5&page=5", 404)
     assert "past the last page" in message and "4 pages" in message
@@ -120,7 +124,7 @@ def test_list_as_of_a_past_date_is_that_day_state(demo_app, demo_client):
 def test_filters_give_what_the_html_list_gives(demo_client, query):
     body = get_json(demo_client, f"{API}/subprocessors?{query}")
     assert body["meta"]["total"] == len(body["data"]) == html_rows(demo_client, query)
-    assert 0 < body["meta"]["total"] <= 16
+    assert 0 < body["meta"]["total"] <= 17
     assert parse_qs(urlsplit(body["links"]["self"]).query)["page"] == ["1"]
 
 

@@ -7,14 +7,16 @@ def test_documents_index_lists_every_document(demo_client):
     html = demo_client.get("/documents/").get_data(as_text=True)
     for title in ("Privacy Policy", "Cookie Policy", "Data Processing Agreement", "Terms of Service"):
         assert title in html
-    assert "takes effect on" in html  # the upcoming privacy policy version
+    # The announced privacy policy version already applies to new customers.
+    assert "Version 4 applies to new customers since" in html
+    assert "and to existing customers from" in html
 
 
 def test_current_version_is_the_latest_effective_one(demo_client):
     html = demo_client.get("/documents/privacy-policy/").get_data(as_text=True)
     assert "Version 3" in html
     assert "In effect since" in html
-    assert "Version 4 takes effect on" in html
+    assert "Version 4 applies to new customers since" in html
     assert 'class="anchor"' in html  # headings can be linked
 
 

@@ -15,9 +15,9 @@ def test_list_shows_current_entries_with_identity_and_contact(demo_client):
     page = demo_client.get("/subprocessors/")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    # 18 added over time, 2 removed; the upcoming one is not on the list yet.
-    assert rows_of(html) == 16
-    assert "Lettermint" not in html and "Kestrel" not in html
+    # 18 added over time, 2 removed; the announced one is listed for new customers only.
+    assert rows_of(html) == 17
+    assert "Lettermint" not in html
     assert "Nordlicht" in html and "Germany" in html
     assert "Changed recently" in html
     assert "Customers using AI Assistant" in html
@@ -87,7 +87,8 @@ def test_removed_entry_page_says_so(demo_client):
 
 def test_announced_entry_page_says_when_it_starts(demo_client):
     html = demo_client.get("/subprocessors/kestrel-messaging").get_data(as_text=True)
-    assert "Announced: becomes a sub-processor on" in html
+    assert "This sub-processor applies to new customers since" in html
+    assert "and to existing customers from" in html
 
 
 def test_unknown_entry_is_404(demo_client):
