@@ -15,7 +15,7 @@ def test_documents_index_lists_every_document(demo_client):
 def test_current_version_is_the_latest_effective_one(demo_client):
     html = demo_client.get("/documents/privacy-policy/").get_data(as_text=True)
     assert "Version 3" in html
-    assert "In effect since" in html
+    assert "In effect for existing customers since" in html
     assert "Version 4 applies to new customers since" in html
     assert 'class="anchor"' in html  # headings can be linked
 
