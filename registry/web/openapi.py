@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from registry.web.params import COUNTRY_CODES
+
 API_VERSION = "1.0.0"
 
 DATE_TIME = {"type": "string", "format": "date-time"}
@@ -239,6 +241,10 @@ SCHEMAS = {
 
 
 def _query(name: str, schema: dict, description: str, *, required: bool = False) -> dict:
+    """A query parameter; an optional one may also be empty, as an HTML form sends it: the same as absent."""
+    if not required:
+        schema = {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
+        description += " An empty value is the same as leaving the parameter out."
     return {"name": name, "in": "query", "required": required, "schema": schema,
             "description": description}
 
@@ -248,22 +254,24 @@ def _path(name: str, schema: dict, description: str) -> dict:
             "description": description}
 
 
-FILTER = {"type": "string", "maxLength": 200}
+# Free text: at most 200 characters, none of them control characters (those answer 400).
+FILTER = {"type": "string", "maxLength": 200, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
 PARAMETERS = {
     "Page": _query("page", {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1},
                    "Page number; a page past the last answers 404."),
     "PerPage": _query("per_page", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
                       "Items per page."),
     "Q": _query("q", FILTER, "Words that must all occur in the entry (case-insensitive)."),
-    "Purpose": _query("purpose", FILTER, "Exact purpose; a value that never occurs answers 400."),
-    "Country": _query("country", {"type": "string", "pattern": "^[A-Z]{2}$"},
-                      "Processing location (ISO 3166-1 alpha-2); unknown codes answer 400."),
+    "Purpose": _query("purpose", FILTER, "Exact purpose; a value no entry has matches nothing."),
+    "Country": _query("country", {"type": "string", "enum": sorted(COUNTRY_CODES)},
+                      "Processing location (ISO 3166-1 alpha-2); other values answer 400."),
     "Mechanism": _query("mechanism", FILTER,
-                        "Exact transfer mechanism; a value that never occurs answers 400."),
+                        "Exact transfer mechanism; a value no entry has matches nothing."),
     "Sort": _query("sort", {"type": "string", "enum": ["name", "purpose", "added", "changed"],
                             "default": "name"},
                    "Order: by name, by purpose, recently added or recently changed first."),
-    "AsOf": _query("as_of", {"type": "string", "format": "date"},
+    "AsOf": _query("as_of", {"type": "string", "format": "date",
+                             "pattern": "^(19[7-9][0-9]|20[0-9][0-9]|21[0-9][0-9]|2200)-"},
                    "The list as it stood at the end of this day in the legal time zone "
                    "(1970-2200); today's list when absent."),
     "Since": _query("since", {"type": "string", "format": "date-time", "maxLength": 40},

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+import pycountry
 from flask import abort, request
 
 MAX_PAGE = 1_000_000
 
 
 def text(name: str, *, max_length: int = 200) -> str:
-    value = request.args.get(name, "").strip()
+    raw = request.args.get(name, "")
+    # Checked before stripping, so that a value of only control characters is refused, not dropped.
+    if any(ord(c) < 32 or 0x7F <= ord(c) <= 0x9F for c in raw):
+        abort(400, description=f"'{name}' contains control characters.")
+    value = raw.strip()
     if len(value) > max_length:
         abort(400, description=f"'{name}' is longer than {max_length} characters.")
-    if any(ord(c) < 32 for c in value):
-        abort(400, description=f"'{name}' contains control characters.")
     return value
 
 
@@ -25,6 +28,18 @@ def choice(name: str, allowed: list[str] | tuple[str, ...] | set[str], default: 
     if value not in allowed:
         abort(400, description=f"Unknown value for '{name}': {value!r}. "
                                f"Allowed: {', '.join(sorted(allowed))}.")
+    return value
+
+
+COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
+
+
+def country(name: str) -> str:
+    """An ISO 3166-1 alpha-2 code, or "" when absent; a code no entry uses is a filter like any other."""
+    value = text(name, max_length=20).upper()
+    if value and value not in COUNTRY_CODES:
+        abort(400, description=f"'{name}' must be an ISO 3166-1 country code such as DE or US, "
+                               f"not {value!r}.")
     return value
 
 

@@ -45,9 +45,11 @@ def _moment(day: date | None, now: datetime) -> datetime:
 def list_query(facets: Facets) -> domain.ListQuery:
     return domain.ListQuery(
         q=params.text("q"),
-        purpose=params.choice("purpose", facets.purposes),
-        country=params.choice("country", facets.countries),
-        mechanism=params.choice("mechanism", facets.mechanisms),
+        # A value no entry has is a filter that matches nothing, as a client asking "anything in
+        # Brazil?" expects, not an error.
+        purpose=params.text("purpose"),
+        country=params.country("country"),
+        mechanism=params.text("mechanism"),
         sort=params.choice("sort", SORT_LABELS, default="name"),
     )
 

@@ -58,8 +58,8 @@ def test_sort_by_recently_changed_puts_the_latest_change_first(demo_client):
 
 
 @pytest.mark.parametrize("query", [
-    "as_of=2025-13-45", "as_of=yesterday", "as_of=0001-01-01", "purpose=Teleportation",
-    "country=XX", "mechanism=Handshake", "sort=random", "q=" + "a" * 500, "q=%00",
+    "as_of=2025-13-45", "as_of=yesterday", "as_of=0001-01-01",
+    "country=XX", "sort=random", "q=" + "a" * 500, "q=%00",
     "from=2025-01-01&to=2024-01-01",
 ])
 def test_malformed_parameters_get_a_clear_400(demo_client, query):
@@ -69,6 +69,14 @@ def test_malformed_parameters_get_a_clear_400(demo_client, query):
     html = page.get_data(as_text=True)
     assert "Bad Request" in html
     assert "Traceback" not in html
+
+
+@pytest.mark.parametrize("query", ["purpose=Teleportation", "mechanism=Handshake", "country=BR"])
+def test_a_filter_value_no_entry_has_says_nothing_matches(demo_client, query):
+    page = demo_client.get(f"/subprocessors/?{query}")
+    assert page.status_code == 200
+    assert rows_of(page.get_data(as_text=True)) == 0
+    assert "No sub-processor matches these filters" in page.get_data(as_text=True)
 
 
 def test_entry_page_has_the_whole_history(demo_client):
