@@ -7,18 +7,26 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pycountry
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, abort, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, IntegerConverter
 
 from registry.domain.slugs import PATTERN as SLUG_PATTERN
 from registry.services.reading import NOT_YET
 from registry.web.caching import PageCache
+from registry.web.params import MAX_ID
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+# Two years, every subdomain: browsers then refuse plain HTTP to the site before any request leaves.
+HSTS = "max-age=63072000; includeSubDomains"
+# The blueprints of the staff area and its sign-in: their pages hold personal data and one-time secrets.
+STAFF_BLUEPRINTS = frozenset({"auth", "admin", "users", "subscribers", "notices", "audit", "policies"})
+# A view is a page (GET, and HEAD answered by the same view) or a submission (POST). Flask answers
+# OPTIONS itself. Anything else (PUT, DELETE, TRACE, made-up methods) is refused before any view runs.
+VIEW_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST"})
 
 
 def country_name(code: str) -> str:
@@ -30,6 +38,29 @@ class SlugConverter(BaseConverter):
     """Anything that cannot be a slug is a 404 before it reaches the database."""
 
     regex = SLUG_PATTERN
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` everywhere: 1 to 2^31-1 without leading zeros, so each row has one URL and an id
+    PostgreSQL cannot compare with an integer column is a 404 before it reaches the database."""
+
+    regex = r"[1-9][0-9]{0,9}"
+
+    def __init__(self, map) -> None:
+        super().__init__(map, min=1, max=MAX_ID)
+
+
+def refuse_unsafe_methods() -> None:
+    """The shared half of the HEAD fix (views dispatch on the method: GET or POST, never both).
+
+    HEAD runs a GET view; a view that also takes POST may treat anything that is not GET as a
+    submission, and HEAD skips CSRF and the POST-only login limits. Such a view is not served HEAD.
+    """
+    if request.method not in VIEW_METHODS:
+        abort(405, valid_methods=sorted(VIEW_METHODS - {"OPTIONS"}))
+    rule = request.url_rule
+    if request.method == "HEAD" and rule is not None and "POST" in (rule.methods or ()):
+        abort(405, valid_methods=sorted(rule.methods or ()))
 
 
 def init_app(app: Flask) -> None:
@@ -52,12 +83,14 @@ def init_app(app: Flask) -> None:
     )
 
     app.url_map.converters["slug"] = SlugConverter
+    app.url_map.converters["int"] = IdConverter
     settings = app.config["REGISTRY"]
     zone = ZoneInfo(settings.legal_timezone)
     app.extensions["page_cache"] = PageCache(
         settings.page_cache_seconds, settings.cdn_max_age, settings.legal_timezone
     )
     access.init_app(app)
+    app.before_request(refuse_unsafe_methods)
     for blueprint in (public.bp, subprocessors.bp, documents.bp, api.bp, subscriptions.bp, feeds.bp,
                       webhooks.bp, auth.bp, admin.bp, users.bp, subscribers.bp, notices.bp, audit.bp,
                       policies.bp):
@@ -97,6 +130,12 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if settings.is_production:
+            response.headers["Strict-Transport-Security"] = HSTS
+        if request.blueprint in STAFF_BLUEPRINTS:
+            # Redirects and error pages too: a shared cache or the back button must never replay them.
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Pragma"] = "no-cache"
         return response
 
     def wants_json() -> bool:
