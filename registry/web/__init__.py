@@ -40,14 +40,30 @@ class SlugConverter(BaseConverter):
     regex = SLUG_PATTERN
 
 
+def whole_numbers_up_to(limit: int) -> str:
+    """A regular expression matching exactly the numbers 1 to `limit`, written without leading zeros.
+
+    Routing must refuse a larger id in the pattern itself: Werkzeug reports a converter's later
+    refusal as 405 when another method has a rule at the same path, instead of 404.
+    """
+    digits = str(limit)
+    alternatives = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+    for position, digit in enumerate(digits):
+        lowest = 1 if position == 0 else 0
+        if int(digit) > lowest:
+            # The same leading digits as `limit`, then a smaller digit here, then any digits.
+            smaller = f"[{lowest}-{int(digit) - 1}]" if int(digit) - 1 > lowest else str(lowest)
+            rest = len(digits) - position - 1
+            alternatives.append(digits[:position] + smaller + (f"[0-9]{{{rest}}}" if rest else ""))
+    alternatives.append(digits)
+    return "(?:" + "|".join(alternatives) + ")"
+
+
 class IdConverter(IntegerConverter):
     """`<int:...>` everywhere: 1 to 2^31-1 without leading zeros, so each row has one URL and an id
     PostgreSQL cannot compare with an integer column is a 404 before it reaches the database."""
 
-    regex = r"[1-9][0-9]{0,9}"
-
-    def __init__(self, map) -> None:
-        super().__init__(map, min=1, max=MAX_ID)
+    regex = whole_numbers_up_to(MAX_ID)
 
 
 def refuse_unsafe_methods() -> None:
@@ -90,7 +106,8 @@ def init_app(app: Flask) -> None:
         settings.page_cache_seconds, settings.cdn_max_age, settings.legal_timezone
     )
     access.init_app(app)
-    app.before_request(refuse_unsafe_methods)
+    # Before CSRF and the limiter: a method no view takes is a 405, whoever sends it and with what.
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_unsafe_methods)
     for blueprint in (public.bp, subprocessors.bp, documents.bp, api.bp, subscriptions.bp, feeds.bp,
                       webhooks.bp, auth.bp, admin.bp, users.bp, subscribers.bp, notices.bp, audit.bp,
                       policies.bp):
@@ -132,8 +149,9 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Frame-Options", "DENY")
         if settings.is_production:
             response.headers["Strict-Transport-Security"] = HSTS
-        if request.blueprint in STAFF_BLUEPRINTS:
-            # Redirects and error pages too: a shared cache or the back button must never replay them.
+        if request.blueprint in STAFF_BLUEPRINTS or response.status_code >= 400:
+            # Staff redirects and errors too, and errors raised before routing found a blueprint (an
+            # unknown /admin/ URL, a 405): a shared cache or the back button must never replay them.
             response.headers["Cache-Control"] = "no-store"
             response.headers["Pragma"] = "no-cache"
         return response
@@ -151,7 +169,10 @@ def init_app(app: Flask) -> None:
                 render_template("errors/error.html", error=error)
             )
         response.status_code = error.code or 500
-        response.headers["Cache-Control"] = "no-store"
+        # The exception's own headers: Allow on a 405 (RFC 9110 requires it), Retry-After on a 429.
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
         return response
 
     @app.errorhandler(Exception)
