@@ -79,6 +79,13 @@ def refuse_unsafe_methods() -> None:
         abort(405, valid_methods=sorted(rule.methods or ()))
 
 
+def staff_forms_take_form_data() -> None:
+    """Staff POSTs are HTML forms. Flask-WTF would read a JSON body as the form's data instead (a
+    JSON array or string made it fail with a 500): refuse JSON before any staff view runs."""
+    if request.method == "POST" and request.blueprint in STAFF_BLUEPRINTS and request.is_json:
+        abort(415, "Send this form as application/x-www-form-urlencoded or multipart/form-data.")
+
+
 def init_app(app: Flask) -> None:
     from registry.web import (
         access,
@@ -108,6 +115,7 @@ def init_app(app: Flask) -> None:
     access.init_app(app)
     # Before CSRF and the limiter: a method no view takes is a 405, whoever sends it and with what.
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_unsafe_methods)
+    app.before_request(staff_forms_take_form_data)
     for blueprint in (public.bp, subprocessors.bp, documents.bp, api.bp, subscriptions.bp, feeds.bp,
                       webhooks.bp, auth.bp, admin.bp, users.bp, subscribers.bp, notices.bp, audit.bp,
                       policies.bp):

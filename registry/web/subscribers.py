@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -118,7 +120,8 @@ def _topic_form() -> dict:
 def _position(raw: str) -> int | None:
     if not raw:
         return None
-    if not raw.lstrip("-").isdigit() or len(raw) > 6:
+    # ASCII digits only: str.isdigit() also takes "²" and "٣", and "--1" passed the old lstrip check.
+    if not re.fullmatch(r"-?[0-9]{1,6}", raw):
         raise SubscriptionError("position", "The position is a whole number, like 3.")
     return int(raw)
 
