@@ -7,18 +7,26 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pycountry
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, abort, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, IntegerConverter
 
 from registry.domain.slugs import PATTERN as SLUG_PATTERN
 from registry.services.reading import NOT_YET
 from registry.web.caching import PageCache
+from registry.web.params import MAX_ID
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+# Two years, every subdomain: browsers then refuse plain HTTP to the site before any request leaves.
+HSTS = "max-age=63072000; includeSubDomains"
+# The blueprints of the staff area and its sign-in: their pages hold personal data and one-time secrets.
+STAFF_BLUEPRINTS = frozenset({"auth", "admin", "users", "subscribers", "notices", "audit", "policies"})
+# A view is a page (GET, and HEAD answered by the same view) or a submission (POST). Flask answers
+# OPTIONS itself. Anything else (PUT, DELETE, TRACE, made-up methods) is refused before any view runs.
+VIEW_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST"})
 
 
 def country_name(code: str) -> str:
@@ -30,6 +38,52 @@ class SlugConverter(BaseConverter):
     """Anything that cannot be a slug is a 404 before it reaches the database."""
 
     regex = SLUG_PATTERN
+
+
+def whole_numbers_up_to(limit: int) -> str:
+    """A regular expression matching exactly the numbers 1 to `limit`, written without leading zeros.
+
+    Routing must refuse a larger id in the pattern itself: Werkzeug reports a converter's later
+    refusal as 405 when another method has a rule at the same path, instead of 404.
+    """
+    digits = str(limit)
+    alternatives = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+    for position, digit in enumerate(digits):
+        lowest = 1 if position == 0 else 0
+        if int(digit) > lowest:
+            # The same leading digits as `limit`, then a smaller digit here, then any digits.
+            smaller = f"[{lowest}-{int(digit) - 1}]" if int(digit) - 1 > lowest else str(lowest)
+            rest = len(digits) - position - 1
+            alternatives.append(digits[:position] + smaller + (f"[0-9]{{{rest}}}" if rest else ""))
+    alternatives.append(digits)
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` everywhere: 1 to 2^31-1 without leading zeros, so each row has one URL and an id
+    PostgreSQL cannot compare with an integer column is a 404 before it reaches the database."""
+
+    regex = whole_numbers_up_to(MAX_ID)
+
+
+def refuse_unsafe_methods() -> None:
+    """The shared half of the HEAD fix (views dispatch on the method: GET or POST, never both).
+
+    HEAD runs a GET view; a view that also takes POST may treat anything that is not GET as a
+    submission, and HEAD skips CSRF and the POST-only login limits. Such a view is not served HEAD.
+    """
+    if request.method not in VIEW_METHODS:
+        abort(405, valid_methods=sorted(VIEW_METHODS - {"OPTIONS"}))
+    rule = request.url_rule
+    if request.method == "HEAD" and rule is not None and "POST" in (rule.methods or ()):
+        abort(405, valid_methods=sorted(rule.methods or ()))
+
+
+def staff_forms_take_form_data() -> None:
+    """Staff POSTs are HTML forms. Flask-WTF would read a JSON body as the form's data instead (a
+    JSON array or string made it fail with a 500): refuse JSON before any staff view runs."""
+    if request.method == "POST" and request.blueprint in STAFF_BLUEPRINTS and request.is_json:
+        abort(415, "Send this form as application/x-www-form-urlencoded or multipart/form-data.")
 
 
 def init_app(app: Flask) -> None:
@@ -52,12 +106,16 @@ def init_app(app: Flask) -> None:
     )
 
     app.url_map.converters["slug"] = SlugConverter
+    app.url_map.converters["int"] = IdConverter
     settings = app.config["REGISTRY"]
     zone = ZoneInfo(settings.legal_timezone)
     app.extensions["page_cache"] = PageCache(
         settings.page_cache_seconds, settings.cdn_max_age, settings.legal_timezone
     )
     access.init_app(app)
+    # Before CSRF and the limiter: a method no view takes is a 405, whoever sends it and with what.
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_unsafe_methods)
+    app.before_request(staff_forms_take_form_data)
     for blueprint in (public.bp, subprocessors.bp, documents.bp, api.bp, subscriptions.bp, feeds.bp,
                       webhooks.bp, auth.bp, admin.bp, users.bp, subscribers.bp, notices.bp, audit.bp,
                       policies.bp):
@@ -97,6 +155,13 @@ def init_app(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if settings.is_production:
+            response.headers["Strict-Transport-Security"] = HSTS
+        if request.blueprint in STAFF_BLUEPRINTS or response.status_code >= 400:
+            # Staff redirects and errors too, and errors raised before routing found a blueprint (an
+            # unknown /admin/ URL, a 405): a shared cache or the back button must never replay them.
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Pragma"] = "no-cache"
         return response
 
     def wants_json() -> bool:
@@ -112,7 +177,10 @@ def init_app(app: Flask) -> None:
                 render_template("errors/error.html", error=error)
             )
         response.status_code = error.code or 500
-        response.headers["Cache-Control"] = "no-store"
+        # The exception's own headers: Allow on a 405 (RFC 9110 requires it), Retry-After on a 429.
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
         return response
 
     @app.errorhandler(Exception)

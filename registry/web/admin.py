@@ -310,14 +310,18 @@ def change_sets():
                            statuses=STATUS_LABELS)
 
 
-@bp.route("/change-sets/new", methods=["GET", "POST"])
+@bp.get("/change-sets/new")
 @permission_required("draft")
 def new_change_set():
+    return render_template("admin/change_set_form.html", form=ChangeSetForm(), change_set=None)
+
+
+@bp.post("/change-sets/new")
+@permission_required("draft")
+def create_change_set():
     form = ChangeSetForm()
     if not form.validate_on_submit():
-        if form.is_submitted():
-            return invalid("admin/change_set_form.html", form=form, change_set=None)
-        return render_template("admin/change_set_form.html", form=form, change_set=None)
+        return invalid("admin/change_set_form.html", form=form, change_set=None)
     change_set = workflow.create(db.session, title=form.title.data, summary=form.summary.data,
                                  is_material=is_material(form), actor=current_user)
     db.session.commit()
@@ -362,17 +366,22 @@ def change_set(change_set_id: int):
     )
 
 
-@bp.route("/change-sets/<int:change_set_id>/edit", methods=["GET", "POST"])
+@bp.get("/change-sets/<int:change_set_id>/edit")
 @permission_required("draft")
 def edit_change_set(change_set_id: int):
     change_set = get_change_set(change_set_id)
-    form = ChangeSetForm(obj=None if request.method == "POST" else change_set)
-    if request.method == "GET":
-        form.materiality.data = "material" if change_set.is_material else "non-material"
+    form = ChangeSetForm(obj=change_set)
+    form.materiality.data = "material" if change_set.is_material else "non-material"
+    return render_template("admin/change_set_form.html", form=form, change_set=change_set)
+
+
+@bp.post("/change-sets/<int:change_set_id>/edit")
+@permission_required("draft")
+def update_change_set(change_set_id: int):
+    change_set = get_change_set(change_set_id)
+    form = ChangeSetForm()
     if not form.validate_on_submit():
-        if form.is_submitted():
-            return invalid("admin/change_set_form.html", form=form, change_set=change_set)
-        return render_template("admin/change_set_form.html", form=form, change_set=change_set)
+        return invalid("admin/change_set_form.html", form=form, change_set=change_set)
     try:
         workflow.edit_details(db.session, change_set, title=form.title.data, summary=form.summary.data,
                               is_material=is_material(form), actor=current_user)
@@ -385,7 +394,7 @@ def edit_change_set(change_set_id: int):
     return redirect(url_for("admin.change_set", change_set_id=change_set.id))
 
 
-@bp.route("/change-sets/<int:change_set_id>/documents/<slug:slug>", methods=["GET", "POST"])
+@bp.get("/change-sets/<int:change_set_id>/documents/<slug:slug>")
 @permission_required("draft")
 def edit_document(change_set_id: int, slug: str):
     change_set = get_change_set(change_set_id)
@@ -393,14 +402,22 @@ def edit_document(change_set_id: int, slug: str):
     current = latest_public_version(document, excluding=change_set)
     draft = next((v for v in change_set.document_versions if v.document_id == document.id), None)
     form = DocumentVersionForm()
-    if request.method == "GET":
-        form.source.data = draft.source_md if draft else (current.source_md if current else "")
-        form.summary.data = draft.summary if draft else ""
-        material = draft.is_material if draft else change_set.is_material
-        form.materiality.data = "material" if material else "non-material"
+    form.source.data = draft.source_md if draft else (current.source_md if current else "")
+    form.summary.data = draft.summary if draft else ""
+    material = draft.is_material if draft else change_set.is_material
+    form.materiality.data = "material" if material else "non-material"
+    return render_template("admin/document_form.html", form=form, change_set=change_set, document=document,
+                           current=current, preview=None)
+
+
+@bp.post("/change-sets/<int:change_set_id>/documents/<slug:slug>")
+@permission_required("draft")
+def save_document(change_set_id: int, slug: str):
+    change_set = get_change_set(change_set_id)
+    document = get_document(slug)
+    current = latest_public_version(document, excluding=change_set)
+    form = DocumentVersionForm()
     context = dict(form=form, change_set=change_set, document=document, current=current, preview=None)
-    if not form.is_submitted():
-        return render_template("admin/document_form.html", **context)
     if request.form.get("action") == "preview":
         # The no-JavaScript preview: shows the rendering and the redline, stores nothing.
         form.validate()
@@ -446,9 +463,8 @@ def preview():
     document = reading.document(db.session, slug) if slug and re.fullmatch(SLUG_PATTERN, slug) else None
     if slug and document is None:
         return jsonify(error={"status": 404, "message": f"There is no document {slug[:80]!r}."}), 404
-    change_set_id = request.form.get("change_set", "")
-    excluding = (db.session.get(ChangeSet, int(change_set_id))
-                 if change_set_id.isascii() and change_set_id.isdigit() and len(change_set_id) < 12 else None)
+    change_set_id = params.row_id(request.form.get("change_set"))
+    excluding = db.session.get(ChangeSet, change_set_id) if change_set_id else None
     current = latest_public_version(document, excluding=excluding) if document else None
     return jsonify(preview_of(source.replace("\x00", "\N{REPLACEMENT CHARACTER}"), current))
 
@@ -459,36 +475,55 @@ def _subprocessor_form_page(change_set: ChangeSet, form: SubProcessorForm, *, sl
                            slug=slug), status
 
 
-@bp.route("/change-sets/<int:change_set_id>/subprocessors/new", methods=["GET", "POST"])
+@bp.get("/change-sets/<int:change_set_id>/subprocessors/new")
 @permission_required("draft")
 def add_subprocessor(change_set_id: int):
+    return _subprocessor_form_page(get_change_set(change_set_id), SubProcessorForm(), slug=None)
+
+
+@bp.post("/change-sets/<int:change_set_id>/subprocessors/new")
+@permission_required("draft")
+def create_subprocessor(change_set_id: int):
     change_set = get_change_set(change_set_id)
     form = SubProcessorForm()
     if not form.validate_on_submit():
-        return _subprocessor_form_page(change_set, form, slug=None,
-                                       status=422 if form.is_submitted() else 200)
+        return _subprocessor_form_page(change_set, form, slug=None, status=422)
     return _save_subprocessor(change_set, form, form.slug.data, "add")
 
 
-@bp.route("/change-sets/<int:change_set_id>/subprocessors/<slug:slug>", methods=["GET", "POST"])
-@permission_required("draft")
-def edit_subprocessor(change_set_id: int, slug: str):
-    change_set = get_change_set(change_set_id)
+def _draft_and_public(change_set: ChangeSet, slug: str) -> tuple[SubProcessorRecord | None, sp.Listed | None]:
+    """The change set's own record for `slug` and its public entry; a 404 when it has neither."""
     draft = next((r for r in change_set.subprocessor_records if r.subprocessor.slug == slug), None)
     public = public_entries().get(slug)
     if draft is None and public is None:
         abort(404, "There is no such sub-processor.")
+    return draft, public
+
+
+@bp.get("/change-sets/<int:change_set_id>/subprocessors/<slug:slug>")
+@permission_required("draft")
+def edit_subprocessor(change_set_id: int, slug: str):
+    change_set = get_change_set(change_set_id)
+    draft, public = _draft_and_public(change_set, slug)
     form = SubProcessorForm()
     form.slug.data = slug
-    if request.method == "GET":
-        source = entry_of(draft) if draft else public.entry
-        for name in RECORD_FIELDS:
-            value = getattr(source, name)
-            getattr(form, name).data = ", ".join(value) if isinstance(value, tuple) else (value or "")
-        form.summary.data = draft.summary if draft else ""
+    source = entry_of(draft) if draft else public.entry
+    for name in RECORD_FIELDS:
+        value = getattr(source, name)
+        getattr(form, name).data = ", ".join(value) if isinstance(value, tuple) else (value or "")
+    form.summary.data = draft.summary if draft else ""
+    return _subprocessor_form_page(change_set, form, slug=slug)
+
+
+@bp.post("/change-sets/<int:change_set_id>/subprocessors/<slug:slug>")
+@permission_required("draft")
+def update_subprocessor(change_set_id: int, slug: str):
+    change_set = get_change_set(change_set_id)
+    _draft_and_public(change_set, slug)
+    form = SubProcessorForm()
+    form.slug.data = slug
     if not form.validate_on_submit():
-        return _subprocessor_form_page(change_set, form, slug=slug,
-                                       status=422 if form.is_submitted() else 200)
+        return _subprocessor_form_page(change_set, form, slug=slug, status=422)
     return _save_subprocessor(change_set, form, slug, "change")
 
 
@@ -505,17 +540,30 @@ def _save_subprocessor(change_set: ChangeSet, form: SubProcessorForm, slug: str,
     return redirect(url_for("admin.change_set", change_set_id=change_set.id))
 
 
-@bp.route("/change-sets/<int:change_set_id>/subprocessors/<slug:slug>/remove", methods=["GET", "POST"])
-@permission_required("draft")
-def remove_subprocessor(change_set_id: int, slug: str):
-    change_set = get_change_set(change_set_id)
+def _listed_or_404(slug: str) -> sp.Listed:
     public = public_entries().get(slug)
     if public is None:
         abort(404, "There is no such sub-processor on the public list.")
+    return public
+
+
+@bp.get("/change-sets/<int:change_set_id>/subprocessors/<slug:slug>/remove")
+@permission_required("draft")
+def remove_subprocessor(change_set_id: int, slug: str):
+    change_set = get_change_set(change_set_id)
+    return render_template("admin/remove_form.html", form=RemoveForm(), change_set=change_set,
+                           entry=_listed_or_404(slug).entry)
+
+
+@bp.post("/change-sets/<int:change_set_id>/subprocessors/<slug:slug>/remove")
+@permission_required("draft")
+def save_removal(change_set_id: int, slug: str):
+    change_set = get_change_set(change_set_id)
+    public = _listed_or_404(slug)
     form = RemoveForm()
     if not form.validate_on_submit():
         return render_template("admin/remove_form.html", form=form, change_set=change_set,
-                               entry=public.entry), 422 if form.is_submitted() else 200
+                               entry=public.entry), 422
     fields = {name: list(v) if isinstance(v := getattr(public.entry, name), tuple) else v
               for name in RECORD_FIELDS}
     try:
@@ -529,11 +577,6 @@ def remove_subprocessor(change_set_id: int, slug: str):
     db.session.commit()
     flash(f"The removal of {public.entry.name} is part of this change set.", "success")
     return redirect(url_for("admin.change_set", change_set_id=change_set.id))
-
-
-def _item_id(name: str) -> int | None:
-    value = request.form.get(name, "")
-    return int(value) if value.isascii() and value.isdigit() and len(value) < 12 else None
 
 
 def _step(change_set_id: int, run, done: str):
@@ -596,7 +639,8 @@ def withdraw(change_set_id: int):
 @bp.post("/change-sets/<int:change_set_id>/discard")
 @permission_required("draft")
 def discard(change_set_id: int):
-    version_id, record_id = _item_id("version_id"), _item_id("record_id")
+    version_id = params.row_id(request.form.get("version_id"))
+    record_id = params.row_id(request.form.get("record_id"))
     return _step(change_set_id,
                  lambda c, note: workflow.discard_item(db.session, c, version_id=version_id,
                                                        record_id=record_id, actor=current_user),
@@ -621,24 +665,33 @@ def add_comment(change_set_id: int):
     return redirect(url_for("admin.change_set", change_set_id=change_set.id) + "#comments")
 
 
-@bp.route("/change-sets/<int:change_set_id>/schedule", methods=["GET", "POST"])
+def _schedule_context(change_set: ChangeSet, form: ScheduleForm, earliest: datetime) -> dict:
+    return dict(form=form, change_set=change_set, earliest=earliest,
+                earliest_utc=earliest.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                actions=actions_for(change_set, current_user), zone=legal_zone())
+
+
+@bp.get("/change-sets/<int:change_set_id>/schedule")
 @permission_required("approve")
 def schedule(change_set_id: int):
     change_set = get_change_set(change_set_id)
+    earliest = workflow.earliest_allowed(db.session, change_set, now_utc())
+    form = ScheduleForm()
+    local = round_up_to_minute(earliest).astimezone(ZoneInfo(legal_zone()))
+    form.effective_date.data, form.effective_time.data = local.date(), local.time().replace(tzinfo=None)
+    return render_template("admin/schedule.html", **_schedule_context(change_set, form, earliest))
+
+
+@bp.post("/change-sets/<int:change_set_id>/schedule")
+@permission_required("approve")
+def save_schedule(change_set_id: int):
+    change_set = get_change_set(change_set_id)
     now = now_utc()
-    zone = ZoneInfo(legal_zone())
     earliest = workflow.earliest_allowed(db.session, change_set, now)
     form = ScheduleForm()
-    if request.method == "GET":
-        local = round_up_to_minute(earliest).astimezone(zone)
-        form.effective_date.data, form.effective_time.data = local.date(), local.time().replace(tzinfo=None)
-    context = dict(form=form, change_set=change_set, earliest=earliest,
-                   earliest_utc=earliest.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                   actions=actions_for(change_set, current_user), zone=legal_zone())
+    context = _schedule_context(change_set, form, earliest)
     if not form.validate_on_submit():
-        if form.is_submitted():
-            return invalid("admin/schedule.html", **context)
-        return render_template("admin/schedule.html", **context)
+        return invalid("admin/schedule.html", **context)
     if bool(form.new_customers_date.data) != bool(form.new_customers_time.data):
         form.new_customers_date.errors = ["Give both a date and a time for new customers, or neither."]
         return invalid("admin/schedule.html", **context)

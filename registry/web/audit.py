@@ -16,10 +16,8 @@ from registry.domain.spreadsheet import safe_cell
 from registry.extensions import db
 from registry.services import audit
 from registry.web.access import permission_required
-from registry.web.auth import no_store
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit")
-bp.after_request(no_store)
 
 PER_PAGE = 50
 FILTER_FIELDS = ("action", "actor", "object_type", "object_id", "from", "to")

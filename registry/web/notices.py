@@ -33,16 +33,12 @@ from registry.extensions import db
 from registry.services import proof as proofs
 from registry.web import params
 from registry.web.access import permission_required
-from registry.web.auth import no_store
 
 bp = Blueprint("notices", __name__, url_prefix="/admin/notices")
-bp.after_request(no_store)
 
 PER_PAGE = 100
 MAILBOX_PER_PAGE = 50
 MAX_MESSAGE = 10 * 1024 * 1024
-# Anything else in the URL is a 404 before the database: PostgreSQL integers stop here.
-MAX_ID = 2**31 - 1
 # What the development outbox sender writes: <UTC time>-<pid>-<sequence>.eml, sortable by time.
 OUTBOX_NAME = re.compile(r"[0-9]{8}T[0-9]{6,12}Z-[0-9]{1,10}-[0-9]{1,12}\.eml")
 URL = re.compile(r"(https?://[^\s<>\"']+|mailto:[^\s<>\"']+)")
@@ -63,7 +59,7 @@ def index():
 
 
 def _proof_or_404(change_set_id: int) -> proofs.Proof:
-    item = proofs.proof(db.session, change_set_id) if change_set_id <= MAX_ID else None
+    item = proofs.proof(db.session, change_set_id)
     if item is None or not item.notices:
         abort(404, description="This change set has no notice.")
     return item

@@ -8,6 +8,9 @@ import pycountry
 from flask import abort, request
 
 MAX_PAGE = 1_000_000
+# PostgreSQL's integer: ids are serial columns, so no row has a larger one, and a larger value in a
+# query is an error there rather than "not found".
+MAX_ID = 2**31 - 1
 
 
 def text(name: str, *, max_length: int = 200) -> str:
@@ -78,3 +81,11 @@ def positive_int(name: str, default: int, *, maximum: int = MAX_PAGE) -> int:
     if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= maximum:
         abort(400, description=f"'{name}' must be a whole number from 1 to {maximum}.")
     return int(value)
+
+
+def row_id(value: str | None) -> int | None:
+    """A row id sent in a form or query (1 to MAX_ID, digits only), or None for anything else."""
+    if not value or len(value) > 10 or not (value.isascii() and value.isdigit()):
+        return None
+    number = int(value)
+    return number if 1 <= number <= MAX_ID else None

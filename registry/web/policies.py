@@ -13,10 +13,8 @@ from registry.extensions import db
 from registry.models import NoticePolicy
 from registry.services import policies
 from registry.web.access import permission_required
-from registry.web.auth import no_store
 
 bp = Blueprint("policies", __name__, url_prefix="/admin/policies")
-bp.after_request(no_store)
 
 MAX_CALENDARS = 12
 FIELD_MAX = 200
@@ -62,21 +60,28 @@ def index():
     return render_template("policies/index.html", policies=policies)
 
 
-@bp.route("/<int:policy_id>", methods=["GET", "POST"])
+def _form_context(policy: NoticePolicy) -> dict:
+    return {"policy": policy, "units": UNITS, "max_length": MAX_LENGTH, "max_objection": MAX_OBJECTION_DAYS}
+
+
+@bp.get("/<int:policy_id>")
 @permission_required("manage_policies")
 def edit(policy_id: int):
     policy = _policy(policy_id)
-    context = {"policy": policy, "units": UNITS, "max_length": MAX_LENGTH,
-               "max_objection": MAX_OBJECTION_DAYS}
-    if request.method == "GET":
-        values = policies.snapshot(policy)
-        raw = {**{name: str(value) for name, value in values.items()},
-               "calendars": ", ".join(values["calendars"]),
-               "objection_days": "" if values["objection_days"] is None else str(values["objection_days"])}
-        return render_template("policies/edit.html", raw=raw, errors={}, **context)
+    values = policies.snapshot(policy)
+    raw = {**{name: str(value) for name, value in values.items()},
+           "calendars": ", ".join(values["calendars"]),
+           "objection_days": "" if values["objection_days"] is None else str(values["objection_days"])}
+    return render_template("policies/edit.html", raw=raw, errors={}, **_form_context(policy))
+
+
+@bp.post("/<int:policy_id>")
+@permission_required("manage_policies")
+def update(policy_id: int):
+    policy = _policy(policy_id)
     rule, raw, errors = parse_rule(request.form)
     if rule is None:
-        return render_template("policies/edit.html", raw=raw, errors=errors, **context), 422
+        return render_template("policies/edit.html", raw=raw, errors=errors, **_form_context(policy)), 422
     if policies.update_policy(db.session, policy, rule, actor=current_user.email, actor_id=current_user.id):
         db.session.commit()
         flash(f"The notice policy “{policy.name}” is saved.", "success")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -64,11 +66,15 @@ def show(subscriber_id: int):
                            choices=subscriptions.choices_of(db.session, subscriber), topics=topics)
 
 
-@bp.route("/import", methods=["GET", "POST"])
+@bp.get("/import")
 @permission_required("import_contacts")
 def import_contacts():
-    if request.method == "GET":
-        return render_template("subscribers/import.html", report=None, error=None)
+    return render_template("subscribers/import.html", report=None, error=None)
+
+
+@bp.post("/import")
+@permission_required("import_contacts")
+def upload_contacts():
     # Refuse a large upload before reading it; without a Content-Length the parser enforces it.
     request.max_content_length = contacts.MAX_BYTES + 64 * 1024
     if (request.content_length or 0) > request.max_content_length:
@@ -114,17 +120,21 @@ def _topic_form() -> dict:
 def _position(raw: str) -> int | None:
     if not raw:
         return None
-    if not raw.lstrip("-").isdigit() or len(raw) > 6:
+    # ASCII digits only: str.isdigit() also takes "²" and "٣", and "--1" passed the old lstrip check.
+    if not re.fullmatch(r"-?[0-9]{1,6}", raw):
         raise SubscriptionError("position", "The position is a whole number, like 3.")
     return int(raw)
 
 
-@bp.route("/topics/new", methods=["GET", "POST"])
+@bp.get("/topics/new")
 @permission_required("manage_policies")
 def new_topic():
-    if request.method == "GET":
-        return render_template("subscribers/topic_form.html", topic=None, form={"is_default_on": True},
-                               errors={})
+    return render_template("subscribers/topic_form.html", topic=None, form={"is_default_on": True}, errors={})
+
+
+@bp.post("/topics/new")
+@permission_required("manage_policies")
+def create_topic():
     form = _topic_form()
     try:
         topic = subscriptions.add_topic(db.session, form["key"], form["name"], form["description"],
@@ -141,14 +151,23 @@ def new_topic():
     return redirect(url_for(".topics"), 303)
 
 
-@bp.route("/topics/<int:topic_id>/edit", methods=["GET", "POST"])
+def _topic_or_404(topic_id: int) -> Topic:
+    return db.get_or_404(Topic, topic_id, description="There is no topic with this number.")
+
+
+@bp.get("/topics/<int:topic_id>/edit")
 @permission_required("manage_policies")
 def edit_topic(topic_id: int):
-    topic = db.get_or_404(Topic, topic_id, description="There is no topic with this number.")
-    if request.method == "GET":
-        form = {"key": topic.key, "name": topic.name, "description": topic.description,
-                "is_default_on": topic.is_default_on, "position": str(topic.position)}
-        return render_template("subscribers/topic_form.html", topic=topic, form=form, errors={})
+    topic = _topic_or_404(topic_id)
+    form = {"key": topic.key, "name": topic.name, "description": topic.description,
+            "is_default_on": topic.is_default_on, "position": str(topic.position)}
+    return render_template("subscribers/topic_form.html", topic=topic, form=form, errors={})
+
+
+@bp.post("/topics/<int:topic_id>/edit")
+@permission_required("manage_policies")
+def update_topic(topic_id: int):
+    topic = _topic_or_404(topic_id)
     form = _topic_form()
     before = {"name": topic.name, "description": topic.description,
               "is_default_on": topic.is_default_on, "position": topic.position}

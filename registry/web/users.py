@@ -12,10 +12,8 @@ from registry.models import User
 from registry.services import accounts, audit
 from registry.services.accounts import AccountError
 from registry.web.access import permission_required
-from registry.web.auth import no_store
 
 bp = Blueprint("users", __name__, url_prefix="/admin/users")
-bp.after_request(no_store)
 
 
 def password_link(token: str) -> str:

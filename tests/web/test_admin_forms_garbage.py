@@ -213,3 +213,121 @@ def live_markup(html: str) -> list[str]:
     parser = LiveMarkup()
     parser.feed(html)
     return parser.found
+
+
+# --- malformed request bodies into every staff POST --------------------------------------------------
+
+# (Content-Type, body): none of them is a valid submission for any staff form.
+MALFORMED = [
+    ("application/json", b"[1, 2]"),  # Flask-WTF read JSON as form data: a list or a string was a 500
+    ("application/json", b'"just a string"'),
+    ("application/json", b'{"title": ["a", {"b": 1}], "summary": null, "materiality": 5, "length": [1]}'),
+    ("application/json", b'{"title": '),
+    ("text/plain", b"title=Plain&summary=Text&materiality=material"),
+    ("multipart/form-data", b'--x\r\nContent-Disposition: form-data; name="title"\r\n\r\nx\r\n--x--\r\n'),
+    ("multipart/form-data; boundary=x",
+     b'--x\r\nContent-Disposition: form-data; name="title"\r\n\r\nunterminated'),
+    ("multipart/form-data; boundary=x",  # a file, but not in the field the import reads
+     b'--x\r\nContent-Disposition: form-data; name="upload"; filename="c.csv"\r\n\r\nemail\r\nx@example.com'
+     b"\r\n--x--\r\n"),
+    ("application/x-www-form-urlencoded",
+     b"title=%FF%FE%00&summary=%E2%82%00&materiality=material&materiality=non-material&length=%00"),
+    ("application/x-www-form-urlencoded", b"%00=1&=2&&&==&title&summary=&" + b"key=" + b"k" * 10_000),
+    ("application/x-www-form-urlencoded", b"&".join([b"position=1"] * 5000) + b"&name=%00&summary=%07"),
+]
+# The form views: whatever arrives that is not a valid submission stores nothing. (Buttons such as
+# submit, approve, disable or logout need no fields, so any CSRF-valid POST is a valid click.)
+FORM_ENDPOINTS = {
+    "admin.create_change_set", "admin.update_change_set", "admin.save_document", "admin.create_subprocessor",
+    "admin.update_subprocessor", "admin.save_removal", "admin.save_schedule", "admin.add_comment",
+    "policies.update", "subscribers.create_topic", "subscribers.update_topic", "subscribers.upload_contacts",
+    "users.create",
+}
+
+
+@pytest.fixture
+def staff_world(setup, make_user, login):
+    from registry.models import NoticePolicy, Topic, User
+
+    topic = db.session.scalar(select(Topic).order_by(Topic.id))
+    policy = db.session.scalar(select(NoticePolicy).order_by(NoticePolicy.id))
+    editor_id = db.session.scalar(select(User.id).where(User.role == "editor"))
+    return {**setup, "admin": login(make_user("admin")), "user_id": editor_id, "topic_id": topic.id,
+            "policy_id": policy.id}
+
+
+def staff_post_urls(app, world: dict) -> list[tuple[str, str, str]]:
+    from registry.web import STAFF_BLUEPRINTS
+
+    found = []
+    with app.test_request_context():
+        for rule in app.url_map.iter_rules():
+            if "POST" not in rule.methods or rule.endpoint.split(".")[0] not in STAFF_BLUEPRINTS:
+                continue
+            values = {}
+            for name in rule.arguments:
+                if name == "change_set_id":
+                    values[name] = (world["ready"] if rule.rule.endswith("/schedule") else
+                                    world["in_review"] if rule.rule.endswith(("/approve", "/return")) else
+                                    world["draft"])
+                elif name == "slug":
+                    values[name] = "acme" if "subprocessors" in rule.rule else "privacy-policy"
+                elif name == "token":
+                    values[name] = "t" * 32
+                else:
+                    values[name] = world[name]
+            who = "approver" if rule.endpoint.startswith("admin.") else "admin"
+            found.append((rule.endpoint, rule.build(values, append_unknown=False)[1], who))
+    return found
+
+
+def every_row() -> dict[str, list[tuple]]:
+    db.session.rollback()
+    return {table.name: sorted(map(tuple, db.session.execute(
+        select(*[c for c in table.columns if c.name != "last_seen_at"])).all()), key=repr)
+        for table in db.metadata.sorted_tables}
+
+
+@pytest.mark.parametrize(("content_type", "body"), MALFORMED,
+                         ids=[f"{i}-{t.split(';')[0]}" for i, (t, _b) in enumerate(MALFORMED)])
+def test_malformed_bodies_into_every_staff_post(app, staff_world, content_type, body):
+    urls = staff_post_urls(app, staff_world)
+    assert {endpoint for endpoint, _url, _who in urls} >= FORM_ENDPOINTS
+    for endpoint, url, who in urls:
+        if endpoint == "auth.logout":
+            continue  # a CSRF-valid POST is a valid logout, whatever the body; it would end the session
+        client = staff_world[who]
+        before = every_row() if endpoint in FORM_ENDPOINTS else None
+        response = client.post(url, data=body, headers={"Content-Type": content_type,
+                                                        "X-CSRFToken": client.csrf()})
+        where = f"{who} POST {url} ({endpoint}) {content_type}: {response.status_code}"
+        assert response.status_code < 500, where
+        if content_type == "application/json":
+            assert response.status_code == 415, where
+            assert "application/x-www-form-urlencoded" in response.text
+        if before is not None:
+            assert 400 <= response.status_code < 500, where
+            assert every_row() == before, where
+
+
+@pytest.mark.parametrize(("form", "message", "pages"), [
+    ({"key": "k" * 10_000, "name": "x"}, "topic key", ["new"]),  # an existing topic's key is fixed
+    ({"key": "ok", "name": HUGE}, "name", ["new", "edit"]),
+    ({"key": "ok", "name": "x", "position": "99999999999"}, "whole number", ["new", "edit"]),
+    ({"key": "ok", "name": "x", "position": "1e3"}, "whole number", ["new", "edit"]),
+    ({"key": "ok", "name": "x", "position": "--1"}, "whole number", ["new", "edit"]),  # was a 500
+    ({"key": "ok", "name": "x", "position": "\N{ARABIC-INDIC DIGIT THREE}"}, "whole number", ["new", "edit"]),
+    ({"key": "ok", "name": "x", "position": "\N{SUPERSCRIPT TWO}"}, "whole number", ["new", "edit"]),
+    ({"key": "ok", "name": "x", "description": HUGE}, "description", ["new", "edit"]),
+    ({"key": "ok", "name": "\x00\t\x07"}, "name", ["new", "edit"]),  # nothing left once cleaned
+])
+def test_topic_forms_refuse_garbage_and_store_nothing(app, staff_world, form, message, pages):
+    client = staff_world["admin"]
+    urls = {"new": "/admin/subscribers/topics/new",
+            "edit": f"/admin/subscribers/topics/{staff_world['topic_id']}/edit"}
+    before = every_row()
+    for page in pages:
+        response = client.post(urls[page], data={"csrf_token": client.csrf(), **form})
+        assert response.status_code == 422, (page, response.status_code)
+        assert message in response.text.lower(), response.text[-2000:]
+        assert every_row() == before
