@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import unescape
 from itertools import pairwise
@@ -75,18 +75,36 @@ def split_heading_id(text: str) -> tuple[str, str | None]:
     return text[: match.start()].rstrip(), custom_id or None
 
 
-def dedupe_anchor(anchor: str, taken: Container[str]) -> str:
-    """Return ``anchor``, or the first of ``anchor-2``, ``anchor-3``, ... not in ``taken``.
+class HeadingAnchors:
+    """Hands out the anchors of one document's headings, in document order.
 
-    The caller records the result in ``taken``; anchors must be deduplicated in
-    document order so that earlier sections keep their links when later
+    An explicit ``{#id}`` wins over the slug of the text; a repeat, explicit or
+    not, becomes the first of ``anchor-2``, ``anchor-3``, ... not yet handed
+    out. Document order matters: earlier sections keep their links when later
     sections are added.
     """
-    candidate, number = anchor, 1
-    while candidate in taken:
-        number += 1
-        candidate = f"{anchor}-{number}"
-    return candidate
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+        # The number each anchor's next repeat starts trying from. Without it, the
+        # n-th repeat would try n - 1 taken candidates first: 16,000 identical
+        # headings took 20 s. Every candidate below the number is taken for good, so
+        # the result is still the first free one; a candidate is skipped only if
+        # some other heading took it (a real heading "a-2"), at most once per anchor
+        # that can produce it, which keeps the whole document linear.
+        self._next: dict[str, int] = {}
+
+    def anchor(self, text: str, custom_id: str | None = None) -> str:
+        base = custom_id or slugify_heading(text)
+        candidate, number = base, self._next.get(base, 1)
+        if number > 1:
+            candidate = f"{base}-{number}"
+        while candidate in self._taken:
+            number += 1
+            candidate = f"{base}-{number}"
+        self._next[base] = number + 1
+        self._taken.add(candidate)
+        return candidate
 
 
 _ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -174,14 +192,13 @@ def _extract_custom_ids(state: StateCore) -> None:
 
 
 def _assign_heading_anchors(state: StateCore) -> None:
-    taken: set[str] = set()
+    anchors = HeadingAnchors()
     tokens = state.tokens
     for index, token in enumerate(tokens):
         if token.type != "heading_open":
             continue
         text = _inline_text(tokens[index + 1].children or [])
-        anchor = dedupe_anchor(token.meta.get("custom_id") or slugify_heading(text), taken)
-        taken.add(anchor)
+        anchor = anchors.anchor(text, token.meta.get("custom_id"))
         token.attrSet("id", anchor)
         heading = Heading(level=int(token.tag[1:]), text=text, anchor=anchor)
         token.meta["heading"] = tokens[index + 2].meta["heading"] = heading
@@ -263,6 +280,59 @@ def _build_parser() -> MarkdownIt:
 
 
 _PARSER = _build_parser()
+
+
+# The largest document the editor accepts. With these, the worst input found
+# (bench/markdown_bench.py) renders and compares with its previous version in
+# under 2 s on a 2-core server; a real legal document is far inside all three.
+MAX_CHARACTERS = 500_000
+MAX_HEADINGS = 5_000
+# Paragraphs, headings, list items, tables, code blocks and rules: what a
+# comparison aligns one by one.
+MAX_BLOCKS = 10_000
+
+_BLOCK_OPENINGS = frozenset({"paragraph_open", "heading_open", "table_open", "fence", "code_block", "hr"})
+
+
+class DocumentTooLarge(ValueError):
+    """A document beyond one of the limits; ``limit`` is "characters", "headings" or "blocks"."""
+
+    def __init__(self, limit: str, actual: int, maximum: int, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.actual = actual
+        self.maximum = maximum
+
+
+def check_limits(source: str) -> None:
+    """Raise DocumentTooLarge if ``source`` is longer, or has more headings or blocks, than allowed.
+
+    The size comes first, so that a huge input is refused before any parsing.
+    """
+    if len(source) > MAX_CHARACTERS:
+        raise DocumentTooLarge(
+            "characters", len(source), MAX_CHARACTERS,
+            f"The document is {len(source):,} characters long; the limit is {MAX_CHARACTERS:,}."
+            " Split it into several documents.",
+        )
+    # The block structure only: a fifth of the time of a full rendering.
+    tokens: list[Token] = []
+    _PARSER.block.parse(source, _PARSER, {}, tokens)
+    headings = sum(1 for token in tokens if token.type == "heading_open")
+    if headings > MAX_HEADINGS:
+        raise DocumentTooLarge(
+            "headings", headings, MAX_HEADINGS,
+            f"The document has {headings:,} headings; the limit is {MAX_HEADINGS:,}."
+            " Split it into several documents or use fewer headings.",
+        )
+    blocks = sum(1 for token in tokens if token.type in _BLOCK_OPENINGS)
+    if blocks > MAX_BLOCKS:
+        raise DocumentTooLarge(
+            "blocks", blocks, MAX_BLOCKS,
+            f"The document has {blocks:,} blocks (paragraphs, headings, list items, tables,"
+            f" code blocks and rules); the limit is {MAX_BLOCKS:,}."
+            " Split it into several documents or join short paragraphs.",
+        )
 
 
 def render_markdown(source: str) -> Rendered:

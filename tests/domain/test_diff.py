@@ -271,7 +271,7 @@ def test_huge_inputs_without_unique_items_fall_back_to_myers(monkeypatch):
     monkeypatch.setattr(diff, "_MAX_LCS_CELLS", 10)
     old = "a b a b a b a b a b"
     new = "a b b a b a a b"
-    ops = diff._diff(old.split(), new.split())
+    ops = diff._diff(old.split(), new.split(), diff._Budget())
     assert ops[0][0] in ("equal", "delete", "insert")
     rebuilt_new = []
     for tag, i1, i2, j1, j2 in ops:
@@ -296,7 +296,7 @@ def test_encoding_beyond_the_alphabet_stays_exact(monkeypatch):
     a, b = diff._encode(["v", "w", "x", "y", "z"], ["z", "v"])
     assert (a, b) == ([0, 1, 2, 3, 4], [4, 0])
     monkeypatch.setattr(diff, "_MAX_LCS_CELLS", 1)
-    ops = diff._diff(["v", "w", "x", "y", "z"], ["z", "v"])
+    ops = diff._diff(["v", "w", "x", "y", "z"], ["z", "v"], diff._Budget())
     assert sum(i2 - i1 for tag, i1, i2, _, _ in ops if tag == "equal") == 1
 
 

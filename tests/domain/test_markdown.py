@@ -14,8 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registry.domain.markdown import (
+    MAX_BLOCKS,
+    MAX_CHARACTERS,
+    MAX_HEADINGS,
+    DocumentTooLarge,
     Heading,
-    dedupe_anchor,
+    HeadingAnchors,
+    check_limits,
     plain_text,
     render_markdown,
     sanitize_html,
@@ -297,11 +302,51 @@ def test_slugify_heading(text: str, slug: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("taken", "expected"),
-    [(set(), "a"), ({"a"}, "a-2"), ({"a", "a-2"}, "a-3"), ({"a-2"}, "a")],
+    ("texts", "expected"),
+    [
+        (["a"], ["a"]),
+        (["a", "a"], ["a", "a-2"]),
+        (["a", "a", "a"], ["a", "a-2", "a-3"]),
+        (["a-2", "a", "a"], ["a-2", "a", "a-3"]),
+        (["a", "a", "a-2", "a"], ["a", "a-2", "a-2-2", "a-3"]),
+        (["a-1", "a", "a"], ["a-1", "a", "a-2"]),
+    ],
 )
-def test_dedupe_anchor(taken: set[str], expected: str) -> None:
-    assert dedupe_anchor("a", taken) == expected
+def test_heading_anchors_take_the_first_free_number(texts: list[str], expected: list[str]) -> None:
+    anchors = HeadingAnchors()
+    assert [anchors.anchor(text) for text in texts] == expected
+
+
+def first_free(texts: list[str]) -> list[str]:
+    """The rule as first written: try anchor, anchor-2, anchor-3... from the start each time."""
+    taken: set[str] = set()
+    out = []
+    for text in texts:
+        base = slugify_heading(text)
+        candidate, number = base, 1
+        while candidate in taken:
+            number += 1
+            candidate = f"{base}-{number}"
+        taken.add(candidate)
+        out.append(candidate)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "a-2", "a-3", "a-2-2", "b", "a-1", "a-10"]), max_size=30))
+def test_heading_anchors_agree_with_the_first_free_rule(texts: list[str]) -> None:
+    anchors = HeadingAnchors()
+    assert [anchors.anchor(text) for text in texts] == first_free(texts)
+
+
+def test_twenty_thousand_repeated_headings_get_distinct_anchors() -> None:
+    source = "## Scope\n\n" * 10_000 + "".join(f"## Scope {k}\n\n" for k in range(2, 10_002))
+    anchors = [heading.anchor for heading in render_markdown(source).headings]
+    assert len(anchors) == 20_000
+    assert len(set(anchors)) == 20_000
+    # The real headings "Scope 2"... came later, so they give way to the repeats.
+    assert anchors[:3] == ["scope", "scope-2", "scope-3"]
+    assert anchors[10_000:10_002] == ["scope-2-2", "scope-3-2"]
 
 
 # --- Headings ----------------------------------------------------------------
