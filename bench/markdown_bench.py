@@ -25,7 +25,14 @@ else:
     from .diff_corpus import generate_blocks
 
 from registry.domain.diff import compare
-from registry.domain.markdown import DocumentTooLarge, check_limits, render_markdown
+from registry.domain.markdown import (
+    MARKUP_CHARACTERS,
+    MAX_HEADINGS,
+    MAX_MARKUP,
+    DocumentTooLarge,
+    check_limits,
+    render_markdown,
+)
 
 TARGET_SECONDS = 2.0
 SIZE = 490_000
@@ -40,7 +47,7 @@ def _words(count: int, vocabulary: int, seed: int) -> list[str]:
     return [f"w{rng.randrange(vocabulary)}" for _ in range(count)]
 
 
-def _legal(size: int = SIZE) -> list[str]:
+def _legal(size: int = 420_000) -> list[str]:
     return generate_blocks(size, seed=9)
 
 
@@ -67,47 +74,86 @@ def _pair(source: str) -> tuple[str, str]:
     return _lightly_edited(source), source
 
 
+def _padded(head: str) -> str:
+    """``head``, then legal text up to SIZE characters in paragraphs of about 5,000: the
+    shape inside a document, adding few blocks and no headings to count against the limits."""
+    room = SIZE - len(head) - 2
+    if room < 1000:
+        return head
+    text = " ".join(block for block in _legal(room) if not block.startswith("#"))[:room]
+    paragraphs = [text[k : k + 5000] for k in range(0, len(text), 5000)]
+    return head + "\n\n" + "\n\n".join(paragraphs)
+
+
+def _markup_limit(unit: str) -> str:
+    """``unit`` repeated up to MAX_MARKUP markup characters, in one paragraph, then legal text."""
+    marks = sum(map(unit.count, MARKUP_CHARACTERS))
+    return _padded(unit * (MAX_MARKUP // marks))
+
+
 def _cases() -> Iterator[tuple[str, Callable[[], tuple[str, str]]]]:
-    """(name, a function returning the old and the new version); the new one is rendered."""
+    """(name, a function returning the old and the new version); the new one is rendered.
+
+    Each shape comes at a size the limits refuse, then near the largest size they accept.
+    """
     yield "16,000 identical headings", lambda: _pair("# a\n\n" * 16_000)
-    yield "headings a, a-1, a-1-1... to 490 KB", lambda: _pair(
-        "".join(f"# a{'-1' * k}\n\n" for k in range(700))
-    )
+    yield "2,000 identical headings, legal text", lambda: _pair(_padded("# a\n\n" * MAX_HEADINGS))
     # Real headings on the numbers that repeats would get: each repeat must skip them.
     yield "8,000 headings a-2...a-8001, then 8,000 a", lambda: _pair(
         "".join(f"# a-{k}\n\n" for k in range(2, 8002)) + "# a\n\n" * 8_000
     )
-    yield "16,000 headings a, a-2, a, a-2...", lambda: _pair("# a\n\n# a-2\n\n" * 8_000)
+    yield "1,000 headings a-2...a-1001, then 1,000 a", lambda: _pair(
+        _padded("".join(f"# a-{k}\n\n" for k in range(2, 1002)) + "# a\n\n" * 1_000)
+    )
+    yield "headings a, a-1, a-1-1... to 490 KB", lambda: _pair(
+        "".join(f"# a{'-1' * k}\n\n" for k in range(700))
+    )
+    yield "headings a, a-1, a-1-1... to the symbol limit", lambda: _pair(
+        _padded("".join(f"# a{'-1' * k}\n\n" for k in range(300)))
+    )
     yield "nested block quotes x 10,000", lambda: _pair("> " * 10_000 + "a\n")
     yield "nested block quotes x 245,000", lambda: _pair("> " * (SIZE // 2) + "a\n")
     yield "deeply nested list x 1,000", lambda: _pair("".join("  " * k + "* a\n" for k in range(1000)))
-    yield "100,000 *", lambda: _pair("*" * 100_000)
-    yield "100,000 _", lambda: _pair("_" * 100_000)
-    yield "100,000 [", lambda: _pair("[" * 100_000)
-    yield "100,000 backticks", lambda: _pair("`" * 100_000)
-    yield "backticks e` e`` e```...", lambda: _pair("".join("e" + "`" * k for k in range(1, 990)))
-    yield "nested strong emph", lambda: _pair("*a **a " * 35_000 + "b" + " a** a*" * 35_000)
-    yield "emph closers without openers", lambda: _pair(_fill("a_ "))
-    yield "emph openers without closers", lambda: _pair(_fill("_a "))
-    yield "link closers without openers", lambda: _pair(_fill("a]"))
-    yield "link openers without closers", lambda: _pair(_fill("[a"))
-    yield "mismatched openers and closers", lambda: _pair(_fill("*a_ "))
-    yield "openers and closers multiple of 3", lambda: _pair("a**b" + _fill("c* ", SIZE - 4))
-    yield "link openers and emph closers", lambda: _pair(_fill("[ a_"))
-    yield "nested brackets", lambda: _pair("[" * 120_000 + "a" + "]" * 120_000)
-    yield "unclosed links A", lambda: _pair(_fill("[a](<b"))
-    yield "unclosed links B", lambda: _pair(_fill("[a](b"))
+    yield "deeply nested list x 690", lambda: _pair("".join("  " * k + "* a\n" for k in range(690)))
+    for char in "*_[`":
+        yield f"100,000 {char}", lambda char=char: _pair(char * 100_000)
+        yield f"10,000 {char}, legal text", lambda char=char: _pair(_padded(char * MAX_MARKUP))
+    # CommonMark's pathological tests (cmark's test/pathological_tests.py), at 490 KB
+    # and at the markup limit.
+    shapes = {
+        "nested strong emph": ("*a **a ", " a** a*"),
+        "emph closers without openers": ("a_ ", ""),
+        "emph openers without closers": ("_a ", ""),
+        "link closers without openers": ("a]", ""),
+        "link openers without closers": ("[a", ""),
+        "mismatched openers and closers": ("*a_ ", ""),
+        "openers and closers multiple of 3": ("c* ", ""),
+        "link openers and emph closers": ("[ a_", ""),
+        "nested brackets": ("[", "]"),
+        "unclosed links A": ("[a](<b", ""),
+        "unclosed links B": ("[a](b", ""),
+        "backticks": ("e`", ""),
+    }
+    for name, (opening, closing) in shapes.items():
+        yield name, lambda o=opening, c=closing: _pair(_nested(o, c, SIZE))
+        yield f"{name}, markup limit", lambda o=opening, c=closing: _pair(_padded(_nested(o, c, None)))
     yield "many references", lambda: _pair(
         "".join(f"[{k}]: u\n" for k in range(1, 40_000)) + "[0] " * 10_000
+    )
+    yield "4,000 references", lambda: _pair(
+        _padded("".join(f"[{k}]: u\n" for k in range(1, 4_000)) + "[0] " * 1_000)
     )
     yield "one 490 KB line", lambda: _pair(" ".join(_words(SIZE // 7, 50_000, 1)))
     yield "490 KB table", lambda: _pair(
         "| a | b | c |\n|---|---|---|\n" + _fill("| x1 | y2 | z3 |\n", SIZE - 30)
     )
+    yield "table of 4,803 cells, legal text", lambda: _pair(
+        _padded("| a | b | c |\n|---|---|---|\n" + "| x1 | y2 | z3 |\n" * 1_600)
+    )
     yield "490 KB of one-word paragraphs", lambda: _pair(_fill("w\n\n"))
     yield "legal text, every paragraph changed", lambda: (
-        "\n\n".join(_legal()),
-        "\n\n".join(_reworded(_legal(), 1)),
+        "\n\n".join(_legal(380_000)),
+        "\n\n".join(_reworded(_legal(380_000), 1)),
     )
     yield "legal text, paragraphs shuffled", lambda: _shuffled(_legal())
     yield "one paragraph: all-unique words, rewritten", lambda: (
@@ -122,14 +168,33 @@ def _cases() -> Iterator[tuple[str, Callable[[], tuple[str, str]]]]:
         " ".join(_words(SIZE // 7, 5000, 2)),
         " ".join(_words(SIZE // 7, 5000, 3)),
     )
-    yield "short paragraphs, every one rewritten", lambda: (
+    yield "16,000 short paragraphs, every one rewritten", lambda: (
         "\n\n".join(" ".join(_words(5, 5000, k)) for k in range(16_000)),
         "\n\n".join(" ".join(_words(5, 5000, k + 99_999)) for k in range(16_000)),
     )
-    yield "lines, every one rewritten", lambda: (
+    yield "4,999 paragraphs, every one rewritten", lambda: (
+        "\n\n".join(" ".join(_words(15, 5000, k)) for k in range(4_999)),
+        "\n\n".join(" ".join(_words(15, 5000, k + 99_999)) for k in range(4_999)),
+    )
+    yield "40,000 lines, every one rewritten", lambda: (
         "\n".join(f"line {k} old" for k in range(40_000)),
         "\n".join(f"row {k} new" for k in range(45_000)),
     )
+    yield "11,999 lines, every one rewritten", lambda: (
+        "\n".join(f"line {k} old text" for k in range(11_999)),
+        "\n".join(f"row {k} new text" for k in range(11_999)),
+    )
+
+
+def _nested(opening: str, closing: str, size: int | None) -> str:
+    """``opening`` n times, then "b" and ``closing`` n times if given: ``size`` characters,
+    or, with None, MAX_MARKUP markup characters."""
+    if size is None:
+        marks = sum(map((opening + closing).count, MARKUP_CHARACTERS))
+        n = MAX_MARKUP // marks
+    else:
+        n = size // len(opening + closing)
+    return opening * n + ("b" + closing * n if closing else "")
 
 
 def _shuffled(blocks: list[str]) -> tuple[str, str]:
@@ -158,9 +223,27 @@ def _time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def run(give_up_after: float) -> int:
+def _best_of(runs: int, old: str, new: str) -> tuple[float, float]:
+    """The best times of the editor's work on ``new`` (check_limits on both versions, then
+    render_markdown) and of compare(); other load on a shared machine only adds time."""
+    best_render = best_compare = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        check_limits(old)
+        check_limits(new)
+        render_markdown(new)
+        rendered = time.perf_counter()
+        compare(old, new)
+        compared = time.perf_counter()
+        best_render = min(best_render, rendered - start)
+        best_compare = min(best_compare, compared - rendered)
+    return best_render, best_compare
+
+
+def run(give_up_after: float, runs: int) -> int:
     failures = []
     header = f"{'input':<46} {'chars':>8} {'render s':>9} {'compare s':>10} {'total s':>8}  verdict"
+    # "render" includes check_limits() on both versions, as the editor's preview runs it.
     print(header)
     print("-" * len(header))
     for name, make in _cases():
@@ -175,23 +258,18 @@ def run(give_up_after: float) -> int:
         if limited is not None:
             # Rejected input is never rendered by the editor; the message must name the limit.
             verdict = f"rejected: {limited}"
-            if limited.limit not in ("characters", "headings", "blocks"):
+            if limited.limit not in ("characters", "lines", "markup", "symbols", "headings", "blocks"):
                 failures.append(f"{name}: rejected without naming a limit")
             print(f"{name:<46} {len(new):>8} {'-':>9} {'-':>10} {'-':>8}  {verdict}", flush=True)
             continue
         try:
             with _time_limit(give_up_after):
-                start = time.perf_counter()
-                render_markdown(new)
-                rendered = time.perf_counter()
-                compare(old, new)
-                compared = time.perf_counter()
+                render_s, compare_s = _best_of(runs, old, new)
         except _TimedOut:
             failures.append(f"{name}: more than {give_up_after:.0f} s")
             gave_up = f">{give_up_after:.0f}"
             print(f"{name:<46} {len(new):>8} {'':>9} {'':>10} {gave_up:>8}  FAIL", flush=True)
             continue
-        render_s, compare_s = rendered - start, compared - rendered
         total = render_s + compare_s
         verdict = "ok" if total < TARGET_SECONDS else "FAIL"
         if total >= TARGET_SECONDS:
@@ -208,7 +286,9 @@ def main() -> int:
     parser.add_argument(
         "--give-up-after", type=float, default=60.0, help="seconds before a case is abandoned (default 60)"
     )
-    return run(parser.parse_args().give_up_after)
+    parser.add_argument("--runs", type=int, default=3, help="best of this many runs (default 3)")
+    args = parser.parse_args()
+    return run(args.give_up_after, args.runs)
 
 
 if __name__ == "__main__":

@@ -117,7 +117,8 @@ def _diff(a: Sequence[Hashable], b: Sequence[Hashable], budget: _Budget) -> list
         encoded_a, encoded_b = _encode(a, b)
         if isinstance(encoded_a, str) and isinstance(encoded_b, str):
             return _anchored_opcodes(encoded_a, encoded_b, budget)
-        if cells <= _MAX_LCS_CELLS and budget.spend(cells):
+        # Beyond the alphabet, only the budget bounds the matrix: at most 40 MB.
+        if budget.spend(cells):
             return Indel.opcodes(encoded_a, encoded_b).as_list()
         return _replaced(0, len(a), 0, len(b))
     ops = Indel.opcodes(a, b).as_list()

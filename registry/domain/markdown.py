@@ -282,20 +282,33 @@ def _build_parser() -> MarkdownIt:
 _PARSER = _build_parser()
 
 
-# The largest document the editor accepts. With these, the worst input found
-# (bench/markdown_bench.py) renders and compares with its previous version in
-# under 2 s on a 2-core server; a real legal document is far inside all three.
+# The largest document the editor accepts. Within these, every input tried in
+# bench/markdown_bench.py, CommonMark's known-slow shapes among them, renders and
+# compares with a changed version in under 2 s; a real legal document is far
+# inside all of them.
 MAX_CHARACTERS = 500_000
-MAX_HEADINGS = 5_000
-# Paragraphs, headings, list items, tables, code blocks and rules: what a
-# comparison aligns one by one.
-MAX_BLOCKS = 10_000
+MAX_LINES = 12_000
+MAX_HEADINGS = 2_000
+# Paragraphs, headings, list items, table cells, code blocks, rules and link
+# reference definitions: what the parser and the comparison handle one by one.
+MAX_BLOCKS = 5_000
+# Characters that start inline markup: each costs the parser a search for its
+# partner, 50 to 150 microseconds when there is none.
+MAX_MARKUP = 10_000
+MARKUP_CHARACTERS = "*_[]`~<\\&!"
+# Other characters that stop the parser's fast scan of plain text, costing 5 to
+# 15 microseconds each: dense hyphens and colons made headings render at 2 ms each.
+MAX_SYMBOLS = 50_000
+SYMBOL_CHARACTERS = "-:#$%+=>@^{}"
 
-_BLOCK_OPENINGS = frozenset({"paragraph_open", "heading_open", "table_open", "fence", "code_block", "hr"})
+_BLOCK_OPENINGS = frozenset(
+    {"paragraph_open", "heading_open", "th_open", "td_open", "fence", "code_block", "hr"}
+)
 
 
 class DocumentTooLarge(ValueError):
-    """A document beyond one of the limits; ``limit`` is "characters", "headings" or "blocks"."""
+    """A document beyond one of the limits; ``limit`` names it: "characters", "lines",
+    "markup", "symbols", "headings" or "blocks"."""
 
     def __init__(self, limit: str, actual: int, maximum: int, message: str) -> None:
         super().__init__(message)
@@ -304,34 +317,53 @@ class DocumentTooLarge(ValueError):
         self.maximum = maximum
 
 
-def check_limits(source: str) -> None:
-    """Raise DocumentTooLarge if ``source`` is longer, or has more headings or blocks, than allowed.
+def _too_large(limit: str, actual: int, maximum: int, what: str, advice: str) -> DocumentTooLarge:
+    return DocumentTooLarge(
+        limit, actual, maximum, f"The document has {actual:,} {what}; the limit is {maximum:,}. {advice}"
+    )
 
-    The size comes first, so that a huge input is refused before any parsing.
+
+def check_limits(source: str) -> None:
+    """Raise DocumentTooLarge for a document beyond the limits above.
+
+    The cheap counts come first, so that a huge input is refused before any parsing.
     """
+    split = "Split it into several documents."
     if len(source) > MAX_CHARACTERS:
-        raise DocumentTooLarge(
-            "characters", len(source), MAX_CHARACTERS,
-            f"The document is {len(source):,} characters long; the limit is {MAX_CHARACTERS:,}."
-            " Split it into several documents.",
+        raise _too_large("characters", len(source), MAX_CHARACTERS, "characters", split)
+    lines = source.count("\n") + (not source.endswith("\n"))
+    if lines > MAX_LINES:
+        raise _too_large(
+            "lines", lines, MAX_LINES, "lines", "Join short lines or split it into several documents."
+        )
+    markup = sum(map(source.count, MARKUP_CHARACTERS))
+    if markup > MAX_MARKUP:
+        raise _too_large(
+            "markup", markup, MAX_MARKUP, f"markup characters ({' '.join(MARKUP_CHARACTERS)})",
+            "Use less emphasis and fewer links, or split it into several documents.",
+        )
+    symbols = sum(map(source.count, SYMBOL_CHARACTERS))
+    if symbols > MAX_SYMBOLS:
+        raise _too_large(
+            "symbols", symbols, MAX_SYMBOLS, f"of the characters {' '.join(SYMBOL_CHARACTERS)}",
+            "Split it into several documents.",
         )
     # The block structure only: a fifth of the time of a full rendering.
+    env: EnvType = {}
     tokens: list[Token] = []
-    _PARSER.block.parse(source, _PARSER, {}, tokens)
+    _PARSER.block.parse(source, _PARSER, env, tokens)
     headings = sum(1 for token in tokens if token.type == "heading_open")
     if headings > MAX_HEADINGS:
-        raise DocumentTooLarge(
-            "headings", headings, MAX_HEADINGS,
-            f"The document has {headings:,} headings; the limit is {MAX_HEADINGS:,}."
-            " Split it into several documents or use fewer headings.",
+        raise _too_large(
+            "headings", headings, MAX_HEADINGS, "headings",
+            "Use fewer headings or split it into several documents.",
         )
-    blocks = sum(1 for token in tokens if token.type in _BLOCK_OPENINGS)
+    blocks = sum(1 for token in tokens if token.type in _BLOCK_OPENINGS) + len(env.get("references", ()))
     if blocks > MAX_BLOCKS:
-        raise DocumentTooLarge(
+        raise _too_large(
             "blocks", blocks, MAX_BLOCKS,
-            f"The document has {blocks:,} blocks (paragraphs, headings, list items, tables,"
-            f" code blocks and rules); the limit is {MAX_BLOCKS:,}."
-            " Split it into several documents or join short paragraphs.",
+            "blocks (paragraphs, headings, list items, table cells, code blocks, rules and link definitions)",
+            split,
         )
 
 

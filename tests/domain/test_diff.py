@@ -112,7 +112,7 @@ def tags_and_ids(html: str) -> tuple[set[str], list[str]]:
 
 OUR_TAGS = {
     "div", "p", "h1", "h2", "h3", "h4", "h5", "h6", "del", "ins", "details", "summary", "pre",
-    "code", "blockquote", "hr", "table", "caption", "thead", "tbody", "tr", "th", "td",
+    "code", "blockquote", "hr", "table", "caption", "thead", "tbody", "tr", "th", "td", "span",
 }  # fmt: skip
 
 
