@@ -83,8 +83,8 @@ _Opcode = tuple[str, int, int, int, int]
 class _Budget:
     """The LCS work a comparison may still do; nothing is spent on what it cannot pay for."""
 
-    def __init__(self, steps: int = _BUDGET_STEPS) -> None:
-        self.steps = steps
+    def __init__(self, steps: int | None = None) -> None:
+        self.steps = _BUDGET_STEPS if steps is None else steps
 
     def spend(self, steps: int) -> bool:
         if steps > self.steps:

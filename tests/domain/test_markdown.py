@@ -17,6 +17,9 @@ from registry.domain.markdown import (
     MAX_BLOCKS,
     MAX_CHARACTERS,
     MAX_HEADINGS,
+    MAX_LINES,
+    MAX_MARKUP,
+    MAX_SYMBOLS,
     DocumentTooLarge,
     Heading,
     HeadingAnchors,
@@ -347,6 +350,91 @@ def test_twenty_thousand_repeated_headings_get_distinct_anchors() -> None:
     # The real headings "Scope 2"... came later, so they give way to the repeats.
     assert anchors[:3] == ["scope", "scope-2", "scope-3"]
     assert anchors[10_000:10_002] == ["scope-2-2", "scope-3-2"]
+
+
+# --- Limits ------------------------------------------------------------------
+
+
+def padded(text: str, size: int) -> str:
+    """``text``, then plain words up to ``size`` characters."""
+    return text + ("\n\n" + "word " * size)[: size - len(text)]
+
+
+@pytest.mark.parametrize(
+    ("limit", "at_the_limit", "over_the_limit", "message"),
+    [
+        (
+            "characters",
+            "x" * MAX_CHARACTERS,
+            "x" * (MAX_CHARACTERS + 1),
+            "The document has 500,001 characters; the limit is 500,000. Split it into several documents.",
+        ),
+        (
+            "lines",
+            "line\n" * MAX_LINES + "\n \n\t\n\n",
+            "line\n" * MAX_LINES + "one more",
+            "The document has 10,001 lines of text; the limit is 10,000.",
+        ),
+        (
+            "markup",
+            "**a** " * (MAX_MARKUP // 2),
+            "**a** " * (MAX_MARKUP // 2) + "[",
+            "The document has 15,001 pieces of inline markup (runs of * _ ` ~, and each [ ] < \\ & !);"
+            " the limit is 15,000.",
+        ),
+        (
+            "symbols",
+            "a-" * MAX_SYMBOLS,
+            "a-" * MAX_SYMBOLS + ":",
+            "The document has 50,001 of the characters - : # $ % + = > @ ^ { }; the limit is 50,000.",
+        ),
+        (
+            "headings",
+            "# Scope\n" * MAX_HEADINGS,
+            "# Scope\n" * MAX_HEADINGS + "Setext\n===",
+            "The document has 2,001 headings; the limit is 2,000.",
+        ),
+        (
+            "blocks",
+            "Clause.\n\n" * MAX_BLOCKS,
+            "Clause.\n\n" * (MAX_BLOCKS - 1) + "| a | b |\n|---|---|\n",
+            "The document has 5,001 blocks (paragraphs, headings, list items, table cells,",
+        ),
+        (
+            "blocks",
+            "".join(f"[{k}]: /u\n" for k in range(MAX_BLOCKS // 2)) + "Clause.\n\n" * (MAX_BLOCKS // 2),
+            "".join(f"[{k}]: /u\n" for k in range(MAX_BLOCKS // 2 + 1)) + "Clause.\n\n" * (MAX_BLOCKS // 2),
+            "code blocks, rules and link definitions); the limit is 5,000.",
+        ),
+    ],
+)
+def test_check_limits_names_the_limit_a_document_exceeds(
+    limit: str, at_the_limit: str, over_the_limit: str, message: str
+) -> None:
+    check_limits(at_the_limit)
+    with pytest.raises(DocumentTooLarge) as raised:
+        check_limits(over_the_limit)
+    assert raised.value.limit == limit
+    assert raised.value.actual == raised.value.maximum + 1
+    assert message in str(raised.value)
+
+
+def test_check_limits_accepts_a_long_legal_document() -> None:
+    sentence = (
+        "The Processor shall notify the Customer of any new **Sub-processor** at least thirty (30) "
+        "days in advance, as described in [Annex III](#annex-iii), naming the entity and its location. "
+    )
+    clause = (
+        "## 4. Sub-processors\n\n" + sentence * 3 + "\n\n"
+        "- hosting and storage;\n- payment processing;\n- customer support.\n\n"
+    )
+    source = clause * (MAX_CHARACTERS // len(clause))
+    check_limits(source)
+    assert len(render_markdown(source).headings) == MAX_CHARACTERS // len(clause)
+
+
+def test_headings_inside_code_are_not_counted() -> None:
+    check_limits("```\n" + "# comment\n" * (MAX_HEADINGS + 1) + "```\n")
 
 
 # --- Headings ----------------------------------------------------------------
