@@ -858,3 +858,12 @@ def test_visible_non_ascii_text_in_a_change_is_left_alone():
     html = compare("Übermittlung\n", "Übermittlung in Drittländer — „sicher“ & <b>\n").redline_html
     assert "<ins> in Drittländer — „sicher“ &amp; &lt;b&gt;</ins>" in html
     assert "invisible-char" not in html
+
+
+def test_a_rewritten_giant_paragraph_is_compared_whole_within_the_default_budget():
+    # Two unrelated paragraphs of 40,000 words: Myers's algorithm with no limit took
+    # 53 s on 80,000 words. The banded check sees that the differences will not fit.
+    old, new = unrelated_paragraphs(40_000)
+    result = compare(old, new)
+    assert result.blocks_compared_whole == 1
+    assert (result.words_deleted, result.words_inserted) == (40_000, 40_000)
