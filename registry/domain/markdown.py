@@ -379,7 +379,8 @@ def render_markdown(source: str) -> Rendered:
     """Render Markdown to sanitised HTML and collect its headings.
 
     Raw HTML in ``source`` is shown as text, links keep only http, https,
-    mailto and relative URLs, and images are replaced by their alt text.
+    mailto and relative URLs, and images are replaced by their alt text. A
+    source taken from a user goes through check_limits first.
     """
     env: EnvType = {}
     tokens = _PARSER.parse(source, env)
