@@ -353,7 +353,7 @@ def check_limits(source: str) -> None:
     symbols = sum(map(source.count, SYMBOL_CHARACTERS))
     if symbols > MAX_SYMBOLS:
         raise _too_large(
-            "symbols", symbols, MAX_SYMBOLS, f"of the characters {' '.join(SYMBOL_CHARACTERS)}",
+            "symbols", symbols, MAX_SYMBOLS, f"symbol characters ({' '.join(SYMBOL_CHARACTERS)})",
             "Split it into several documents.",
         )
     # The block structure only: a fifth of the time of a full rendering.

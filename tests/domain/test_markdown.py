@@ -386,7 +386,7 @@ def padded(text: str, size: int) -> str:
             "symbols",
             "a-" * MAX_SYMBOLS,
             "a-" * MAX_SYMBOLS + ":",
-            "The document has 50,001 of the characters - : # $ % + = > @ ^ { }; the limit is 50,000.",
+            "The document has 50,001 symbol characters (- : # $ % + = > @ ^ { }); the limit is 50,000.",
         ),
         (
             "headings",
