@@ -792,7 +792,7 @@ def test_compare_on_any_budget_applies_and_marks_whole_blocks(versions, steps):
         patch.setattr(diff, "_BUDGET_STEPS", steps)
         result = compare(old, new)
     assert apply_unified(old, result.unified_diff) == new
-    assert result.redline_html.count('<p class="compared-whole">') == result.blocks_compared_whole
+    assert result.redline_html.count('<p class="compared-whole">') <= result.blocks_compared_whole
     assert ("too large to compare word by word" in result.redline_html) == bool(result.blocks_compared_whole)
 
 
@@ -867,3 +867,22 @@ def test_a_rewritten_giant_paragraph_is_compared_whole_within_the_default_budget
     result = compare(old, new)
     assert result.blocks_compared_whole == 1
     assert (result.words_deleted, result.words_inserted) == (40_000, 40_000)
+
+
+def test_a_changed_stretch_too_large_to_pair_is_deleted_and_inserted_and_counted(monkeypatch):
+    # 30 old and 31 new paragraphs, in place as versions of each other but one shorter:
+    # pairing them costs 30 x 31 candidates, more than the budget.
+    monkeypatch.setattr(diff, "_BUDGET_STEPS", 100_000)
+    olds = [f"Clause {k} applies to the Processor." for k in range(30)]
+    news = ["A new first clause."] + [text.replace("Processor", "Controller") for text in olds]
+    result = compare("\n\n".join(olds), "\n\n".join(news))
+    assert result.blocks_compared_whole == 61
+    assert "61 changed blocks were too large to compare word by word" in result.redline_html
+    assert result.redline_html.count('<p class="deleted">') == 30
+    assert result.redline_html.count('<p class="inserted">') == 31
+    assert result.words_deleted == 6 * 30
+    # With the usual budget, the same stretch is paired and marked word by word.
+    monkeypatch.undo()
+    result = compare("\n\n".join(olds), "\n\n".join(news))
+    assert result.blocks_compared_whole == 0
+    assert result.words_deleted == 30
