@@ -71,7 +71,7 @@ def _plain_heading_text(source: str) -> str:
 _MAX_LCS_CELLS = 1 << 27
 # Steps of LCS work (a cell of rapidfuzz's matrix, a step of Myers's algorithm:
 # both about 2 ns on the 2-core server) that one comparison may spend: about half
-# a second. The 1 MB heavy rewrite of bench/diff_bench.py spends a 60th of it.
+# a second. The 1 MB heavy rewrite of bench/diff_bench.py spends a twelfth of it.
 _BUDGET_STEPS = 300_000_000
 # Code points available once the surrogate range is skipped.
 _ALPHABET = 0x110000 - 0x800
