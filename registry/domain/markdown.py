@@ -88,7 +88,7 @@ class HeadingAnchors:
         self._taken: set[str] = set()
         # The number each anchor's next repeat starts trying from. Without it, the
         # n-th repeat would try n - 1 taken candidates first: 16,000 identical
-        # headings took 20 s. Every candidate below the number is taken for good, so
+        # headings took 25 s. Every candidate below the number is taken for good, so
         # the result is still the first free one; a candidate is skipped only if
         # some other heading took it (a real heading "a-2"), at most once per anchor
         # that can produce it, which keeps the whole document linear.
