@@ -1,4 +1,4 @@
-"""make bench: the HTTP, diff and dispatch benchmarks; results in bench/results/latest.json.
+"""make bench: the HTTP, diff, Markdown and dispatch benchmarks; results in bench/results/latest.json.
 
 Exits non-zero when any target is missed or a stage could not run.
 """
@@ -32,6 +32,10 @@ def diff_bench() -> tuple[int, str]:
     return script_bench("Document comparison", "bench/diff_bench.py")
 
 
+def markdown_bench() -> tuple[int, str]:
+    return script_bench("Adversarial Markdown", "bench/markdown_bench.py")
+
+
 def dispatch_bench() -> tuple[int, str]:
     return script_bench("Notice dispatch", "bench/dispatch_bench.py")
 
@@ -58,6 +62,7 @@ def main() -> int:
     parser.description = __doc__.splitlines()[0]
     parser.add_argument("--no-diff", action="store_true", help="skip bench/diff_bench.py")
     parser.add_argument("--no-dispatch", action="store_true", help="skip bench/dispatch_bench.py")
+    parser.add_argument("--no-markdown", action="store_true", help="skip bench/markdown_bench.py")
     args = parser.parse_args()
     load = http_bench.load_from(args)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
@@ -74,6 +79,7 @@ def main() -> int:
     print(http_bench.table(rows))
 
     diff_code, diff_output = (None, "") if args.no_diff else diff_bench()
+    markdown_code, markdown_output = (None, "") if args.no_markdown else markdown_bench()
     dispatch_code, dispatch_output = (None, "") if args.no_dispatch else dispatch_bench()
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -85,6 +91,7 @@ def main() -> int:
         "http": [row.as_json() for row in rows],
         "skipped": skipped,
         "diff": {"exit_code": diff_code, "output": diff_output},
+        "markdown": {"exit_code": markdown_code, "output": markdown_output},
         "dispatch": {"exit_code": dispatch_code, "output": dispatch_output},
     }, indent=2) + "\n")
     print(f"\nResults written to {RESULTS.relative_to(ROOT)}")
@@ -94,6 +101,8 @@ def main() -> int:
         failed.append(f"skipped: {', '.join(skipped)}")
     if diff_code:
         failed.append(f"diff_bench exited with {diff_code}")
+    if markdown_code:
+        failed.append(f"markdown_bench exited with {markdown_code}")
     if dispatch_code:
         failed.append(f"dispatch_bench exited with {dispatch_code}")
     for failure in failed:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import gc
 import html
 import re
+import unicodedata
 from bisect import bisect_left, insort
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, zip_longest
@@ -15,7 +16,7 @@ from itertools import chain, zip_longest
 import fast_diff_match_patch
 from rapidfuzz.distance import Indel
 
-from registry.domain.markdown import dedupe_anchor, slugify_heading, split_heading_id
+from registry.domain.markdown import HeadingAnchors, split_heading_id
 
 __all__ = [
     "Comparison",
@@ -35,6 +36,9 @@ class Comparison:
     words_inserted: int
     words_deleted: int
     blocks_changed: int
+    # Changed blocks the comparison could not afford to mark word by word; each is
+    # shown replaced whole, with a note saying so.
+    blocks_compared_whole: int
 
 
 # ---------------------------------------------------------------------------
@@ -56,33 +60,39 @@ def _plain_heading_text(source: str) -> str:
     return html.unescape(_MD_ESCAPE.sub(r"\1", text))
 
 
-class HeadingAnchors:
-    """Hands out the anchors of one document's headings, in document order.
-
-    An explicit ``{#id}`` wins over the slug of the plain text; any repeat,
-    explicit or not, gets "-2", "-3"... appended so that ids stay unique.
-    """
-
-    def __init__(self) -> None:
-        self._used: set[str] = set()
-
-    def anchor(self, text: str, custom_id: str | None = None) -> str:
-        anchor = dedupe_anchor(custom_id or slugify_heading(text), self._used)
-        self._used.add(anchor)
-        return anchor
-
-
 # ---------------------------------------------------------------------------
 # Sequence diffs of blocks, lines and words: a longest common subsequence by
-# rapidfuzz's bit-parallel C code, never cut short by a timeout.
+# rapidfuzz's bit-parallel C code, never cut short by a timeout, within a budget
+# of work per comparison. A span the budget cannot pay for comes back as one
+# "replace" opcode, which the LCS itself never produces, so that callers can say
+# so instead of passing it off as a real edit script.
 
 # Past this many cells the bit-parallel LCS matrix gets too large (16 MiB).
 _MAX_LCS_CELLS = 1 << 27
+# Steps of LCS work (a cell of rapidfuzz's matrix, a step of Myers's algorithm:
+# both about 2 ns on the 2-core server) that one comparison may spend: about half
+# a second. The 1 MB heavy rewrite of bench/diff_bench.py spends a twelfth of it.
+_BUDGET_STEPS = 300_000_000
 # Code points available once the surrogate range is skipped.
 _ALPHABET = 0x110000 - 0x800
 _SURROGATES = 0xD800
 
 _Opcode = tuple[str, int, int, int, int]
+
+
+class _Budget:
+    """The LCS work a comparison may still do; nothing is spent on what it cannot pay for."""
+
+    def __init__(self, steps: int | None = None) -> None:
+        self.steps = _BUDGET_STEPS if steps is None else steps
+        # Blocks of changed stretches too large to pair: shown deleted and inserted.
+        self.unmatched = 0
+
+    def spend(self, steps: int) -> bool:
+        if steps > self.steps:
+            return False
+        self.steps -= steps
+        return True
 
 
 def _encode(a: Sequence[Hashable], b: Sequence[Hashable]) -> tuple[str, str] | tuple[list[int], list[int]]:
@@ -102,13 +112,17 @@ def _encode(a: Sequence[Hashable], b: Sequence[Hashable]) -> tuple[str, str] | t
     return "".join(map(get, a)), "".join(map(get, b))
 
 
-def _diff(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[_Opcode]:
-    """A shortest insert/delete script between two sequences."""
-    if len(a) * len(b) > _MAX_LCS_CELLS:
+def _diff(a: Sequence[Hashable], b: Sequence[Hashable], budget: _Budget) -> list[_Opcode]:
+    """A shortest insert/delete script between two sequences, or "replace" where unaffordable."""
+    cells = len(a) * len(b)
+    if cells > _MAX_LCS_CELLS or not budget.spend(cells):
         encoded_a, encoded_b = _encode(a, b)
         if isinstance(encoded_a, str) and isinstance(encoded_b, str):
-            return _anchored_opcodes(encoded_a, encoded_b)
-        return Indel.opcodes(encoded_a, encoded_b).as_list()
+            return _anchored_opcodes(encoded_a, encoded_b, budget)
+        # Beyond the alphabet, only the budget bounds the matrix: at most 40 MB.
+        if budget.spend(cells):
+            return Indel.opcodes(encoded_a, encoded_b).as_list()
+        return _replaced(0, len(a), 0, len(b))
     ops = Indel.opcodes(a, b).as_list()
     # rapidfuzz matches list items by hash, so a collision would pass unequal items as
     # equal; interning them as code points first is exact but slower.
@@ -118,27 +132,72 @@ def _diff(a: Sequence[Hashable], b: Sequence[Hashable]) -> list[_Opcode]:
     return ops
 
 
-def _encoded_opcodes(a: str, b: str) -> list[_Opcode]:
-    if len(a) * len(b) <= _MAX_LCS_CELLS:
+def _replaced(i1: int, i2: int, j1: int, j2: int) -> list[_Opcode]:
+    return [("replace", i1, i2, j1, j2)] if i2 > i1 or j2 > j1 else []
+
+
+def _encoded_opcodes(a: str, b: str, budget: _Budget) -> list[_Opcode]:
+    cells = len(a) * len(b)
+    if cells <= _MAX_LCS_CELLS and budget.spend(cells):
         return Indel.opcodes(a, b).as_list()
-    return _anchored_opcodes(a, b)
+    return _anchored_opcodes(a, b, budget)
 
 
-def _anchored_opcodes(a: str, b: str) -> list[_Opcode]:
+def _anchored_opcodes(a: str, b: str, budget: _Budget) -> list[_Opcode]:
     """Patience-style split on items unique to both sides, for inputs too big for one LCS."""
     count_a, count_b = Counter(a), Counter(b)
     where_b = {c: j for j, c in enumerate(b) if count_b[c] == 1 and count_a[c] == 1}
     anchors = _longest_increasing([(i, where_b[c]) for i, c in enumerate(a) if c in where_b])
     if not anchors:
-        return _myers_opcodes(a, b)
+        return _unanchored_opcodes(a, b, budget)
     ops: list[_Opcode] = []
     i0 = j0 = 0
     for i, j in anchors:
-        ops.extend(_shifted(_encoded_opcodes(a[i0:i], b[j0:j]), i0, j0))
+        ops.extend(_shifted(_encoded_opcodes(a[i0:i], b[j0:j], budget), i0, j0))
         ops.append(("equal", i, i + 1, j, j + 1))
         i0, j0 = i + 1, j + 1
-    ops.extend(_shifted(_encoded_opcodes(a[i0:], b[j0:]), i0, j0))
+    ops.extend(_shifted(_encoded_opcodes(a[i0:], b[j0:], budget), i0, j0))
     return ops
+
+
+def _unanchored_opcodes(a: str, b: str, budget: _Budget) -> list[_Opcode]:
+    """Myers's algorithm between the common ends where affordable, else one "replace".
+
+    Myers costs (len(a) + len(b)) steps per difference: two unrelated texts of
+    80,000 words took 53 s. A banded LCS first checks, at the cost of the steps it
+    allows, that the differences fit in half of what the budget has left.
+    """
+    start = _common_length(a, b, lambda n: a[:n] == b[:n])
+    end = _common_length(a[start:], b[start:], lambda n: a[len(a) - n :] == b[len(b) - n :])
+    inner_a, inner_b = a[start : len(a) - end], b[start : len(b) - end]
+    length = len(inner_a) + len(inner_b)
+    ops: list[_Opcode] = [("equal", 0, start, 0, start)] if start else []
+    most = budget.steps // (2 * length) if length else 0
+    if (
+        length
+        and budget.spend(length * most)
+        and (distance := Indel.distance(inner_a, inner_b, score_cutoff=most)) <= most
+        and budget.spend(length * distance)
+    ):
+        ops.extend(_shifted(_myers_opcodes(inner_a, inner_b), start, start))
+    else:
+        ops.extend(_replaced(start, len(a) - end, start, len(b) - end))
+    if end:
+        ops.append(("equal", len(a) - end, len(a), len(b) - end, len(b)))
+    return ops
+
+
+def _common_length(a: str, b: str, common: Callable[[int], bool]) -> int:
+    """The largest n up to the shorter length with common(n); halving on slice
+    comparisons, which run at memcmp speed rather than a loop per character."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if common(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _shifted(ops: list[_Opcode], di: int, dj: int) -> list[_Opcode]:
@@ -215,11 +274,12 @@ _WORD_START = re.compile(r"\w+")
 
 
 def _word_regions(
-    old: str, new: str, *, exact: bool = False, least_similarity: float = 0.0
-) -> tuple[list[_Region], float]:
+    old: str, new: str, budget: _Budget, *, exact: bool = False, least_similarity: float = 0.0
+) -> tuple[list[_Region] | None, float]:
     """Word-level regions of two texts, and the share of their words left unchanged.
 
-    Below ``least_similarity`` the regions are not worked out, and come back empty.
+    Below ``least_similarity`` the regions are not worked out, and come back empty;
+    they come back None when the budget cannot pay for all of the word diff.
     """
     if old == new:
         return ([old] if old else []), 1.0
@@ -236,12 +296,14 @@ def _word_regions(
         a_keys, b_keys = [*a[:-1], (a[-1],)], [*b[:-1], (b[-1],)]
         sep = " "
     n_a, n_b = len(a), len(b)
-    if exact or n_a * n_b > _MAX_LCS_CELLS:
-        ops = _diff(a_keys, b_keys)
-    else:
+    if not exact and n_a * n_b <= _MAX_LCS_CELLS and budget.spend(n_a * n_b):
         # Matched by hash, checked below: cheaper than checking every match here.
         ops = Indel.opcodes(a_keys, b_keys).as_list()
+    else:
+        ops = _diff(a_keys, b_keys, budget)
     similarity = 2 * sum(i2 - i1 for tag, i1, i2, _, _ in ops if tag == "equal") / (n_a + n_b)
+    if any(tag == "replace" for tag, *_ in ops):
+        return None, similarity
     if similarity < least_similarity:
         return [], similarity
     regions: list[_Region] = []
@@ -270,7 +332,7 @@ def _word_regions(
     # Unchanged text is taken from the old side, so only the new side can come out
     # wrong, and only if two different words collided in rapidfuzz's hashing.
     if not exact and "".join([r if isinstance(r, str) else r[1] for r in regions]) != new:
-        return _word_regions(old, new, exact=True)
+        return _word_regions(old, new, budget, exact=True)
     return regions, similarity
 
 
@@ -365,12 +427,15 @@ def word_ops(old: str, new: str) -> list[tuple[str, str]]:
         return [("equal", old)] if old else []
     # Lines first, as git's word diff does: it keeps the token diff to the changed lines.
     a, b = _split_lines(old), _split_lines(new)
+    budget = _Budget()
     ops: list[tuple[str, str]] = []
-    for tag, i1, i2, j1, j2 in _hunks(_diff(a, b)):
+    for tag, i1, i2, j1, j2 in _hunks(_diff(a, b, budget)):
+        deleted, inserted = "".join(a[i1:i2]), "".join(b[j1:j2])
         if tag == "equal":
-            regions: list[_Region] = ["".join(a[i1:i2])]
+            regions: list[_Region] = [deleted]
         else:
-            regions = _word_regions("".join(a[i1:i2]), "".join(b[j1:j2]))[0]
+            # Past the budget, the changed lines are given as deleted and inserted whole.
+            regions = _word_regions(deleted, inserted, budget)[0] or [(deleted, inserted)]
         for region in regions:
             if isinstance(region, str):
                 parts = [("equal", region)]
@@ -574,11 +639,20 @@ _PAIR_SIMILARITY = 0.5
 _ALL_PAIRS_LIMIT = 400
 # A word found in more new blocks of a hunk than this says nothing about which one matches.
 _RARE_WORD_BLOCKS = 8
+# Likely pairs per old block: 3 by rare words, 5 near the diagonal.
+_LIKELY_PAIRS = 8
+# What scoring one candidate pair costs in Python beyond its LCS, in budget steps
+# (about 4 microseconds): a stretch of 160,000 one-word paragraphs took 15 s to pair.
+_CANDIDATE_STEPS = 2_000
 
+# A row is (state, old block, new block, word regions); a "changed" row whose regions
+# are None was too costly to mark word by word and is shown replaced whole.
 _Row = tuple[str, _Block | None, _Block | None, list[_Region] | None]
 
 
-def _align(old_blocks: list[_Block], new_blocks: list[_Block], block_ops: list[_Opcode]) -> list[_Row]:
+def _align(
+    old_blocks: list[_Block], new_blocks: list[_Block], block_ops: list[_Opcode], budget: _Budget
+) -> list[_Row]:
     rows: list[_Row] = []
     for tag, i1, i2, j1, j2 in block_ops:
         if tag == "equal":
@@ -586,65 +660,82 @@ def _align(old_blocks: list[_Block], new_blocks: list[_Block], block_ops: list[_
                 ("equal", o, n, None) for o, n in zip(old_blocks[i1:i2], new_blocks[j1:j2], strict=True)
             )
         else:
-            rows.extend(_hunk_rows(old_blocks[i1:i2], new_blocks[j1:j2]))
+            rows.extend(_hunk_rows(old_blocks[i1:i2], new_blocks[j1:j2], budget))
     return rows
 
 
-def _hunk_rows(olds: list[_Block], news: list[_Block]) -> list[_Row]:
+def _hunk_rows(olds: list[_Block], news: list[_Block], budget: _Budget) -> list[_Row]:
     if len(olds) != len(news):
-        return _matched_rows(olds, news)
+        return _matched_rows(olds, news, budget)
     if len(olds) == 1:
-        return [("changed", olds[0], news[0], _word_regions(olds[0][_BODY], news[0][_BODY])[0])]
+        return [("changed", olds[0], news[0], _word_regions(olds[0][_BODY], news[0][_BODY], budget)[0])]
     # The usual case: as many blocks came as went, each a version of the one it replaced.
     diffs = [
-        _word_regions(o[_BODY], n[_BODY], least_similarity=_PAIR_SIMILARITY)
+        _word_regions(o[_BODY], n[_BODY], budget, least_similarity=_PAIR_SIMILARITY)
         for o, n in zip(olds, news, strict=True)
     ]
-    # Pairs in place stay paired if similar; blocks between them are matched afresh.
+    # Pairs in place stay paired if similar, or if too costly to tell; blocks between
+    # them are matched afresh.
+    paired = [regions is None or similarity >= _PAIR_SIMILARITY for regions, similarity in diffs]
     rows: list[_Row] = []
     k = 0
     while k < len(olds):
-        regions, similarity = diffs[k]
-        if similarity >= _PAIR_SIMILARITY:
-            rows.append(("changed", olds[k], news[k], regions))
+        if paired[k]:
+            rows.append(("changed", olds[k], news[k], diffs[k][0]))
             k += 1
             continue
         end = k + 1
-        while end < len(olds) and diffs[end][1] < _PAIR_SIMILARITY:
+        while end < len(olds) and not paired[end]:
             end += 1
         if end - k == 1:
             rows += [("deleted", olds[k], None, None), ("inserted", None, news[k], None)]
         else:
-            rows += _matched_rows(olds[k:end], news[k:end])
+            rows += _matched_rows(olds[k:end], news[k:end], budget)
         k = end
     return rows
 
 
-def _matched_rows(olds: list[_Block], news: list[_Block]) -> list[_Row]:
+def _matched_rows(olds: list[_Block], news: list[_Block], budget: _Budget) -> list[_Row]:
     """Rows of a changed stretch whose blocks are paired by similarity, not position."""
     rows: list[_Row] = []
-    pairs = _pair_blocks(olds, news) if olds and news else []
+    pairs = _pair_blocks(olds, news, budget) if olds and news else []
+    if pairs is None:
+        budget.unmatched += len(olds) + len(news)
+        pairs = []
     i0 = j0 = 0
     for i, j in [*pairs, (len(olds), len(news))]:
         rows.extend(("deleted", o, None, None) for o in olds[i0:i])
         rows.extend(("inserted", None, n, None) for n in news[j0:j])
         if i < len(olds):
-            rows.append(("changed", olds[i], news[j], _word_regions(olds[i][_BODY], news[j][_BODY])[0]))
+            regions = _word_regions(olds[i][_BODY], news[j][_BODY], budget)[0]
+            rows.append(("changed", olds[i], news[j], regions))
         i0, j0 = i + 1, j + 1
     return rows
 
 
-def _pair_blocks(olds: list[_Block], news: list[_Block]) -> list[tuple[int, int]]:
-    """Which old block became which new block, as increasing (old, new) index pairs."""
+def _pair_blocks(olds: list[_Block], news: list[_Block], budget: _Budget) -> list[tuple[int, int]] | None:
+    """Which old block became which new block, as increasing (old, new) index pairs;
+    None if the budget cannot pay for trying."""
     m, n = len(olds), len(news)
+    if not budget.spend(min(m * n, max(_ALL_PAIRS_LIMIT, _LIKELY_PAIRS * m)) * _CANDIDATE_STEPS):
+        return None
     old_words = [b[_BODY].split() for b in olds]
     new_words = [b[_BODY].split() for b in news]
+    old_bags: dict[int, Counter[str]] = {}
+    new_bags: dict[int, Counter[str]] = {}
 
     def similarity(i: int, j: int) -> float:
         if not old_words[i] and not new_words[j]:
             return 1.0 if olds[i][_KIND] == news[j][_KIND] else 0.0
-        # Matches by hash: a collision could only make a pairing a little more likely.
-        return Indel.normalized_similarity(old_words[i], new_words[j], score_cutoff=_PAIR_SIMILARITY)
+        if budget.spend(len(old_words[i]) * len(new_words[j])):
+            # Matches by hash: a collision could only make a pairing a little more likely.
+            return Indel.normalized_similarity(old_words[i], new_words[j], score_cutoff=_PAIR_SIMILARITY)
+        # Past the budget, the words shared in any order: an upper bound of the above,
+        # in linear time, and only a pairing, which the word diff then judges.
+        old_bag = old_bags.get(i) or old_bags.setdefault(i, Counter(old_words[i]))
+        new_bag = new_bags.get(j) or new_bags.setdefault(j, Counter(new_words[j]))
+        shared = 2 * (old_bag & new_bag).total() / (len(old_words[i]) + len(new_words[j]))
+        return shared if shared >= _PAIR_SIMILARITY else 0.0
 
     if m * n <= _ALL_PAIRS_LIMIT:
         candidates = [(i, j) for i in range(m) for j in range(n)]
@@ -709,6 +800,43 @@ def _esc(text: str) -> str:
     return text
 
 
+# Characters a reader cannot see, or cannot tell from a space: format characters
+# (bidirectional controls such as U+202E, zero-width spaces, soft hyphens),
+# spaces other than U+0020 (no-break spaces), other controls, line and paragraph
+# separators. Within a change each is shown as a labelled marker instead: a bidi
+# override would otherwise reorder the redline itself, and a change made of one
+# would look like no change. This pattern finds the candidates; str.isprintable
+# is false for exactly these (and for unassigned and private-use code points).
+_MAYBE_INVISIBLE = re.compile(r"[^\t\n -~]")
+
+
+def _invisible_marker(match: re.Match[str]) -> str:
+    char = match.group()
+    return char if char.isprintable() else _marker(char)
+
+
+def _marker(char: str) -> str:
+    code = f"U+{ord(char):04X}"
+    name = unicodedata.name(char, "") or _UNNAMED.get(unicodedata.category(char), "control character")
+    return f'<span class="invisible-char" title="{code} {name}">\u27e8{code}\u27e9</span>'
+
+
+_UNNAMED = {"Co": "private-use character", "Cn": "unassigned code point", "Cs": "surrogate"}
+
+
+def _changed(text: str) -> str:
+    """Escaped text of a change, with its invisible characters as visible markers.
+
+    A change of whitespace only is all markers, plain spaces too (line breaks
+    excepted): a space replaced by a no-break space must show both.
+    """
+    if text.isspace():
+        return "".join("\n" if char == "\n" else _marker(char) for char in text)
+    if text.isprintable():  # the usual change: one line, nothing invisible
+        return _esc(text)
+    return _MAYBE_INVISIBLE.sub(_invisible_marker, _esc(text))
+
+
 def _containers() -> dict[tuple[str, str], tuple[str, str]]:
     """(kind, state) -> the markup before and after the text of a block that is no heading."""
     elements = {
@@ -721,7 +849,7 @@ def _containers() -> dict[tuple[str, str], tuple[str, str]]:
     }
     out = {}
     for kind, (tag, base, inner) in elements.items():
-        for state in ("", "changed", "deleted", "inserted"):
+        for state in ("", "changed", "changed whole", "deleted", "inserted"):
             classes = " ".join(name for name in (base, state) if name)
             attr = f' class="{classes}"' if classes else ""
             before = f"<{tag}{attr}>" + (f"<{inner}>" if inner else "")
@@ -758,6 +886,12 @@ def _cell_html(block: _Block, inner: str) -> str:
     return _container(kind, inner)
 
 
+# Before a block compared whole; the comparison's budget ran out on it.
+_WHOLE_NOTE = (
+    '<p class="compared-whole">Compared as a whole: this block changed too much to mark'
+    " word by word, so all of its old text is shown deleted and all of its new text inserted.</p>"
+)
+
 # A row rendered: old cell, new cell and redline, each built once, and the number of
 # words deleted and inserted.
 _Html = tuple[str, str, str, int, int]
@@ -776,6 +910,10 @@ def _render(row: _Row, new_anchors: set[str]) -> _Html:
             return cell, cell, _block_html(new, inner, "", anchor), 0, 0
         return cell, cell, cell, 0, 0
     if state == "changed":
+        whole = regions is None
+        if whole:
+            regions = [(old[_BODY], new[_BODY])]
+            state = "changed whole"
         old_parts, new_parts, both, deleted_texts, inserted_texts = [], [], [], [], []
         for region in regions:
             if isinstance(region, str):
@@ -786,12 +924,19 @@ def _render(row: _Row, new_anchors: set[str]) -> _Html:
             else:
                 deleted_texts.append(region[0])
                 inserted_texts.append(region[1])
-                deleted = f"<del>{_esc(region[0])}</del>" if region[0] else ""
-                inserted = f"<ins>{_esc(region[1])}</ins>" if region[1] else ""
+                deleted = f"<del>{_changed(region[0])}</del>" if region[0] else ""
+                inserted = f"<ins>{_changed(region[1])}</ins>" if region[1] else ""
                 old_parts.append(deleted)
                 new_parts.append(inserted)
                 both.append(deleted + inserted)
         words = _count_words(" ".join(deleted_texts)), _count_words(" ".join(inserted_texts))
+        if whole:
+            return (
+                _cell_html(old, "".join(old_parts)),
+                _WHOLE_NOTE + _cell_html(new, "".join(new_parts)),
+                _WHOLE_NOTE + _block_html(new, "".join(both), state, new[_ANCHOR]),
+                *words,
+            )
         if old[_KIND] == new[_KIND] == "p":
             old_cell, new_cell = f"<p>{''.join(old_parts)}</p>", f"<p>{''.join(new_parts)}</p>"
             return old_cell, new_cell, f'<p class="changed">{"".join(both)}</p>', *words
@@ -803,12 +948,12 @@ def _render(row: _Row, new_anchors: set[str]) -> _Html:
         )
     if state == "deleted":
         body, anchor = old[_BODY], old[_ANCHOR]
-        inner = f"<del>{_esc(body)}</del>" if body else ""
+        inner = f"<del>{_changed(body)}</del>" if body else ""
         # The old anchor stays only where the new document does not use it.
         anchor = anchor if anchor not in new_anchors else ""
         return _cell_html(old, inner), "", _block_html(old, inner, state, anchor), _count_words(body), 0
     body = new[_BODY]
-    inner = f"<ins>{_esc(body)}</ins>" if body else ""
+    inner = f"<ins>{_changed(body)}</ins>" if body else ""
     return "", _cell_html(new, inner), _block_html(new, inner, state, new[_ANCHOR]), 0, _count_words(body)
 
 
@@ -845,10 +990,23 @@ def _summary(count: int) -> str:
     return f"<summary>{count} unchanged section{'' if count == 1 else 's'}</summary>"
 
 
-def _redline_html(html_rows: list[_Html], runs: list[tuple[bool, int, int]], changed: bool) -> str:
+def _whole_summary(count: int) -> str:
+    blocks = "1 changed block was" if count == 1 else f"{count} changed blocks were"
+    return (
+        f"{blocks} too large to compare word by word and"
+        f" {'is' if count == 1 else 'are'} shown deleted and inserted whole;"
+        " a block paired with its new version is marked \u201ccompared as a whole\u201d."
+    )
+
+
+def _redline_html(
+    html_rows: list[_Html], runs: list[tuple[bool, int, int]], changed: bool, whole: int
+) -> str:
     parts = ['<div class="redline">']
     if not changed:
         parts.append('<p class="no-changes">No differences.</p>')
+    if whole:
+        parts.append(f'<p class="compared-whole-summary">{_whole_summary(whole)}</p>')
     for folded, start, stop in runs:
         if folded:
             parts.append(f'<details class="fold">{_summary(stop - start)}')
@@ -866,11 +1024,15 @@ def _side_by_side_html(
     changed: bool,
     old_label: str,
     new_label: str,
+    whole: int,
 ) -> str:
     old_label, new_label = _esc(old_label), _esc(new_label)
+    caption = f"Comparison of {old_label} (left column) with {new_label} (right column)"
+    if whole:
+        caption += f'<span class="compared-whole-summary"> {_whole_summary(whole)}</span>'
     parts = [
         '<table class="side-by-side">',
-        f"<caption>Comparison of {old_label} (left column) with {new_label} (right column)</caption>",
+        f"<caption>{caption}</caption>",
         f'<thead><tr><th scope="col">{old_label}</th><th scope="col">{new_label}</th></tr></thead>',
         "<tbody>",
     ]
@@ -931,6 +1093,7 @@ def _unified_diff(
     labels: tuple[str, str],
     blocks: tuple[list[_Block], list[_Block]],
     block_ops: list[_Opcode],
+    budget: _Budget,
     context: int = 3,
 ) -> str:
     if old == new:
@@ -948,10 +1111,10 @@ def _unified_diff(
         start_b, end_b = new_blocks[j1][_START], new_blocks[j2 - 1][_END]
         # Blocks alike once "\r\n" is read as "\n" may still differ as lines.
         if a[start_a:end_a] == b[start_b:end_b]:
-            ops.extend(_line_span_opcodes(a, b, i, start_a, j, start_b))
+            ops.extend(_line_span_opcodes(a, b, i, start_a, j, start_b, budget))
             ops.append(("equal", start_a, end_a, start_b, end_b))
             i, j = end_a, end_b
-    ops.extend(_line_span_opcodes(a, b, i, len(a), j, len(b)))
+    ops.extend(_line_span_opcodes(a, b, i, len(a), j, len(b), budget))
     out = [f"--- {_one_line(labels[0])}\n", f"+++ {_one_line(labels[1])}\n"]
     for group in _grouped(_hunks(ops), context):
         first, last = group[0], group[-1]
@@ -965,12 +1128,14 @@ def _unified_diff(
     return "".join(out)
 
 
-def _line_span_opcodes(a: list[str], b: list[str], i1: int, i2: int, j1: int, j2: int) -> list[_Opcode]:
+def _line_span_opcodes(
+    a: list[str], b: list[str], i1: int, i2: int, j1: int, j2: int, budget: _Budget
+) -> list[_Opcode]:
     """Line opcodes of the lines between two runs of unchanged blocks."""
     if a[i1:i2] == b[j1:j2]:
         return [("equal", i1, i2, j1, j2)] if i2 > i1 else []
     if i2 - i1 != j2 - j1:
-        return _shifted(_diff(a[i1:i2], b[j1:j2]), i1, j1)
+        return _shifted(_diff(a[i1:i2], b[j1:j2], budget), i1, j1)
     # The usual case: as many lines came as went, paragraphs in the same places. Lines
     # matched by position make a valid diff; the empty lines between stay unchanged.
     ops: list[_Opcode] = []
@@ -1070,19 +1235,27 @@ def _collector_paused() -> Iterator[None]:
 
 def _compare(old: str, new: str, old_label: str, new_label: str, context_blocks: int) -> Comparison:
     old_blocks, new_blocks = _BlockParser().parse(old), _BlockParser().parse(new)
-    block_ops = _hunks(_diff([b[_KEY] for b in old_blocks], [b[_KEY] for b in new_blocks]))
-    rows = _align(old_blocks, new_blocks, block_ops)
+    budget = _Budget()
+    block_ops = _hunks(_diff([b[_KEY] for b in old_blocks], [b[_KEY] for b in new_blocks], budget))
+    rows = _align(old_blocks, new_blocks, block_ops, budget)
     new_anchors = {b[_ANCHOR] for b in new_blocks if b[_KIND] == "h"}
     html_rows = [_render(row, new_anchors) for row in rows]
     states = [row[0] for row in rows]
     runs = _runs(states, context_blocks)
 
     changed = len(rows) - states.count("equal")
+    compared_whole = sum(1 for state, _, _, regions in rows if state == "changed" and regions is None)
+    whole = compared_whole + budget.unmatched
     return Comparison(
-        redline_html=_redline_html(html_rows, runs, bool(changed)),
-        side_by_side_html=_side_by_side_html(html_rows, states, runs, bool(changed), old_label, new_label),
-        unified_diff=_unified_diff(old, new, (old_label, new_label), (old_blocks, new_blocks), block_ops),
+        redline_html=_redline_html(html_rows, runs, bool(changed), whole),
+        side_by_side_html=_side_by_side_html(
+            html_rows, states, runs, bool(changed), old_label, new_label, whole
+        ),
+        unified_diff=_unified_diff(
+            old, new, (old_label, new_label), (old_blocks, new_blocks), block_ops, budget
+        ),
         words_inserted=sum(row[4] for row in html_rows),
         words_deleted=sum(row[3] for row in html_rows),
         blocks_changed=changed,
+        blocks_compared_whole=whole,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from html import unescape
 from itertools import pairwise
@@ -75,18 +75,36 @@ def split_heading_id(text: str) -> tuple[str, str | None]:
     return text[: match.start()].rstrip(), custom_id or None
 
 
-def dedupe_anchor(anchor: str, taken: Container[str]) -> str:
-    """Return ``anchor``, or the first of ``anchor-2``, ``anchor-3``, ... not in ``taken``.
+class HeadingAnchors:
+    """Hands out the anchors of one document's headings, in document order.
 
-    The caller records the result in ``taken``; anchors must be deduplicated in
-    document order so that earlier sections keep their links when later
+    An explicit ``{#id}`` wins over the slug of the text; a repeat, explicit or
+    not, becomes the first of ``anchor-2``, ``anchor-3``, ... not yet handed
+    out. Document order matters: earlier sections keep their links when later
     sections are added.
     """
-    candidate, number = anchor, 1
-    while candidate in taken:
-        number += 1
-        candidate = f"{anchor}-{number}"
-    return candidate
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+        # The number each anchor's next repeat starts trying from. Without it, the
+        # n-th repeat would try n - 1 taken candidates first: 16,000 identical
+        # headings took 25 s. Every candidate below the number is taken for good, so
+        # the result is still the first free one; a candidate is skipped only if
+        # some other heading took it (a real heading "a-2"), at most once per anchor
+        # that can produce it, which keeps the whole document linear.
+        self._next: dict[str, int] = {}
+
+    def anchor(self, text: str, custom_id: str | None = None) -> str:
+        base = custom_id or slugify_heading(text)
+        candidate, number = base, self._next.get(base, 1)
+        if number > 1:
+            candidate = f"{base}-{number}"
+        while candidate in self._taken:
+            number += 1
+            candidate = f"{base}-{number}"
+        self._next[base] = number + 1
+        self._taken.add(candidate)
+        return candidate
 
 
 _ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
@@ -174,14 +192,13 @@ def _extract_custom_ids(state: StateCore) -> None:
 
 
 def _assign_heading_anchors(state: StateCore) -> None:
-    taken: set[str] = set()
+    anchors = HeadingAnchors()
     tokens = state.tokens
     for index, token in enumerate(tokens):
         if token.type != "heading_open":
             continue
         text = _inline_text(tokens[index + 1].children or [])
-        anchor = dedupe_anchor(token.meta.get("custom_id") or slugify_heading(text), taken)
-        taken.add(anchor)
+        anchor = anchors.anchor(text, token.meta.get("custom_id"))
         token.attrSet("id", anchor)
         heading = Heading(level=int(token.tag[1:]), text=text, anchor=anchor)
         token.meta["heading"] = tokens[index + 2].meta["heading"] = heading
@@ -265,11 +282,105 @@ def _build_parser() -> MarkdownIt:
 _PARSER = _build_parser()
 
 
+# The largest document the editor accepts. Within these, every input tried in
+# bench/markdown_bench.py, CommonMark's known-slow shapes among them, renders and
+# compares with a changed version in under 2 s; a real legal document is far
+# inside all of them.
+MAX_CHARACTERS = 500_000
+MAX_LINES = 10_000
+MAX_HEADINGS = 2_000
+# Paragraphs, headings, list items, table cells, code blocks, rules and link
+# reference definitions: what the parser and the comparison handle one by one.
+MAX_BLOCKS = 5_000
+# Pieces of inline markup: runs of * _ ` ~ (as "**" in "**bold**"), and each
+# [ ] < \ & !. Each costs the parser a search for its partner, 30 to 150
+# microseconds when there is none.
+MAX_MARKUP = 15_000
+_MARKUP = re.compile(r"\*+|_+|`+|~+|[\[\]<\\&!]")
+# Other characters that stop the parser's fast scan of plain text, costing 5 to
+# 15 microseconds each: dense hyphens and colons made headings render at 2 ms each.
+MAX_SYMBOLS = 50_000
+SYMBOL_CHARACTERS = "-:#$%+=>@^{}"
+
+_BLOCK_OPENINGS = frozenset(
+    {"paragraph_open", "heading_open", "th_open", "td_open", "fence", "code_block", "hr"}
+)
+
+
+class DocumentTooLarge(ValueError):
+    """A document beyond one of the limits; ``limit`` names it: "characters", "lines",
+    "markup", "symbols", "headings" or "blocks"."""
+
+    def __init__(self, limit: str, actual: int, maximum: int, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.actual = actual
+        self.maximum = maximum
+
+
+def _too_large(limit: str, actual: int, maximum: int, what: str, advice: str) -> DocumentTooLarge:
+    return DocumentTooLarge(
+        limit, actual, maximum, f"The document has {actual:,} {what}; the limit is {maximum:,}. {advice}"
+    )
+
+
+def markup_count(source: str) -> int:
+    """The pieces of inline markup in ``source``, as MAX_MARKUP counts them."""
+    return sum(1 for _ in _MARKUP.finditer(source))
+
+
+def check_limits(source: str) -> None:
+    """Raise DocumentTooLarge for a document beyond the limits above.
+
+    The cheap counts come first, so that a huge input is refused before any parsing.
+    """
+    split = "Split it into several documents."
+    if len(source) > MAX_CHARACTERS:
+        raise _too_large("characters", len(source), MAX_CHARACTERS, "characters", split)
+    # Empty lines between blocks cost next to nothing; lines of text cost their breaks.
+    lines = sum(1 for line in source.split("\n") if line and not line.isspace())
+    if lines > MAX_LINES:
+        raise _too_large(
+            "lines", lines, MAX_LINES, "lines of text", "Join short lines or split it into several documents."
+        )
+    markup = markup_count(source)
+    if markup > MAX_MARKUP:
+        raise _too_large(
+            "markup", markup, MAX_MARKUP,
+            "pieces of inline markup (runs of * _ ` ~, and each [ ] < \\ & !)",
+            "Use less emphasis and fewer links, or split it into several documents.",
+        )
+    symbols = sum(map(source.count, SYMBOL_CHARACTERS))
+    if symbols > MAX_SYMBOLS:
+        raise _too_large(
+            "symbols", symbols, MAX_SYMBOLS, f"symbol characters ({' '.join(SYMBOL_CHARACTERS)})",
+            "Split it into several documents.",
+        )
+    # The block structure only: a fifth of the time of a full rendering.
+    env: EnvType = {}
+    tokens: list[Token] = []
+    _PARSER.block.parse(source, _PARSER, env, tokens)
+    headings = sum(1 for token in tokens if token.type == "heading_open")
+    if headings > MAX_HEADINGS:
+        raise _too_large(
+            "headings", headings, MAX_HEADINGS, "headings",
+            "Use fewer headings or split it into several documents.",
+        )
+    blocks = sum(1 for token in tokens if token.type in _BLOCK_OPENINGS) + len(env.get("references", ()))
+    if blocks > MAX_BLOCKS:
+        raise _too_large(
+            "blocks", blocks, MAX_BLOCKS,
+            "blocks (paragraphs, headings, list items, table cells, code blocks, rules and link definitions)",
+            split,
+        )
+
+
 def render_markdown(source: str) -> Rendered:
     """Render Markdown to sanitised HTML and collect its headings.
 
     Raw HTML in ``source`` is shown as text, links keep only http, https,
-    mailto and relative URLs, and images are replaced by their alt text.
+    mailto and relative URLs, and images are replaced by their alt text. A
+    source taken from a user goes through check_limits first.
     """
     env: EnvType = {}
     tokens = _PARSER.parse(source, env)

@@ -112,7 +112,7 @@ def tags_and_ids(html: str) -> tuple[set[str], list[str]]:
 
 OUR_TAGS = {
     "div", "p", "h1", "h2", "h3", "h4", "h5", "h6", "del", "ins", "details", "summary", "pre",
-    "code", "blockquote", "hr", "table", "caption", "thead", "tbody", "tr", "th", "td",
+    "code", "blockquote", "hr", "table", "caption", "thead", "tbody", "tr", "th", "td", "span",
 }  # fmt: skip
 
 
@@ -271,7 +271,7 @@ def test_huge_inputs_without_unique_items_fall_back_to_myers(monkeypatch):
     monkeypatch.setattr(diff, "_MAX_LCS_CELLS", 10)
     old = "a b a b a b a b a b"
     new = "a b b a b a a b"
-    ops = diff._diff(old.split(), new.split())
+    ops = diff._diff(old.split(), new.split(), diff._Budget())
     assert ops[0][0] in ("equal", "delete", "insert")
     rebuilt_new = []
     for tag, i1, i2, j1, j2 in ops:
@@ -296,7 +296,7 @@ def test_encoding_beyond_the_alphabet_stays_exact(monkeypatch):
     a, b = diff._encode(["v", "w", "x", "y", "z"], ["z", "v"])
     assert (a, b) == ([0, 1, 2, 3, 4], [4, 0])
     monkeypatch.setattr(diff, "_MAX_LCS_CELLS", 1)
-    ops = diff._diff(["v", "w", "x", "y", "z"], ["z", "v"])
+    ops = diff._diff(["v", "w", "x", "y", "z"], ["z", "v"], diff._Budget())
     assert sum(i2 - i1 for tag, i1, i2, _, _ in ops if tag == "equal") == 1
 
 
@@ -713,3 +713,176 @@ def test_long_single_paragraph_documents():
     result = compare(old, new)
     assert (result.words_deleted, result.words_inserted) == (2, 1)
     assert "<del>word2500</del><ins>changed2500</ins>" in result.redline_html
+
+
+# --- compare: bounded work -------------------------------------------------
+
+
+def unrelated_paragraphs(words: int) -> tuple[str, str]:
+    return " ".join(f"old{k}" for k in range(words)), " ".join(f"new{k}" for k in range(words))
+
+
+def test_a_rewrite_beyond_the_budget_is_shown_whole_and_says_so(monkeypatch):
+    # Two unrelated 500-word paragraphs cost 250,000 steps; the budget allows far fewer.
+    monkeypatch.setattr(diff, "_BUDGET_STEPS", 50_000)
+    old, new = unrelated_paragraphs(500)
+    result = compare(f"# Terms\n\n{old}\n", f"# Terms\n\n{new}\n")
+    assert result.blocks_compared_whole == 1
+    assert (result.words_deleted, result.words_inserted) == (500, 500)
+    assert "1 changed block was too large to compare word by word" in result.redline_html
+    assert '<p class="compared-whole">Compared as a whole' in result.redline_html
+    assert f'<p class="changed whole"><del>{old}</del><ins>{new}</ins></p>' in result.redline_html
+    assert "too large to compare word by word" in result.side_by_side_html
+    assert apply_unified(f"# Terms\n\n{old}\n", result.unified_diff) == f"# Terms\n\n{new}\n"
+
+
+def test_within_the_budget_nothing_is_compared_whole(monkeypatch):
+    old, new = unrelated_paragraphs(500)
+    result = compare(old, new.replace("new7 ", "old7 "))
+    assert result.blocks_compared_whole == 0
+    assert "compared-whole" not in result.redline_html
+    assert "<del>old0" in result.redline_html
+
+
+def test_the_budget_is_shared_by_every_block_of_a_comparison(monkeypatch):
+    # Each pair of 40-word paragraphs costs 1,600 steps: the first ones are marked word by
+    # word, and the rest, once the budget runs out, are compared whole.
+    monkeypatch.setattr(diff, "_BUDGET_STEPS", 10_000)
+    olds = [" ".join(f"w{k}x{n}" for n in range(40)) for k in range(20)]
+    news = [text.replace("x3 ", "y3 ") for text in olds]
+    result = compare("\n\n".join(olds), "\n\n".join(news))
+    assert 0 < result.blocks_compared_whole < 20
+    assert result.redline_html.count('class="changed whole"') == result.blocks_compared_whole
+    assert result.redline_html.count('<p class="changed">') == 20 - result.blocks_compared_whole
+    assert result.words_deleted == result.words_inserted
+
+
+def test_without_unique_items_myers_runs_only_for_few_differences(monkeypatch):
+    monkeypatch.setattr(diff, "_MAX_LCS_CELLS", 10)
+    # No item is unique to both sides; a few differences are affordable.
+    old = "ab" * 200
+    new = "ab" * 100 + "b" + "ab" * 99 + "a"
+    ops = diff._anchored_opcodes(old, new, diff._Budget(1_000_000))
+    assert "replace" not in {tag for tag, *_ in ops}
+    assert sum(i2 - i1 for tag, i1, i2, _, _ in ops if tag == "equal") == 399
+    # 800 differences at 800 steps each are not: one replace between the anchors.
+    ops = diff._anchored_opcodes("x" + "ab" * 200 + "y", "x" + "cd" * 200 + "y", diff._Budget(1_000_000))
+    assert ops == [("equal", 0, 1, 0, 1), ("replace", 1, 401, 1, 401), ("equal", 401, 402, 401, 402)]
+
+
+def test_the_common_ends_of_an_unanchored_span_are_kept(monkeypatch):
+    monkeypatch.setattr(diff, "_MAX_LCS_CELLS", 10)
+    ops = diff._anchored_opcodes("aaaa" + "b" * 300 + "cc", "aaaa" + "d" * 300 + "cc", diff._Budget(0))
+    assert ops == [("equal", 0, 4, 0, 4), ("replace", 4, 304, 4, 304), ("equal", 304, 306, 304, 306)]
+
+
+def test_word_ops_beyond_the_budget_still_rebuild_both_texts(monkeypatch):
+    monkeypatch.setattr(diff, "_BUDGET_STEPS", 100)
+    old, new = unrelated_paragraphs(50)
+    ops = word_ops(old + "\nsame\n", new + "\nsame\n")
+    assert rebuilt(ops, "insert") == old + "\nsame\n"
+    assert rebuilt(ops, "delete") == new + "\nsame\n"
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(markdown_versions(), st.integers(0, 3000))
+def test_compare_on_any_budget_applies_and_marks_whole_blocks(versions, steps):
+    old, new = versions
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(diff, "_BUDGET_STEPS", steps)
+        result = compare(old, new)
+    assert apply_unified(old, result.unified_diff) == new
+    assert result.redline_html.count('<p class="compared-whole">') <= result.blocks_compared_whole
+    assert ("too large to compare word by word" in result.redline_html) == bool(result.blocks_compared_whole)
+
+
+# --- compare: invisible characters -------------------------------------------
+
+
+def test_a_space_replaced_by_a_no_break_space_shows_as_a_change():
+    result = compare("Fees are 10 EUR.\n", "Fees are 10\u00a0EUR.\n")
+    assert result.blocks_changed == 1
+    assert (
+        '<del><span class="invisible-char" title="U+0020 SPACE">\u27e8U+0020\u27e9</span></del>'
+        '<ins><span class="invisible-char" title="U+00A0 NO-BREAK SPACE">\u27e8U+00A0\u27e9</span></ins>'
+    ) in result.redline_html
+
+
+@pytest.mark.parametrize(
+    ("char", "name"),
+    [
+        ("\u202e", "RIGHT-TO-LEFT OVERRIDE"),
+        ("\u202a", "LEFT-TO-RIGHT EMBEDDING"),
+        ("\u2066", "LEFT-TO-RIGHT ISOLATE"),
+        ("\u2069", "POP DIRECTIONAL ISOLATE"),
+        ("\u200b", "ZERO WIDTH SPACE"),
+        ("\ufeff", "ZERO WIDTH NO-BREAK SPACE"),
+        ("\u00ad", "SOFT HYPHEN"),
+        ("\u2028", "LINE SEPARATOR"),
+    ],
+)
+def test_an_inserted_invisible_character_is_a_visible_labelled_marker(char, name):
+    old = "The Processor shall notify the Customer.\n"
+    result = compare(old, old.replace("shall", f"shall{char}"))
+    code = f"U+{ord(char):04X}"
+    marker = f'<span class="invisible-char" title="{code} {name}">\u27e8{code}\u27e9</span>'
+    assert result.blocks_changed == 1
+    for html in (result.redline_html, result.side_by_side_html):
+        assert marker in html
+        # The character itself never reaches the page, where a bidi control would reorder it.
+        assert char not in html
+
+
+def test_a_lone_invisible_character_inserted_is_still_a_change():
+    result = compare("Cost: 10.\n", "Cost: 10.\u200b\n")
+    assert result.blocks_changed == 1
+    assert '<ins><span class="invisible-char" title="U+200B ZERO WIDTH SPACE">' in result.redline_html
+
+
+def test_invisible_characters_in_deleted_and_inserted_blocks_are_marked():
+    old = "# Terms\n\nKeep this.\n\nfoo\u202egnp.exe\n"
+    new = "# Terms\n\nKeep this.\n\n| a\u2067 | b |\n|---|---|\n"
+    html = compare(old, new, context_blocks=5).redline_html
+    assert '<del>foo<span class="invisible-char" title="U+202E RIGHT-TO-LEFT OVERRIDE">' in html
+    assert '<span class="invisible-char" title="U+2067 RIGHT-TO-LEFT ISOLATE">' in html
+    assert "\u202e" not in html and "\u2067" not in html
+
+
+def test_controls_without_a_name_and_private_use_characters_are_labelled():
+    html = compare("a b\n", "a \x07\ue000 b\n").redline_html
+    assert 'title="U+0007 control character"' in html
+    assert 'title="U+E000 private-use character"' in html
+
+
+def test_visible_non_ascii_text_in_a_change_is_left_alone():
+    html = compare("Übermittlung\n", "Übermittlung in Drittländer — „sicher“ & <b>\n").redline_html
+    assert "<ins> in Drittländer — „sicher“ &amp; &lt;b&gt;</ins>" in html
+    assert "invisible-char" not in html
+
+
+def test_a_rewritten_giant_paragraph_is_compared_whole_within_the_default_budget():
+    # Two unrelated paragraphs of 40,000 words: Myers's algorithm with no limit took
+    # 53 s on 80,000 words. The banded check sees that the differences will not fit.
+    old, new = unrelated_paragraphs(40_000)
+    result = compare(old, new)
+    assert result.blocks_compared_whole == 1
+    assert (result.words_deleted, result.words_inserted) == (40_000, 40_000)
+
+
+def test_a_changed_stretch_too_large_to_pair_is_deleted_and_inserted_and_counted(monkeypatch):
+    # 30 old and 31 new paragraphs, in place as versions of each other but one shorter:
+    # pairing them costs 30 x 31 candidates, more than the budget.
+    monkeypatch.setattr(diff, "_BUDGET_STEPS", 100_000)
+    olds = [f"Clause {k} applies to the Processor." for k in range(30)]
+    news = ["A new first clause."] + [text.replace("Processor", "Controller") for text in olds]
+    result = compare("\n\n".join(olds), "\n\n".join(news))
+    assert result.blocks_compared_whole == 61
+    assert "61 changed blocks were too large to compare word by word" in result.redline_html
+    assert result.redline_html.count('<p class="deleted">') == 30
+    assert result.redline_html.count('<p class="inserted">') == 31
+    assert result.words_deleted == 6 * 30
+    # With the usual budget, the same stretch is paired and marked word by word.
+    monkeypatch.undo()
+    result = compare("\n\n".join(olds), "\n\n".join(news))
+    assert result.blocks_compared_whole == 0
+    assert result.words_deleted == 30

@@ -14,8 +14,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registry.domain.markdown import (
+    MAX_BLOCKS,
+    MAX_CHARACTERS,
+    MAX_HEADINGS,
+    MAX_LINES,
+    MAX_MARKUP,
+    MAX_SYMBOLS,
+    DocumentTooLarge,
     Heading,
-    dedupe_anchor,
+    HeadingAnchors,
+    check_limits,
     plain_text,
     render_markdown,
     sanitize_html,
@@ -297,11 +305,136 @@ def test_slugify_heading(text: str, slug: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("taken", "expected"),
-    [(set(), "a"), ({"a"}, "a-2"), ({"a", "a-2"}, "a-3"), ({"a-2"}, "a")],
+    ("texts", "expected"),
+    [
+        (["a"], ["a"]),
+        (["a", "a"], ["a", "a-2"]),
+        (["a", "a", "a"], ["a", "a-2", "a-3"]),
+        (["a-2", "a", "a"], ["a-2", "a", "a-3"]),
+        (["a", "a", "a-2", "a"], ["a", "a-2", "a-2-2", "a-3"]),
+        (["a-1", "a", "a"], ["a-1", "a", "a-2"]),
+    ],
 )
-def test_dedupe_anchor(taken: set[str], expected: str) -> None:
-    assert dedupe_anchor("a", taken) == expected
+def test_heading_anchors_take_the_first_free_number(texts: list[str], expected: list[str]) -> None:
+    anchors = HeadingAnchors()
+    assert [anchors.anchor(text) for text in texts] == expected
+
+
+def first_free(texts: list[str]) -> list[str]:
+    """The rule as first written: try anchor, anchor-2, anchor-3... from the start each time."""
+    taken: set[str] = set()
+    out = []
+    for text in texts:
+        base = slugify_heading(text)
+        candidate, number = base, 1
+        while candidate in taken:
+            number += 1
+            candidate = f"{base}-{number}"
+        taken.add(candidate)
+        out.append(candidate)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "a-2", "a-3", "a-2-2", "b", "a-1", "a-10"]), max_size=30))
+def test_heading_anchors_agree_with_the_first_free_rule(texts: list[str]) -> None:
+    anchors = HeadingAnchors()
+    assert [anchors.anchor(text) for text in texts] == first_free(texts)
+
+
+def test_twenty_thousand_repeated_headings_get_distinct_anchors() -> None:
+    source = "## Scope\n\n" * 10_000 + "".join(f"## Scope {k}\n\n" for k in range(2, 10_002))
+    anchors = [heading.anchor for heading in render_markdown(source).headings]
+    assert len(anchors) == 20_000
+    assert len(set(anchors)) == 20_000
+    # The real headings "Scope 2"... came later, so they give way to the repeats.
+    assert anchors[:3] == ["scope", "scope-2", "scope-3"]
+    assert anchors[10_000:10_002] == ["scope-2-2", "scope-3-2"]
+
+
+# --- Limits ------------------------------------------------------------------
+
+
+def padded(text: str, size: int) -> str:
+    """``text``, then plain words up to ``size`` characters."""
+    return text + ("\n\n" + "word " * size)[: size - len(text)]
+
+
+@pytest.mark.parametrize(
+    ("limit", "at_the_limit", "over_the_limit", "message"),
+    [
+        (
+            "characters",
+            "x" * MAX_CHARACTERS,
+            "x" * (MAX_CHARACTERS + 1),
+            "The document has 500,001 characters; the limit is 500,000. Split it into several documents.",
+        ),
+        (
+            "lines",
+            "line\n" * MAX_LINES + "\n \n\t\n\n",
+            "line\n" * MAX_LINES + "one more",
+            "The document has 10,001 lines of text; the limit is 10,000.",
+        ),
+        (
+            "markup",
+            "**a** " * (MAX_MARKUP // 2),
+            "**a** " * (MAX_MARKUP // 2) + "[",
+            "The document has 15,001 pieces of inline markup (runs of * _ ` ~, and each [ ] < \\ & !);"
+            " the limit is 15,000.",
+        ),
+        (
+            "symbols",
+            "a-" * MAX_SYMBOLS,
+            "a-" * MAX_SYMBOLS + ":",
+            "The document has 50,001 symbol characters (- : # $ % + = > @ ^ { }); the limit is 50,000.",
+        ),
+        (
+            "headings",
+            "# Scope\n" * MAX_HEADINGS,
+            "# Scope\n" * MAX_HEADINGS + "Setext\n===",
+            "The document has 2,001 headings; the limit is 2,000.",
+        ),
+        (
+            "blocks",
+            "Clause.\n\n" * MAX_BLOCKS,
+            "Clause.\n\n" * (MAX_BLOCKS - 1) + "| a | b |\n|---|---|\n",
+            "The document has 5,001 blocks (paragraphs, headings, list items, table cells,",
+        ),
+        (
+            "blocks",
+            "".join(f"[{k}]: /u\n" for k in range(MAX_BLOCKS // 2)) + "Clause.\n\n" * (MAX_BLOCKS // 2),
+            "".join(f"[{k}]: /u\n" for k in range(MAX_BLOCKS // 2 + 1)) + "Clause.\n\n" * (MAX_BLOCKS // 2),
+            "code blocks, rules and link definitions); the limit is 5,000.",
+        ),
+    ],
+)
+def test_check_limits_names_the_limit_a_document_exceeds(
+    limit: str, at_the_limit: str, over_the_limit: str, message: str
+) -> None:
+    check_limits(at_the_limit)
+    with pytest.raises(DocumentTooLarge) as raised:
+        check_limits(over_the_limit)
+    assert raised.value.limit == limit
+    assert raised.value.actual == raised.value.maximum + 1
+    assert message in str(raised.value)
+
+
+def test_check_limits_accepts_a_long_legal_document() -> None:
+    sentence = (
+        "The Processor shall notify the Customer of any new **Sub-processor** at least thirty (30) "
+        "days in advance, as described in [Annex III](#annex-iii), naming the entity and its location. "
+    )
+    clause = (
+        "## 4. Sub-processors\n\n" + sentence * 3 + "\n\n"
+        "- hosting and storage;\n- payment processing;\n- customer support.\n\n"
+    )
+    source = clause * (MAX_CHARACTERS // len(clause))
+    check_limits(source)
+    assert len(render_markdown(source).headings) == MAX_CHARACTERS // len(clause)
+
+
+def test_headings_inside_code_are_not_counted() -> None:
+    check_limits("```\n" + "# comment\n" * (MAX_HEADINGS + 1) + "```\n")
 
 
 # --- Headings ----------------------------------------------------------------
@@ -509,3 +642,25 @@ def test_tables_sit_in_a_focusable_scroll_region():
 def test_authors_cannot_smuggle_a_div_through_the_sanitiser():
     html = sanitize_html('<div class="evil" onclick="x()" style="color:red">t</div>')
     assert "evil" not in html and "onclick" not in html and "style" not in html
+
+
+class CountingSet(set):
+    """A set that counts membership tests: the work of de-duplicating anchors."""
+
+    probes = 0
+
+    def __contains__(self, item: object) -> bool:
+        CountingSet.probes += 1
+        return super().__contains__(item)
+
+
+def test_repeated_headings_cost_a_constant_number_of_lookups_each(monkeypatch) -> None:
+    # Trying anchor, anchor-2, anchor-3... from the start for every repeat made the n-th
+    # repeat probe n - 1 taken anchors: 16,000 identical headings took 25 s to render.
+    monkeypatch.setattr(CountingSet, "probes", 0)
+    anchors = HeadingAnchors()
+    anchors._taken = CountingSet()
+    texts = [f"a {k}" for k in range(2, 2002)] + ["a"] * 2000 + ["b"] * 4000
+    assert len({anchors.anchor(text) for text in texts}) == 8000
+    # Each "a" skips at most the "a-k" headings taken before it, once in all.
+    assert CountingSet.probes <= 2 * len(texts) + 2000
