@@ -21,7 +21,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Va
 from registry.domain import subprocessors as sp
 from registry.domain.clock import now_utc
 from registry.domain.diff import compare
-from registry.domain.markdown import render_markdown
+from registry.domain.markdown import MAX_CHARACTERS, DocumentTooLarge, check_limits, render_markdown
 from registry.domain.roles import can
 from registry.domain.slugs import PATTERN as SLUG_PATTERN
 from registry.domain.slugs import check_slug
@@ -35,7 +35,6 @@ from registry.web.access import permission_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-MAX_SOURCE = 500_000
 PAGE_SIZE = 50
 RECENT_EFFECTIVE = 10
 LATEST = datetime.max.replace(tzinfo=UTC)
@@ -106,10 +105,18 @@ class ChangeSetForm(FlaskForm):
                              validators=[InputRequired("Choose material or non-material.")])
 
 
+def within_limits(form, field) -> None:
+    """A document must render and compare in bounded time (domain/markdown.check_limits)."""
+    try:
+        check_limits(field.data or "")
+    except DocumentTooLarge as error:
+        raise ValidationError(str(error)) from None
+
+
 class DocumentVersionForm(FlaskForm):
     source = TextAreaField("Markdown source",
                            validators=[DataRequired("The document cannot be empty."),
-                                       Length(max=MAX_SOURCE), plain_text])
+                                       Length(max=MAX_CHARACTERS), plain_text, within_limits])
     summary = TextAreaField("Summary of changes for readers", filters=TEXT,
                             validators=[DataRequired("Summarise the changes for readers."),
                                         Length(max=5000), plain_text])
@@ -456,9 +463,10 @@ def preview():
     source = request.form.get("source")
     if source is None:
         return jsonify(error={"status": 400, "message": "Send the Markdown in the 'source' field."}), 400
-    if len(source) > MAX_SOURCE:
-        return jsonify(error={"status": 413, "message": f"The source is longer than {MAX_SOURCE} "
-                                                         "characters."}), 413
+    try:
+        check_limits(source)
+    except DocumentTooLarge as error:
+        return jsonify(error={"status": 413, "message": str(error)}), 413
     slug = request.form.get("document", "")
     document = reading.document(db.session, slug) if slug and re.fullmatch(SLUG_PATTERN, slug) else None
     if slug and document is None:

@@ -244,6 +244,22 @@ def test_preview_button_without_javascript_stores_nothing(world, editor, login):
         DocumentVersion.change_set_id == change_set.id)) == "# Privacy\n\nWe collect your name and email."
 
 
+def test_a_document_beyond_the_limits_is_refused_naming_the_limit(world, editor, login):
+    """16,000 headings took 42 s to preview and 6.5 s per change-set page once saved (issue 9 item 5)."""
+    change_set = make_draft(world, editor)
+    writer = login(editor)
+    source = "# Same heading\n\n" * 16_000
+    preview = writer.post("/admin/preview", headers={"X-CSRFToken": writer.csrf()},
+                          data={"source": source, "document": "privacy-policy"})
+    assert preview.status_code == 413 and "the limit is" in preview.get_json()["error"]["message"]
+    saved = writer.post(f"/admin/change-sets/{change_set.id}/documents/privacy-policy", data={
+        "csrf_token": writer.csrf(), "source": source, "summary": "Many headings",
+        "materiality": "material"})
+    assert saved.status_code == 422 and "the limit is" in saved.get_data(as_text=True)
+    assert db.session.scalar(select(DocumentVersion.source_md).where(
+        DocumentVersion.change_set_id == change_set.id)) == "# Privacy\n\nWe collect your name and email."
+
+
 def test_return_withdraw_discard_and_comment(world, editor, approver, login):
     change_set = make_draft(world, editor)
     writer, reviewer = login(editor), login(approver)
