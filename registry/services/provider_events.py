@@ -26,6 +26,8 @@ from registry.models import ChangeSet, Delivery, Notice, Suppression, WebhookBat
 from registry.services.notices import SETTLED, settle
 
 BATCHES = WebhookBatch.__table__
+EVENTS = WebhookEvent.__table__
+SUPPRESSIONS = Suppression.__table__
 # A batch whose application failed this often is left alone, its body and error kept for staff.
 MAX_ATTEMPTS = 5
 # Rows per multi-row INSERT: well under SQLite's limit on bound parameters.
@@ -197,18 +199,19 @@ def _first_time(session: Session, events: list[ProviderEvent], deliveries: dict[
                 now: datetime) -> list[ProviderEvent]:
     """Record the events; those whose id was recorded before (SendGrid retries, overlapping posts)
     are left out. Sorted by id so that two appliers inserting the same ids wait in one order."""
-    new: set[str] = set()
     ordered = sorted(events, key=lambda e: e.sg_event_id)
-    for chunk in _chunks(ordered, INSERT_CHUNK):
-        values = []
-        for event in chunk:
-            delivery = deliveries.get(event.sg_event_id)
-            accepted = event.kind in rules.ACCEPTED_EVENTS
-            values.append({"sg_event_id": event.sg_event_id, "received_at": now, "event": event.kind,
-                           "delivery_id": delivery.id if delivery else None,
-                           "message_id": event.message_id if accepted and delivery else None})
-        statement = dialect_insert(session)(WebhookEvent).values(values)
-        new |= set(session.scalars(statement.on_conflict_do_nothing().returning(WebhookEvent.sg_event_id)))
+    if not ordered:
+        return []
+    values = []
+    for event in ordered:
+        delivery = deliveries.get(event.sg_event_id)
+        accepted = event.kind in rules.ACCEPTED_EVENTS
+        values.append({"sg_event_id": event.sg_event_id, "received_at": now, "event": event.kind,
+                       "delivery_id": delivery.id if delivery else None,
+                       "message_id": event.message_id if accepted and delivery else None})
+    # Many parameter sets on one cached statement: SQLAlchemy sends them as multi-row INSERTs.
+    statement = dialect_insert(session)(EVENTS).on_conflict_do_nothing().returning(EVENTS.c.sg_event_id)
+    new = set(session.scalars(statement, values))
     return [e for e in ordered if e.sg_event_id in new]
 
 
@@ -248,10 +251,10 @@ def _suppress(session: Session, reasons: dict[str, str], now: datetime) -> tuple
     """
     added = 0
     changed: set[int] = set()
-    for chunk in _chunks(sorted(reasons), INSERT_CHUNK):
-        statement = dialect_insert(session)(Suppression).values(
-            [{"email": e, "reason": reasons[e], "created_at": now} for e in chunk])
-        added += len(session.scalars(statement.on_conflict_do_nothing().returning(Suppression.email)).all())
+    if reasons:
+        statement = dialect_insert(session)(SUPPRESSIONS).on_conflict_do_nothing()
+        rows = [{"email": e, "reason": reasons[e], "created_at": now} for e in sorted(reasons)]
+        added = len(session.scalars(statement.returning(SUPPRESSIONS.c.email), rows).all())
     # Through the (notice_id, email) index: only notices still being dispatched, only rows not yet claimed.
     open_notices = select(Notice.id).where(Notice.dispatch_completed_at.is_(None))
     by_reason: dict[str, list[str]] = defaultdict(list)
