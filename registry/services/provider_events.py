@@ -145,8 +145,24 @@ def apply_provider_events(session: Session, events: list, *, now: datetime | Non
     added, withdrawn = _suppress(session, suppress, now)
     result.suppressed += added
     session.flush()
-    result.completed = settle(session, sorted({d.notice_id for d in rows.values()} | withdrawn), now=now)
+    touched = {d.notice_id for d in rows.values()} | withdrawn
+    result.completed = settle(session, [n for n in sorted(touched) if _may_complete(session, n)], now=now)
     return result
+
+
+def _may_complete(session: Session, notice_id: int) -> bool:
+    """Whether settle() should count this notice's deliveries (100,000 for a large one): not while a
+    row is still to send, found through the partial indexes. The notice row is locked first, as
+    settle() does, so that of two appliers settling its last rows at once the second one looks
+    after the first committed, and one of them completes the notice."""
+    still_open = select(Notice.id).where(Notice.id == notice_id, Notice.dispatch_completed_at.is_(None))
+    if session.scalar(still_open.with_for_update()) is None:
+        return False
+    for status in ("queued", "sending"):
+        waiting = select(Delivery.id).where(Delivery.status == status, Delivery.notice_id == notice_id)
+        if session.scalar(waiting.limit(1)) is not None:
+            return False
+    return True
 
 
 def _parse(events: list, received_at: datetime, result: EventsApplied) -> list[ProviderEvent]:

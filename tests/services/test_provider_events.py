@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from registry.extensions import db
-from registry.models import Delivery, Suppression, WebhookBatch, WebhookEvent
+from registry.models import ChangeSet, Delivery, Suppression, WebhookBatch, WebhookEvent
 from registry.notify import webhook
 from registry.services import notices, provider_events
 from tests.notify.factories import notice_with_deliveries
@@ -351,6 +351,8 @@ def test_concurrent_appliers_apply_every_event_exactly_once(app, databases):
     final = {d.email: (d.status, d.last_event) for d in db.session.scalars(
         select(Delivery).where(Delivery.notice_id == dispatch.notice_id))}
     assert final == {d.email: ("sent", "bounce" if d.email in bounced else "delivered") for d in rows}
+    # Whichever applier settled the last rows, the notice completed.
+    assert db.session.get(ChangeSet, dispatch.change_set_id).notice_completed_at is not None
 
 
 # -- the resent flag (item 23) ---------------------------------------------------------------------
