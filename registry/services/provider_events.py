@@ -1,7 +1,7 @@
 """SendGrid Event Webhook batches: storing one as it came, and applying stored ones to the deliveries.
 
-The webhook request only stores (`store_batch`); the worker applies (`claim_batch`, `apply_batch`),
-one batch per transaction, so that concurrent posts never wait on each other's row locks and an
+The webhook request only stores (`store_batch`); the worker applies (`claim_batches`, `apply_batches`),
+a few batches per transaction, so that concurrent posts never wait on each other's row locks and an
 event is applied exactly once (its sg_event_id is inserted with ON CONFLICT DO NOTHING in the same
 transaction). A delivery's latest event only ever moves forward in event time, whatever order the
 batches arrive and are applied in (`domain.provider_events.fold`).
@@ -61,48 +61,68 @@ def store_batch(session: Session, body: str, events: int, *, now: datetime | Non
     return batch
 
 
-def claim_batch(session: Session, *, now: datetime | None = None,
-                up_to: int | None = None) -> WebhookBatch | None:
-    """The oldest batch not yet applied, claimed for this transaction (which must also apply it).
+def claim_batches(session: Session, *, now: datetime | None = None, up_to: int | None = None,
+                  limit: int = 1) -> list[WebhookBatch]:
+    """The oldest batches not yet applied, claimed for this transaction (which must also apply them).
 
-    PostgreSQL: the row lock of FOR UPDATE SKIP LOCKED, so workers take different batches and a crash
+    PostgreSQL: the row locks of FOR UPDATE SKIP LOCKED, so workers take different batches and a crash
     releases the claim with everything else. SQLite: the UPDATE is the transaction's first write and
-    takes the database's write lock, so a second worker waits, then finds the batch applied.
+    takes the database's write lock, so a second worker waits, then finds the batches applied.
     """
     due = (select(BATCHES.c.id).where(BATCHES.c.applied_at.is_(None), BATCHES.c.attempts < MAX_ATTEMPTS)
-           .order_by(BATCHES.c.id).limit(1).with_for_update(skip_locked=True))
+           .order_by(BATCHES.c.id).limit(limit).with_for_update(skip_locked=True))
     if up_to is not None:
         due = due.where(BATCHES.c.id <= up_to)
-    # A scalar subquery (PostgreSQL runs it once, as an InitPlan), not a CTE: SQLite's driver opens its
-    # transaction only for statements that start with UPDATE, and a claim outside one would be no claim.
-    claimed = session.execute(
-        update(BATCHES).where(BATCHES.c.id == due.scalar_subquery(), BATCHES.c.applied_at.is_(None))
+    if session.get_bind().dialect.name == "postgresql":
+        # Evaluated once: inside IN (...) PostgreSQL may run a LIMIT ... SKIP LOCKED subquery again per row.
+        due = select(due.cte("due").prefix_with("MATERIALIZED").c.id)
+    # (SQLite gets the plain subquery: its driver opens a transaction only for a statement that starts
+    # with UPDATE, and a claim outside one would be no claim.)
+    claimed = session.scalars(
+        update(BATCHES).where(BATCHES.c.id.in_(due), BATCHES.c.applied_at.is_(None))
         .values(claimed_at=now or now_utc()).returning(BATCHES.c.id)
-    ).scalar()
-    return None if claimed is None else session.get(WebhookBatch, claimed, populate_existing=True)
+    ).all()
+    if not claimed:
+        return []
+    chosen = select(WebhookBatch).where(WebhookBatch.id.in_(claimed)).order_by(WebhookBatch.id)
+    return list(session.scalars(chosen.execution_options(populate_existing=True)))
 
 
-def apply_batch(session: Session, batch: WebhookBatch, *, now: datetime | None = None) -> EventsApplied:
-    """Apply a claimed batch and mark it applied, with its record, in the caller's transaction."""
+def apply_batches(session: Session, batches: list[WebhookBatch], *,
+                  now: datetime | None = None) -> list[EventsApplied]:
+    """Apply claimed batches together and mark each applied, with its record, in the caller's
+    transaction. An event id in two of them counts as a duplicate in the later one."""
     now = now or now_utc()
-    try:
-        events = json.loads(batch.body)
-    except (ValueError, RecursionError):
-        events = None
-    if isinstance(events, list):
-        result = apply_provider_events(session, events, now=now, received_at=batch.received_at)
-    else:
-        # The request refuses these with a 400; a row stored otherwise (by hand) is recorded, not retried.
-        result = EventsApplied()
-        result.ignore("the body is not a JSON list of events")
-    batch.applied_at, batch.outcome, batch.error = now, result.as_record(), None
+    posts, unreadable = [], []
+    for batch in batches:
+        try:
+            events = json.loads(batch.body)
+        except (ValueError, RecursionError):
+            events = None
+        if isinstance(events, list):
+            posts.append((events, batch.received_at))
+        else:
+            # The request refuses these with a 400; a row stored otherwise (by hand) is recorded, not retried.
+            posts.append(([], batch.received_at))
+            unreadable.append(len(posts) - 1)
+    results = _apply_posts(session, posts, now)
+    for index in unreadable:
+        results[index].ignore("the body is not a JSON list of events")
+    for batch, result in zip(batches, results, strict=True):
+        batch.applied_at, batch.outcome, batch.error = now, result.as_record(), None
     session.flush()
-    return result
+    return results
 
 
 def apply_provider_events(session: Session, events: list, *, now: datetime | None = None,
                           received_at: datetime | None = None) -> EventsApplied:
-    """Apply SendGrid events to their deliveries; an event id seen before changes nothing.
+    """Apply SendGrid events to their deliveries; an event id seen before changes nothing."""
+    now = now or now_utc()
+    return _apply_posts(session, [(events, received_at or now)], now)[0]
+
+
+def _apply_posts(session: Session, posts: list[tuple[list, datetime]], now: datetime) -> list[EventsApplied]:
+    """Apply the events of several posts at once, set-based; each post gets its own record.
 
     A delivery whose request went out but whose answer never came (still "sending", or re-queued by
     the worker's recovery) becomes "sent" once an event proves the provider accepted it, so it is not
@@ -110,18 +130,21 @@ def apply_provider_events(session: Session, events: list, *, now: datetime | Non
     locked (PostgreSQL) in id order before they are read, so that concurrent appliers and the
     dispatcher's own updates take turns in one order.
     """
-    now = now or now_utc()
-    result = EventsApplied()
-    parsed = _parse(events, received_at or now, result)
+    results = [EventsApplied() for _ in posts]
+    parsed, origin = _parse(posts, results)
     deliveries, mismatched = _deliveries_for(session, parsed)
     recorded = {d.id: d.provider_message_id for d in deliveries.values()}
     fresh = _first_time(session, parsed, deliveries, now)
-    result.duplicates += len(parsed) - len(fresh)
+    new_ids = {e.sg_event_id for e in fresh}
+    for event in parsed:
+        if event.sg_event_id not in new_ids:
+            results[origin[event.sg_event_id]].duplicates += 1
 
     per_delivery: dict[int, list[ProviderEvent]] = defaultdict(list)
     rows: dict[int, Delivery] = {}
     for event in fresh:
         delivery = deliveries.get(event.sg_event_id)
+        result = results[origin[event.sg_event_id]]
         if delivery is None:
             result.ignore(mismatched.get(event.sg_event_id, "no matching delivery"))
         else:
@@ -136,18 +159,19 @@ def apply_provider_events(session: Session, events: list, *, now: datetime | Non
                   recorded)
 
     # Spam reports and unsubscribes may concern no delivery of ours (an earlier mail): they still suppress.
-    suppress: dict[str, str] = {}
+    suppress: dict[str, tuple[str, int]] = {}
     for event in sorted(fresh, key=lambda e: e.order):
         delivery = deliveries.get(event.sg_event_id)
         email = event.email or (delivery.email.lower() if delivery else None)
         if event.kind in rules.SUPPRESSING_EVENTS and email:
-            suppress.setdefault(email, event.kind)
-    added, withdrawn = _suppress(session, suppress, now)
-    result.suppressed += added
+            suppress.setdefault(email, (event.kind, origin[event.sg_event_id]))
+    added, withdrawn = _suppress(session, {email: kind for email, (kind, _post) in suppress.items()}, now)
+    for email in added:
+        results[suppress[email][1]].suppressed += 1
     session.flush()
     touched = {d.notice_id for d in rows.values()} | withdrawn
-    result.completed = settle(session, [n for n in sorted(touched) if _may_complete(session, n)], now=now)
-    return result
+    results[0].completed = settle(session, [n for n in sorted(touched) if _may_complete(session, n)], now=now)
+    return results
 
 
 def _may_complete(session: Session, notice_id: int) -> bool:
@@ -165,18 +189,22 @@ def _may_complete(session: Session, notice_id: int) -> bool:
     return True
 
 
-def _parse(events: list, received_at: datetime, result: EventsApplied) -> list[ProviderEvent]:
-    """Readable events, each event id once (a batch may repeat one)."""
+def _parse(posts: list[tuple[list, datetime]],
+           results: list[EventsApplied]) -> tuple[list[ProviderEvent], dict[str, int]]:
+    """Readable events, each event id once (a post may repeat one), and the post each came in."""
     seen: dict[str, ProviderEvent] = {}
-    for raw in events:
-        event = rules.parse_event(raw, received_at)
-        if isinstance(event, str):
-            result.ignore(event)
-        elif event.sg_event_id in seen:
-            result.duplicates += 1
-        else:
-            seen[event.sg_event_id] = event
-    return list(seen.values())
+    origin: dict[str, int] = {}
+    for index, (events, received_at) in enumerate(posts):
+        for raw in events:
+            event = rules.parse_event(raw, received_at)
+            if isinstance(event, str):
+                results[index].ignore(event)
+            elif event.sg_event_id in seen:
+                results[index].duplicates += 1
+            else:
+                seen[event.sg_event_id] = event
+                origin[event.sg_event_id] = index
+    return list(seen.values()), origin
 
 
 def _deliveries_for(session: Session,
@@ -258,19 +286,19 @@ def _resent_flags(session: Session, deliveries: list[Delivery], status_before: d
                                                recorded[delivery.id], seen[delivery.id])
 
 
-def _suppress(session: Session, reasons: dict[str, str], now: datetime) -> tuple[int, set[int]]:
+def _suppress(session: Session, reasons: dict[str, str], now: datetime) -> tuple[set[str], set[int]]:
     """Put addresses on the suppression list and withdraw them from notices still waiting to be sent.
 
     Idempotent even when two appliers suppress the same address at once (ON CONFLICT DO NOTHING, in
-    address order). Returns how many addresses are new on the list, and the notices whose deliveries
-    changed (to settle them).
+    address order). Returns the addresses new on the list, and the notices whose deliveries changed
+    (to settle them).
     """
-    added = 0
+    added: set[str] = set()
     changed: set[int] = set()
     if reasons:
         statement = dialect_insert(session)(SUPPRESSIONS).on_conflict_do_nothing()
         rows = [{"email": e, "reason": reasons[e], "created_at": now} for e in sorted(reasons)]
-        added = len(session.scalars(statement.returning(SUPPRESSIONS.c.email), rows).all())
+        added = set(session.scalars(statement.returning(SUPPRESSIONS.c.email), rows))
     # Through the (notice_id, email) index: only notices still being dispatched, only rows not yet claimed.
     open_notices = select(Notice.id).where(Notice.dispatch_completed_at.is_(None))
     by_reason: dict[str, list[str]] = defaultdict(list)

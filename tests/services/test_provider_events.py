@@ -250,60 +250,73 @@ def test_a_stored_body_that_is_not_a_list_is_recorded_not_retried(app, body):
 
 
 def test_a_batch_that_fails_keeps_its_body_and_error_and_does_not_block_the_others(app, monkeypatch):
-    dispatch = notice_with_deliveries(db.session, 2, prefix="fail")
+    dispatch = notice_with_deliveries(db.session, 3, prefix="fail")
     rows = list(db.session.scalars(select(Delivery).where(Delivery.notice_id == dispatch.notice_id)
                                    .order_by(Delivery.id)))
-    bad = stored([event(rows[0], "processed", "p0")])
-    good = stored([event(rows[1], "processed", "p1")])
-    real = provider_events.apply_batch
+    before = stored([event(rows[0], "processed", "p0")])
+    bad = stored([event(rows[1], "processed", "p1")])
+    after = stored([event(rows[2], "processed", "p2")])
+    real = provider_events.apply_batches
 
-    def apply_batch(session, batch, *, now=None):
-        if batch.id == bad:
+    def apply_batches(session, batches, *, now=None):
+        if bad in {b.id for b in batches}:
             session.execute(Delivery.__table__.update().values(error="half-applied"))
             raise RuntimeError("boom")
-        return real(session, batch, now=now)
+        return real(session, batches, now=now)
 
-    monkeypatch.setattr(provider_events, "apply_batch", apply_batch)
-    assert webhook.apply_stored_batches(db.session) == 1
+    monkeypatch.setattr(provider_events, "apply_batches", apply_batches)
+    # The three are claimed together; the group fails, so they are tried one per transaction.
+    assert webhook.apply_stored_batches(db.session) == 2
     failed = db.session.get(WebhookBatch, bad)
     assert failed.applied_at is None and failed.attempts == provider_events.MAX_ATTEMPTS
-    assert failed.error == "RuntimeError: boom" and json.loads(failed.body)[0]["sg_event_id"] == "p0"
-    assert db.session.get(WebhookBatch, good).applied_at is not None
+    assert failed.error == "RuntimeError: boom" and json.loads(failed.body)[0]["sg_event_id"] == "p1"
+    assert db.session.get(WebhookBatch, before).applied_at and db.session.get(WebhookBatch, after).applied_at
     rows = list(db.session.scalars(select(Delivery).where(Delivery.notice_id == dispatch.notice_id)
                                    .order_by(Delivery.id).execution_options(populate_existing=True)))
-    # Its transaction was rolled back whole: nothing half-applied, its event not recorded as seen.
-    assert [(d.status, d.error) for d in rows] == [("queued", None), ("sent", None)]
-    assert db.session.get(WebhookEvent, "p0") is None
+    # Its transactions were rolled back whole: nothing half-applied, its event not recorded as seen.
+    assert [(d.status, d.error) for d in rows] == [("sent", None), ("queued", None), ("sent", None)]
+    assert db.session.get(WebhookEvent, "p1") is None
     # Given up after MAX_ATTEMPTS: a later call leaves it alone.
-    monkeypatch.setattr(provider_events, "apply_batch", real)
+    monkeypatch.setattr(provider_events, "apply_batches", real)
     assert webhook.apply_stored_batches(db.session) == 0
 
 
-def test_batches_posted_after_the_call_began_wait_for_the_next_one(app):
+def test_batches_posted_after_the_call_began_wait_for_the_next_one(app, monkeypatch):
     """So that a steady stream of events never holds up the dispatcher's sending."""
     dispatch = notice_with_deliveries(db.session, 1, prefix="stream")
     delivery = db.session.scalar(select(Delivery).where(Delivery.notice_id == dispatch.notice_id))
     first = stored([event(delivery, "processed", "s1")])
     later = []
-    real = provider_events.apply_batch
+    real = provider_events.apply_batches
 
-    def apply_batch(session, batch, *, now=None):
-        result = real(session, batch, now=now)
+    def apply_batches(session, batches, *, now=None):
+        results = real(session, batches, now=now)
         if not later:
             body = json.dumps([event(delivery, "delivered", "s2")])
             later.append(provider_events.store_batch(session, body, 1, now=NOW).id)
-        return result
+        return results
 
-    import registry.notify.webhook as worker_module
-
-    worker_module.provider_events.apply_batch = apply_batch
-    try:
-        assert webhook.apply_stored_batches(db.session) == 1
-    finally:
-        worker_module.provider_events.apply_batch = real
+    monkeypatch.setattr(provider_events, "apply_batches", apply_batches)
+    assert webhook.apply_stored_batches(db.session) == 1
     assert db.session.get(WebhookBatch, first).applied_at is not None
     assert db.session.get(WebhookBatch, later[0]).applied_at is None
     assert webhook.apply_stored_batches(db.session) == 1
+
+
+def test_a_group_of_batches_keeps_one_record_each(app):
+    """Applied in one transaction, each batch still says what its own events did."""
+    dispatch = notice_with_deliveries(db.session, 2, prefix="group")
+    one, two = db.session.scalars(select(Delivery).where(Delivery.notice_id == dispatch.notice_id)
+                                  .order_by(Delivery.id))
+    first = stored([event(one, "bounce", "b1"), {"event": "open", "sg_event_id": "o"}])
+    second = stored([event(one, "bounce", "b1"), event(two, "delivered", "d2"),
+                     {"event": "spamreport", "sg_event_id": "s", "email": "elsewhere@example.com"}])
+    assert webhook.apply_stored_batches(db.session) == 2
+    records = {b.id: b.outcome for b in db.session.scalars(select(WebhookBatch))}
+    assert records[first] == {"applied": 1, "duplicates": 0, "ignored": 1, "suppressed": 1,
+                              "ignored_because": {"not a delivery event": 1}}
+    assert records[second] == {"applied": 1, "duplicates": 1, "ignored": 1, "suppressed": 1,
+                               "ignored_because": {"no matching delivery": 1}}
 
 
 def test_concurrent_appliers_apply_every_event_exactly_once(app, databases):
