@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ SUPPRESSING_EVENTS = ("bounce", "dropped", "spamreport", "unsubscribe")
 RANK = {"processed": 0, "deferred": 1, "delivered": 2, "bounce": 3, "dropped": 3, "spamreport": 4,
         "unsubscribe": 5}
 
+CONTROL = re.compile(r"[\x00-\x1f]")
 MAX_EVENT_ID = 100
 MAX_EMAIL = 320
 MAX_MESSAGE_ID = 300
@@ -40,9 +42,7 @@ def clean_text(value: object, max_length: int) -> str | None:
     """A string fit for the database (PostgreSQL refuses NUL), or None."""
     if not isinstance(value, str) or not value or len(value) > max_length:
         return None
-    if any(ord(c) < 32 for c in value):
-        return None
-    return value
+    return None if CONTROL.search(value) else value
 
 
 def event_time(value: object, received_at: datetime) -> datetime:

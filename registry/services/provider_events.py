@@ -14,7 +14,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, any_, bindparam, inspect, literal, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -28,10 +29,24 @@ from registry.services.notices import SETTLED, settle
 BATCHES = WebhookBatch.__table__
 EVENTS = WebhookEvent.__table__
 SUPPRESSIONS = Suppression.__table__
+DELIVERIES = Delivery.__table__
+# What applying events reads and writes of a delivery.
+DELIVERY_STATE = [DELIVERIES.c[name] for name in (
+    "id", "notice_id", "email", "status", "sent_at", "error", "provider_message_id", "last_event",
+    "last_event_at", "is_resent")]
+INSERT_EVENTS_POSTGRESQL = text(
+    "INSERT INTO webhook_events (sg_event_id, received_at, event, delivery_id, message_id) "
+    "SELECT * FROM unnest(CAST(:sg_event_id AS varchar[]), CAST(:received_at AS timestamptz[]), "
+    "CAST(:event AS varchar[]), CAST(:delivery_id AS integer[]), CAST(:message_id AS varchar[])) "
+    "ON CONFLICT DO NOTHING RETURNING sg_event_id")
+UPDATE_DELIVERY = (
+    update(DELIVERIES).where(DELIVERIES.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), sent_at=bindparam("b_sent_at"), error=bindparam("b_error"),
+            provider_message_id=bindparam("b_message_id"), last_event=bindparam("b_last_event"),
+            last_event_at=bindparam("b_last_event_at"), is_resent=bindparam("b_is_resent"))
+)
 # A batch whose application failed this often is left alone, its body and error kept for staff.
 MAX_ATTEMPTS = 5
-# Rows per multi-row INSERT: well under SQLite's limit on bound parameters.
-INSERT_CHUNK = 500
 
 
 @dataclass
@@ -133,7 +148,6 @@ def _apply_posts(session: Session, posts: list[tuple[list, datetime]], now: date
     results = [EventsApplied() for _ in posts]
     parsed, origin = _parse(posts, results)
     deliveries, mismatched = _deliveries_for(session, parsed)
-    recorded = {d.id: d.provider_message_id for d in deliveries.values()}
     fresh = _first_time(session, parsed, deliveries, now)
     new_ids = {e.sg_event_id for e in fresh}
     for event in parsed:
@@ -141,7 +155,7 @@ def _apply_posts(session: Session, posts: list[tuple[list, datetime]], now: date
             results[origin[event.sg_event_id]].duplicates += 1
 
     per_delivery: dict[int, list[ProviderEvent]] = defaultdict(list)
-    rows: dict[int, Delivery] = {}
+    rows: dict[int, Row] = {}
     for event in fresh:
         delivery = deliveries.get(event.sg_event_id)
         result = results[origin[event.sg_event_id]]
@@ -151,12 +165,15 @@ def _apply_posts(session: Session, posts: list[tuple[list, datetime]], now: date
             rows[delivery.id] = delivery
             per_delivery[delivery.id].append(event)
             result.applied += 1
-    status_before = {i: d.status for i, d in rows.items()}
-    for delivery_id, delivery_events in per_delivery.items():
-        _apply(rows[delivery_id], delivery_events)
-    session.flush()  # each event's own delivery first: it was sent, not withdrawn by its suppression
-    _resent_flags(session, [d for d in rows.values() if d.is_resent or d.status == "sent"], status_before,
-                  recorded)
+    # The resent flag needs every message id seen for a flagged delivery. For the others, those seen
+    # before are at most the one recorded (an accepted event records its id when none is), so this
+    # post's events are enough.
+    seen = _accepted_message_ids(session, [i for i, d in rows.items() if d.is_resent])
+    changes = [_changes(rows[i], delivery_events, seen.get(i)) for i, delivery_events in per_delivery.items()]
+    if changes:
+        # One statement for every row, in id order (the rows are locked already); each event's own
+        # delivery is updated before its suppression: it was sent, not withdrawn.
+        session.execute(UPDATE_DELIVERY, sorted(changes, key=lambda c: c["b_id"]))
 
     # Spam reports and unsubscribes may concern no delivery of ours (an earlier mail): they still suppress.
     suppress: dict[str, tuple[str, int]] = {}
@@ -171,6 +188,11 @@ def _apply_posts(session: Session, posts: list[tuple[list, datetime]], now: date
     session.flush()
     touched = {d.notice_id for d in rows.values()} | withdrawn
     results[0].completed = settle(session, [n for n in sorted(touched) if _may_complete(session, n)], now=now)
+    for delivery_id in rows:
+        # Written with Core: a copy of the row already loaded in this session would be out of date.
+        loaded = session.identity_map.get(inspect(Delivery).identity_key_from_primary_key([delivery_id]))
+        if loaded is not None:
+            session.expire(loaded)
     return results
 
 
@@ -207,24 +229,24 @@ def _parse(posts: list[tuple[list, datetime]],
     return list(seen.values()), origin
 
 
-def _deliveries_for(session: Session,
-                    events: list[ProviderEvent]) -> tuple[dict[str, Delivery], dict[str, str]]:
+def _deliveries_for(session: Session, events: list[ProviderEvent]) -> tuple[dict[str, Row], dict[str, str]]:
     """Each event's delivery, by event id: by our delivery_id custom arg, failing that by the message
     id of the request and the address. Every delivery concerned is locked, in id order. Also returns
     why some events that name a delivery were not matched to it."""
     by_id = {e.delivery_id for e in events if e.delivery_id is not None}
-    by_message = {e.message_id for e in events if e.delivery_id is None and e.message_id and e.email}
+    by_message = sorted({e.message_id for e in events if e.delivery_id is None and e.message_id and e.email})
     found: set[int] = set(by_id)
-    if by_message:
-        found |= set(session.scalars(select(Delivery.id).where(Delivery.provider_message_id.in_(by_message))))
-    rows: dict[int, Delivery] = {}
-    for chunk in _chunks(sorted(found), INSERT_CHUNK):
-        rows |= {d.id: d for d in session.scalars(
-            select(Delivery).where(Delivery.id.in_(chunk)).order_by(Delivery.id)
-            .with_for_update().execution_options(populate_existing=True))}
+    for chunk in _chunks(session, by_message):
+        sent_as = _among(session, DELIVERIES.c.provider_message_id, chunk)
+        found |= set(session.scalars(select(DELIVERIES.c.id).where(sent_as)))
+    rows: dict[int, Row] = {}
+    for chunk in _chunks(session, sorted(found)):
+        rows |= {d.id: d for d in session.execute(
+            select(*DELIVERY_STATE).where(_among(session, DELIVERIES.c.id, chunk)).order_by(DELIVERIES.c.id)
+            .with_for_update())}
     by_message_and_email = {(d.provider_message_id, d.email.lower()): d for d in rows.values()
                             if d.provider_message_id in by_message}
-    chosen: dict[str, Delivery] = {}
+    chosen: dict[str, Row] = {}
     mismatched: dict[str, str] = {}
     for event in events:
         if event.delivery_id is not None:
@@ -239,7 +261,7 @@ def _deliveries_for(session: Session,
     return chosen, mismatched
 
 
-def _first_time(session: Session, events: list[ProviderEvent], deliveries: dict[str, Delivery],
+def _first_time(session: Session, events: list[ProviderEvent], deliveries: dict[str, Row],
                 now: datetime) -> list[ProviderEvent]:
     """Record the events; those whose id was recorded before (SendGrid retries, overlapping posts)
     are left out. Sorted by id so that two appliers inserting the same ids wait in one order."""
@@ -253,37 +275,45 @@ def _first_time(session: Session, events: list[ProviderEvent], deliveries: dict[
         values.append({"sg_event_id": event.sg_event_id, "received_at": now, "event": event.kind,
                        "delivery_id": delivery.id if delivery else None,
                        "message_id": event.message_id if accepted and delivery else None})
-    # Many parameter sets on one cached statement: SQLAlchemy sends them as multi-row INSERTs.
-    statement = dialect_insert(session)(EVENTS).on_conflict_do_nothing().returning(EVENTS.c.sg_event_id)
-    new = set(session.scalars(statement, values))
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement with five array parameters: a multi-row VALUES of thousands of placeholders
+        # costs more to build and parse than to insert.
+        columns = {name: [v[name] for v in values] for name in values[0]}
+        new = set(session.scalars(INSERT_EVENTS_POSTGRESQL, columns))
+    else:
+        statement = sqlite_insert(EVENTS).on_conflict_do_nothing().returning(EVENTS.c.sg_event_id)
+        new = set(session.scalars(statement, values))
     return [e for e in ordered if e.sg_event_id in new]
 
 
-def _apply(delivery: Delivery, events: list[ProviderEvent]) -> None:
+def _changes(delivery: Row, events: list[ProviderEvent], seen: set[str] | None) -> dict:
+    """A delivery's new values after its new events; `seen`: every accepted message id on record for
+    it, when it is flagged as resent."""
     outcome = rules.fold(delivery.last_event, delivery.last_event_at, events)
-    delivery.last_event, delivery.last_event_at = outcome.last_event, outcome.last_event_at
+    status, sent_at, error = delivery.status, delivery.sent_at, delivery.error
+    message_id = delivery.provider_message_id
     accepted = outcome.accepted
-    if accepted is not None and delivery.status not in SETTLED:
-        delivery.status = "sent"
-        delivery.sent_at = delivery.sent_at or accepted.at
-        delivery.error = None
-    if accepted is not None and delivery.provider_message_id is None and accepted.message_id:
-        delivery.provider_message_id = accepted.message_id
+    if accepted is not None and status not in SETTLED:
+        status, sent_at, error = "sent", sent_at or accepted.at, None
+    if accepted is not None and message_id is None and accepted.message_id:
+        message_id = accepted.message_id
+    if seen is None:
+        seen = {e.message_id for e in events if e.kind in rules.ACCEPTED_EVENTS and e.message_id}
+    is_resent = rules.resent_flag(delivery.is_resent, delivery.status, delivery.provider_message_id, seen)
+    return {"b_id": delivery.id, "b_status": status, "b_sent_at": sent_at, "b_error": error,
+            "b_message_id": message_id, "b_last_event": outcome.last_event,
+            "b_last_event_at": outcome.last_event_at, "b_is_resent": is_resent}
 
 
-def _resent_flags(session: Session, deliveries: list[Delivery], status_before: dict[int, str],
-                  recorded: dict[int, str | None]) -> None:
-    """Item 23: the resent flag follows what the accepted events prove (domain.resent_flag)."""
-    ids = [d.id for d in deliveries]
-    seen: dict[int, set[str]] = defaultdict(set)
-    for chunk in _chunks(ids, INSERT_CHUNK):
+def _accepted_message_ids(session: Session, delivery_ids: list[int]) -> dict[int, set[str]]:
+    """Item 23: the message ids of every accepted event on record for these deliveries."""
+    seen: dict[int, set[str]] = {i: set() for i in delivery_ids}
+    for chunk in _chunks(session, sorted(delivery_ids)):
         for delivery_id, message_id in session.execute(
-                select(WebhookEvent.delivery_id, WebhookEvent.message_id).distinct()
-                .where(WebhookEvent.delivery_id.in_(chunk), WebhookEvent.message_id.is_not(None))):
+                select(EVENTS.c.delivery_id, EVENTS.c.message_id).distinct()
+                .where(_among(session, EVENTS.c.delivery_id, chunk), EVENTS.c.message_id.is_not(None))):
             seen[delivery_id].add(message_id)
-    for delivery in deliveries:
-        delivery.is_resent = rules.resent_flag(delivery.is_resent, status_before[delivery.id],
-                                               recorded[delivery.id], seen[delivery.id])
+    return seen
 
 
 def _suppress(session: Session, reasons: dict[str, str], now: datetime) -> tuple[set[str], set[int]]:
@@ -305,7 +335,7 @@ def _suppress(session: Session, reasons: dict[str, str], now: datetime) -> tuple
     for email, reason in sorted(reasons.items()):
         by_reason[reason].append(email)
     for reason, emails in sorted(by_reason.items()):
-        for chunk in _chunks(emails, INSERT_CHUNK):
+        for chunk in _chunks(session, emails):
             changed |= set(session.scalars(
                 update(Delivery)
                 .where(Delivery.notice_id.in_(open_notices), Delivery.email.in_(chunk),
@@ -321,6 +351,16 @@ def dialect_insert(session: Session):
     return postgresql_insert if name == "postgresql" else sqlite_insert
 
 
-def _chunks(items: list, size: int):
+def _chunks(session: Session, items: list):
+    """PostgreSQL takes a list as one array parameter; SQLite needs a placeholder per value, and has a
+    limit on them."""
+    size = 50_000 if session.get_bind().dialect.name == "postgresql" else 500
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def _among(session: Session, column, values: list):
+    """column IN values; on PostgreSQL as = ANY(one array parameter)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column == any_(literal(values, type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
