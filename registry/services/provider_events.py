@@ -145,6 +145,7 @@ def _apply_posts(session: Session, posts: list[tuple[list, datetime]], now: date
     locked (PostgreSQL) in id order before they are read, so that concurrent appliers and the
     dispatcher's own updates take turns in one order.
     """
+    session.flush()  # the reads below are Core statements, which do not flush the session's changes
     results = [EventsApplied() for _ in posts]
     parsed, origin = _parse(posts, results)
     deliveries, mismatched = _deliveries_for(session, parsed)
