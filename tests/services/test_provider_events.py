@@ -418,3 +418,30 @@ def test_events_without_a_message_id_prove_nothing(sending):
     delivery = flagged(notice, "queued", None)
     apply_events([event(delivery, "processed", "p")])
     assert delivery.status == "sent" and delivery.is_resent
+
+
+# -- in the dispatcher's cycle ---------------------------------------------------------------------
+
+def test_the_worker_applies_stored_events_before_it_recovers_unknown_outcomes(app):
+    """A request whose answer was lost, and the provider's events for it waiting as a stored batch: the
+    worker's cycle applies them first, so recovery finds the rows settled and sends nothing again."""
+    from registry.models import SendAttempt
+    from registry.notify.dispatch import Dispatcher, Options
+    from registry.notify.senders import RecordingSender
+
+    dispatch = notice_with_deliveries(db.session, 3, prefix="lost")
+    rows = list(db.session.scalars(select(Delivery).where(Delivery.notice_id == dispatch.notice_id)
+                                   .order_by(Delivery.id)))
+    for delivery in rows:
+        delivery.status, delivery.claimed_at, delivery.claim_token = "sending", NOW, "t1"
+    db.session.add(SendAttempt(claim_token="t1", notice_id=dispatch.notice_id, first_delivery_id=rows[0].id,
+                               last_delivery_id=rows[-1].id, recipients=3, started_at=NOW))
+    db.session.commit()
+    stored([event(d, "processed", f"p-{d.id}", sg_message_id="lost1.filter") for d in rows])
+    sender = RecordingSender()
+    Dispatcher(db.session, sender, Options(sending_timeout=0)).cycle()
+    rows = list(db.session.scalars(select(Delivery).where(Delivery.notice_id == dispatch.notice_id)
+                                   .execution_options(populate_existing=True)))
+    assert {(d.status, d.is_resent, d.provider_message_id) for d in rows} == {("sent", False, "lost1")}
+    assert sender.requests == []
+    assert db.session.get(ChangeSet, dispatch.change_set_id).notice_completed_at is not None
