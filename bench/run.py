@@ -1,4 +1,4 @@
-"""make bench: the HTTP, diff, Markdown and dispatch benchmarks; results in bench/results/latest.json.
+"""make bench: the HTTP, diff, Markdown, dispatch and webhook benchmarks; results in bench/results/latest.json.
 
 Exits non-zero when any target is missed or a stage could not run.
 """
@@ -40,6 +40,10 @@ def dispatch_bench() -> tuple[int, str]:
     return script_bench("Notice dispatch", "bench/dispatch_bench.py")
 
 
+def webhook_bench() -> tuple[int, str]:
+    return script_bench("Event Webhook", "bench/webhook_bench.py")
+
+
 def script_bench(title: str, script: str) -> tuple[int, str]:
     """Run another benchmark as its own process, echoing its output as it comes."""
     print(f"\n== {title}: {script}", flush=True)
@@ -63,6 +67,7 @@ def main() -> int:
     parser.add_argument("--no-diff", action="store_true", help="skip bench/diff_bench.py")
     parser.add_argument("--no-dispatch", action="store_true", help="skip bench/dispatch_bench.py")
     parser.add_argument("--no-markdown", action="store_true", help="skip bench/markdown_bench.py")
+    parser.add_argument("--no-webhook", action="store_true", help="skip bench/webhook_bench.py")
     args = parser.parse_args()
     load = http_bench.load_from(args)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
@@ -81,6 +86,7 @@ def main() -> int:
     diff_code, diff_output = (None, "") if args.no_diff else diff_bench()
     markdown_code, markdown_output = (None, "") if args.no_markdown else markdown_bench()
     dispatch_code, dispatch_output = (None, "") if args.no_dispatch else dispatch_bench()
+    webhook_code, webhook_output = (None, "") if args.no_webhook else webhook_bench()
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
@@ -93,6 +99,7 @@ def main() -> int:
         "diff": {"exit_code": diff_code, "output": diff_output},
         "markdown": {"exit_code": markdown_code, "output": markdown_output},
         "dispatch": {"exit_code": dispatch_code, "output": dispatch_output},
+        "webhook": {"exit_code": webhook_code, "output": webhook_output},
     }, indent=2) + "\n")
     print(f"\nResults written to {RESULTS.relative_to(ROOT)}")
 
@@ -105,6 +112,8 @@ def main() -> int:
         failed.append(f"markdown_bench exited with {markdown_code}")
     if dispatch_code:
         failed.append(f"dispatch_bench exited with {dispatch_code}")
+    if webhook_code:
+        failed.append(f"webhook_bench exited with {webhook_code}")
     for failure in failed:
         print(f"MISS {failure}", file=sys.stderr)
     return 1 if failed else 0

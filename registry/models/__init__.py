@@ -4,7 +4,7 @@ from registry.models.audit import AuditEntry
 from registry.models.changes import ChangeSet, ChangeSetEvent, ChangeStatus, Comment, NoticePolicy
 from registry.models.documents import Comparison, Document, DocumentVersion
 from registry.models.mail import OutgoingMail
-from registry.models.notices import Delivery, Notice, SendAttempt, Suppression, WebhookEvent
+from registry.models.notices import Delivery, Notice, SendAttempt, Suppression, WebhookBatch, WebhookEvent
 from registry.models.site import SiteState
 from registry.models.subprocessors import RecordAction, SubProcessor, SubProcessorRecord
 from registry.models.subscribers import ConfirmationToken, Subscriber, Subscription, Topic
@@ -37,5 +37,6 @@ __all__ = [
     "Suppression",
     "Topic",
     "User",
+    "WebhookBatch",
     "WebhookEvent",
 ]

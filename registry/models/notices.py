@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.domain.clock import now_utc
@@ -89,10 +89,44 @@ class Suppression(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 
 
+class WebhookBatch(db.Model):
+    """A signed Event Webhook post, stored as it came; the worker applies it (services.provider_events).
+
+    The request only verifies, stores and answers, so SendGrid's concurrent posts never wait on each
+    other's row locks. A batch whose application failed keeps its error and is retried a few times.
+    """
+
+    __tablename__ = "webhook_batches"
+    __table_args__ = (
+        # The worker's claim reads unapplied batches in id order; applied ones are most of the table.
+        Index("ix_webhook_batches_pending", "id", postgresql_where=text("applied_at IS NULL"),
+              sqlite_where=text("applied_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    body: Mapped[str] = mapped_column(Text)
+    events: Mapped[int] = mapped_column(default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(default=0)
+    # What applying it did: counts, and why events were ignored (e.g. {"not a delivery event": 3}).
+    outcome: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class WebhookEvent(db.Model):
-    """SendGrid event ids already applied; SendGrid sends duplicates."""
+    """SendGrid event ids already applied (SendGrid sends duplicates), with what each said.
+
+    delivery_id has no foreign key: the row is written for every event, including those about no
+    delivery of ours, and the message ids of a delivery's accepted events decide its resent flag.
+    """
 
     __tablename__ = "webhook_events"
 
     sg_event_id: Mapped[str] = mapped_column(String(100), primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+    event: Mapped[str | None] = mapped_column(String(40))
+    delivery_id: Mapped[int | None] = mapped_column(index=True)
+    # The X-Message-Id of the request, for events that prove the provider accepted it.
+    message_id: Mapped[str | None] = mapped_column(String(200))

@@ -40,6 +40,7 @@ from registry.notify.senders import (
     SendResult,
     TemporaryFailure,
 )
+from registry.notify.webhook import apply_stored_batches
 from registry.services import mail as mail_service
 from registry.services import notices as notice_service
 from registry.services import workflow
@@ -435,6 +436,7 @@ class Dispatcher:
 
     def cycle(self) -> int:
         """Recover stale claims, then send one claim of deliveries and one of mails."""
+        apply_stored_batches(self.session, clock=self.clock)  # first: events settle what recover() re-sends
         self.recover()
         return self.send_deliveries() + self.send_mails()
 

@@ -1,13 +1,11 @@
-"""Notices: starting one (its outbox rows, in the publish transaction), settling it, and provider events."""
+"""Notices: starting one (its outbox rows, in the publish transaction), settling it, withdrawing it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import and_, case, exists, func, insert, literal, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from registry.domain.clock import now_utc
@@ -20,7 +18,6 @@ from registry.models import (
     Subscription,
     Suppression,
     Topic,
-    WebhookEvent,
 )
 from registry.services import publishing
 
@@ -191,140 +188,6 @@ def settle(session: Session, notice_ids: list[int], *, now: datetime | None = No
 def change_set_notices(session: Session, change_set: ChangeSet) -> list[Notice]:
     return list(session.scalars(select(Notice).where(Notice.change_set_id == change_set.id)
                                 .order_by(Notice.id)))
-
-
-# SendGrid Event Webhook events that concern a delivery; others (open, click...) are ignored.
-PROVIDER_EVENTS = ("processed", "delivered", "deferred", "bounce", "dropped", "spamreport", "unsubscribe")
-# Each of these proves the provider had accepted the request: the delivery's outcome is known.
-ACCEPTED_EVENTS = ("processed", "delivered", "deferred", "bounce", "dropped")
-# After these, the address must never be mailed again.
-SUPPRESSING_EVENTS = ("bounce", "dropped", "spamreport", "unsubscribe")
-
-
-@dataclass
-class EventsApplied:
-    applied: int = 0
-    duplicates: int = 0
-    ignored: int = 0
-    suppressed: int = 0
-    completed: list[ChangeSet] | None = None
-
-
-def _clean_text(value: object, max_length: int) -> str | None:
-    """A string fit for the database (PostgreSQL refuses NUL), or None."""
-    if not isinstance(value, str) or not value or len(value) > max_length:
-        return None
-    if any(ord(c) < 32 for c in value):
-        return None
-    return value
-
-
-def _event_time(value: object, now: datetime) -> datetime:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return now
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
-        return now
-
-
-def _delivery_for(session: Session, event: dict, email: str | None) -> Delivery | None:
-    """By our custom arg delivery_id; failing that, by the message id of the request and the address."""
-    raw_id = event.get("delivery_id")
-    if isinstance(raw_id, int) and not isinstance(raw_id, bool):
-        raw_id = str(raw_id)
-    if isinstance(raw_id, str) and raw_id.isascii() and raw_id.isdigit() and len(raw_id) <= 18:
-        delivery = session.get(Delivery, int(raw_id))
-        if delivery is not None and (email is None or delivery.email.lower() == email.lower()):
-            return delivery
-        return None
-    message_id = _clean_text(event.get("sg_message_id"), 300)
-    if message_id is None or email is None:
-        return None
-    prefix = message_id.split(".", 1)[0]
-    return session.scalar(select(Delivery).where(
-        Delivery.provider_message_id == prefix, func.lower(Delivery.email) == email.lower()).limit(1))
-
-
-def _suppress(session: Session, email: str, reason: str, now: datetime) -> tuple[int, set[int]]:
-    """Put the address on the suppression list and withdraw it from notices still waiting to be sent.
-
-    Idempotent even when two webhook requests suppress the same address at once. Returns whether
-    the address is new on the list, and the notices whose deliveries changed (to settle them).
-    """
-    address = email.lower()
-    statement = dialect_insert(session)(Suppression).values(email=address, reason=reason, created_at=now)
-    added = session.scalar(statement.on_conflict_do_nothing().returning(Suppression.email)) is not None
-    # Through the (notice_id, email) index: only notices still being dispatched, only rows not yet claimed.
-    open_notices = select(Notice.id).where(Notice.dispatch_completed_at.is_(None))
-    changed = session.execute(
-        update(Delivery)
-        .where(Delivery.notice_id.in_(open_notices), Delivery.email == address, Delivery.status == "queued")
-        .values(status="suppressed", error=f"suppressed after a {reason} event")
-        .returning(Delivery.notice_id)
-        .execution_options(synchronize_session=False)
-    ).scalars().all()
-    return int(added), set(changed)
-
-
-def _first_time(session: Session, sg_event_id: str, now: datetime) -> bool:
-    statement = dialect_insert(session)(WebhookEvent).values(sg_event_id=sg_event_id, received_at=now)
-    statement = statement.on_conflict_do_nothing().returning(WebhookEvent.sg_event_id)
-    return session.scalar(statement) is not None
-
-
-def dialect_insert(session: Session):
-    name = session.get_bind().dialect.name
-    return postgresql_insert if name == "postgresql" else sqlite_insert
-
-
-def _apply(delivery: Delivery, kind: str, event: dict, at: datetime) -> None:
-    if delivery.last_event_at is None or at >= delivery.last_event_at:
-        delivery.last_event, delivery.last_event_at = kind, at
-    if kind in ACCEPTED_EVENTS and delivery.status not in SETTLED:
-        delivery.status = "sent"
-        delivery.sent_at = delivery.sent_at or at
-        delivery.error = None
-        message_id = _clean_text(event.get("sg_message_id"), 300)
-        if delivery.provider_message_id is None and message_id:
-            delivery.provider_message_id = message_id.split(".", 1)[0][:200]
-
-
-def apply_provider_events(session: Session, events: list, *, now: datetime | None = None) -> EventsApplied:
-    """Apply SendGrid events to their deliveries; an event id seen before changes nothing.
-
-    A delivery whose request went out but whose answer never came (still "sending", or re-queued
-    by the worker's recovery) becomes "sent" once an event proves the provider accepted it, so it
-    is not sent again. Bounces, drops, spam reports and unsubscribes suppress the address.
-    """
-    now = now or now_utc()
-    result = EventsApplied()
-    touched: set[int] = set()
-    for event in events:
-        kind = event.get("event") if isinstance(event, dict) else None
-        sg_event_id = _clean_text(event.get("sg_event_id"), 100) if isinstance(event, dict) else None
-        if kind not in PROVIDER_EVENTS or sg_event_id is None:
-            result.ignored += 1
-            continue
-        if not _first_time(session, sg_event_id, now):
-            result.duplicates += 1
-            continue
-        email = _clean_text(event.get("email"), 320)
-        delivery = _delivery_for(session, event, email)
-        if delivery is not None:
-            _apply(delivery, kind, event, _event_time(event.get("timestamp"), now))
-            touched.add(delivery.notice_id)
-            result.applied += 1
-        else:
-            result.ignored += 1
-        if kind in SUPPRESSING_EVENTS and (email or delivery):
-            session.flush()  # this event's own delivery first: it was sent, not withdrawn
-            added, withdrawn = _suppress(session, email or delivery.email, kind, now)
-            result.suppressed += added
-            touched |= withdrawn
-    session.flush()
-    result.completed = settle(session, sorted(touched), now=now)
-    return result
 
 
 def cancel_unsent(session: Session, change_set: ChangeSet, *, now: datetime | None = None) -> int:

@@ -1,4 +1,9 @@
-"""The SendGrid Event Webhook: signed batches of delivery events, applied to the notices' deliveries."""
+"""The SendGrid Event Webhook: a signed batch of delivery events is verified, stored and answered.
+
+Nothing else happens in the request: the worker applies stored batches (notify.webhook), so that
+SendGrid's concurrent posts never wait on each other's row locks, and a slow database never makes
+SendGrid retry a batch it had already delivered.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,10 @@ import time
 
 from flask import Blueprint, abort, current_app, jsonify, request
 from sendgrid.helpers.eventwebhook import EventWebhook
+from werkzeug.exceptions import HTTPException
 
 from registry.extensions import csrf, db
-from registry.services import notices
+from registry.services import provider_events
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
@@ -55,6 +61,15 @@ def _verified(payload: str) -> bool:
         return False
 
 
+@bp.errorhandler(HTTPException)
+def json_error(error: HTTPException):
+    """SendGrid (and whoever reads its delivery log) gets the reason as JSON, not an HTML page."""
+    response = jsonify(error={"status": error.code, "title": error.name, "message": error.description})
+    response.status_code = error.code or 500
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.post("/sendgrid")
 @csrf.exempt
 def sendgrid():
@@ -71,7 +86,6 @@ def sendgrid():
         abort(400, description="The body must be a JSON list of events.")
     if not isinstance(events, list):
         abort(400, description="The body must be a JSON list of events.")
-    result = notices.apply_provider_events(db.session, events)
+    provider_events.store_batch(db.session, payload, len(events))
     db.session.commit()
-    return jsonify(applied=result.applied, duplicates=result.duplicates, ignored=result.ignored,
-                   suppressed=result.suppressed)
+    return jsonify(received=len(events))

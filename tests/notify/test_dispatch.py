@@ -15,7 +15,7 @@ from registry.extensions import db
 from registry.models import ChangeSet, Delivery, OutgoingMail
 from registry.notify.dispatch import Dispatcher, Options, backoff
 from registry.services import mail as mail_service
-from registry.services import notices
+from registry.services import notices, provider_events
 from tests.notify.factories import email_for, notice_with_deliveries, status_counts
 
 
@@ -175,7 +175,7 @@ def test_a_webhook_event_settles_an_unknown_outcome_so_it_is_not_sent_again(app,
     time.sleep(1.3)
     assert fake.count() == 20
     events = fake.processed_events(set(fake.delivery_ids()))
-    notices.apply_provider_events(db.session, events)
+    provider_events.apply_provider_events(db.session, events)
     db.session.commit()
     worker.drain()
     assert fake.count() == 20

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from registry.extensions import db
 from registry.models import ChangeSet, Delivery
-from registry.services import notices
+from registry.services import provider_events
 from tests.fakes.sendgrid_server import API_KEY, read_record
 from tests.notify.factories import notice_with_deliveries, status_counts
 
@@ -68,7 +68,7 @@ def test_sigkill_mid_dispatch_then_restart_sends_each_recipient_once(app, fake, 
     assert len(in_flight) <= 400  # one claim: four requests of 100 (--claim-requests 4)
     if webhook:
         # SendGrid's Event Webhook reports what it had taken, by our delivery_id custom arg.
-        notices.apply_provider_events(db.session, fake.processed_events(in_flight))
+        provider_events.apply_provider_events(db.session, fake.processed_events(in_flight))
         db.session.commit()
 
     stats = finish(start_worker(app, fake, "--batch-size", "100", "--sending-timeout", "0"))

@@ -1,4 +1,4 @@
-"""Starting a notice (who gets it), settling it (when the notice time is), progress, provider events."""
+"""Starting a notice (who gets it), settling it (when the notice time is), progress."""
 
 from __future__ import annotations
 
@@ -19,9 +19,8 @@ from registry.models import (
     Subscription,
     Suppression,
     Topic,
-    WebhookEvent,
 )
-from registry.services import notices, publishing
+from registry.services import notices, provider_events, publishing
 
 NOW = datetime(2026, 6, 1, 10, tzinfo=UTC)
 TOPICS = [("administrative", True, True), ("subprocessors", False, True), ("documents", False, True),
@@ -166,8 +165,8 @@ def test_everyone_suppressed_completes_the_notice_at_once(app):
     topics = make_topics()
     make_subscriber("gone@example.com", topics)
     # Addresses are suppressed lower-case, whatever case the provider's event used.
-    notices.apply_provider_events(db.session, [{"event": "spamreport", "sg_event_id": "s1",
-                                                "email": "GONE@Example.com"}], now=NOW)
+    provider_events.apply_provider_events(db.session, [{"event": "spamreport", "sg_event_id": "s1",
+                                                        "email": "GONE@Example.com"}], now=NOW)
     assert db.session.scalar(select(Suppression.email)) == "gone@example.com"
     change_set = scheduled_change(material=True, document=make_document())
     notice = notices.start_notice(db.session, change_set, now=NOW)
@@ -272,162 +271,3 @@ def test_start_notice_is_set_based_for_many_subscribers(app):
     assert db.session.scalar(total) == count
     assert db.session.scalar(select(func.count(func.distinct(Delivery.topic_id)))) == 1
     assert topics["administrative"].id == db.session.scalar(select(Delivery.topic_id).limit(1))
-
-
-# -- provider events -------------------------------------------------------------------------------
-
-def event(delivery: Delivery | None, kind: str, event_id: str, **extra) -> dict:
-    body = {"event": kind, "sg_event_id": event_id, "timestamp": int(NOW.timestamp()) + 60}
-    if delivery is not None:
-        body |= {"email": delivery.email, "delivery_id": str(delivery.id)}
-    return body | extra
-
-
-@pytest.fixture
-def sending(world):
-    _topics, _people, document = world
-    change_set = scheduled_change(material=True, document=document)
-    notice = notices.start_notice(db.session, change_set, now=NOW)
-    for delivery in deliveries(notice).values():
-        delivery.status, delivery.provider_message_id = "sending", "msg-1"
-    db.session.flush()
-    return change_set, notice
-
-
-def test_events_resolve_unknown_outcomes_and_suppress(sending):
-    change_set, notice = sending
-    rows = deliveries(notice)
-    emails = sorted(rows)
-    events = [event(rows[emails[0]], "processed", "e1"), event(rows[emails[1]], "delivered", "e2"),
-              event(rows[emails[2]], "bounce", "e3", reason="550 no such user"),
-              event(rows[emails[3]], "spamreport", "e4")]
-    result = notices.apply_provider_events(db.session, events, now=NOW)
-    assert (result.applied, result.duplicates, result.ignored, result.suppressed) == (4, 0, 0, 2)
-    assert rows[emails[0]].status == "sent" and rows[emails[0]].last_event == "processed"
-    assert rows[emails[0]].sent_at == NOW + timedelta(seconds=60)
-    assert rows[emails[2]].status == "sent" and rows[emails[2]].last_event == "bounce"
-    # A spam report alone does not prove acceptance of this request's outcome: still sending.
-    assert rows[emails[3]].status == "sending" and rows[emails[3]].last_event == "spamreport"
-    assert set(db.session.scalars(select(Suppression.email))) == {emails[2], emails[3]}
-    assert change_set.notice_completed_at is None
-    # The rest accepted: the notice completes, from the webhook.
-    rest = [event(rows[e], "processed", f"p-{e}") for e in emails[3:]]
-    result = notices.apply_provider_events(db.session, rest, now=NOW + timedelta(minutes=5))
-    assert result.completed == [change_set]
-    assert change_set.notice_completed_at == NOW + timedelta(minutes=5)
-
-
-def test_duplicate_event_ids_change_nothing(sending):
-    _change_set, notice = sending
-    delivery = next(iter(deliveries(notice).values()))
-    notices.apply_provider_events(db.session, [event(delivery, "delivered", "same")], now=NOW)
-    later = event(delivery, "bounce", "same", timestamp=int(NOW.timestamp()) + 600)
-    result = notices.apply_provider_events(db.session, [later, later], now=NOW)
-    assert (result.applied, result.duplicates) == (0, 2)
-    assert delivery.last_event == "delivered"
-    assert db.session.scalar(select(func.count()).select_from(Suppression)) == 0
-    assert db.session.scalar(select(func.count()).select_from(WebhookEvent)) == 1
-
-
-def test_older_events_do_not_replace_the_latest(sending):
-    _change_set, notice = sending
-    delivery = next(iter(deliveries(notice).values()))
-    base = int(NOW.timestamp())
-    notices.apply_provider_events(db.session, [event(delivery, "delivered", "late", timestamp=base + 100),
-                                               event(delivery, "processed", "early", timestamp=base + 10)])
-    assert delivery.last_event == "delivered"
-    assert delivery.sent_at == datetime.fromtimestamp(base + 100, UTC)
-
-
-def test_fallback_to_message_id_and_address(sending):
-    _change_set, notice = sending
-    delivery = next(iter(deliveries(notice).values()))
-    found = {"event": "delivered", "sg_event_id": "m1", "email": delivery.email.upper(),
-             "sg_message_id": "msg-1.filterdrecv-1234.0"}
-    wrong = {"event": "delivered", "sg_event_id": "m2", "email": "stranger@example.com",
-             "sg_message_id": "msg-1.filterdrecv-1234.0"}
-    result = notices.apply_provider_events(db.session, [found, wrong], now=NOW)
-    assert (result.applied, result.ignored) == (1, 1)
-    assert delivery.status == "sent"
-
-
-@pytest.mark.parametrize("garbage", [
-    None, 1, "x", [], {}, {"event": "processed"}, {"event": "open", "sg_event_id": "o"},
-    {"event": "processed", "sg_event_id": "a\x00b"}, {"event": "processed", "sg_event_id": "x" * 101},
-    {"event": "processed", "sg_event_id": 5}, {"event": ["processed"], "sg_event_id": "l"},
-    {"event": "bounce", "sg_event_id": "n", "email": "a\x00@example.com"},
-    {"event": "delivered", "sg_event_id": "d", "delivery_id": "99999999999999999999999"},
-    {"event": "delivered", "sg_event_id": "d2", "delivery_id": "-1"},
-    {"event": "delivered", "sg_event_id": "d3", "delivery_id": True},
-    {"event": "delivered", "sg_event_id": "t", "delivery_id": "0", "timestamp": 1e300},
-    {"event": "delivered", "sg_event_id": "t2", "sg_message_id": "\x00", "email": "x@example.com"},
-])
-def test_garbage_events_are_ignored(sending, garbage):
-    _change_set, notice = sending
-    before = {e: (d.status, d.last_event) for e, d in deliveries(notice).items()}
-    result = notices.apply_provider_events(db.session, [garbage], now=NOW)
-    db.session.commit()
-    assert result.applied == 0
-    assert {e: (d.status, d.last_event) for e, d in deliveries(notice).items()} == before
-    assert db.session.scalar(select(func.count()).select_from(Suppression)) == 0
-
-
-def test_event_for_a_delivery_of_another_address_is_ignored(sending):
-    _change_set, notice = sending
-    delivery = next(iter(deliveries(notice).values()))
-    result = notices.apply_provider_events(
-        db.session, [event(delivery, "delivered", "x", email="someone-else@example.com")], now=NOW)
-    assert result.applied == 0 and delivery.status == "sending"
-
-
-@pytest.mark.parametrize("timestamp", [1e300, -1e300, "yesterday", None, True, float("nan")])
-def test_an_unreadable_event_time_is_the_time_it_arrived(sending, timestamp):
-    _change_set, notice = sending
-    delivery = next(iter(deliveries(notice).values()))
-    notices.apply_provider_events(db.session, [event(delivery, "processed", "t", timestamp=timestamp)],
-                                  now=NOW)
-    assert delivery.status == "sent" and delivery.last_event_at == NOW
-
-
-def test_an_address_suppressed_during_a_dispatch_is_withdrawn_from_waiting_notices(world):
-    """The worker need not look: a bounce takes the address out of every notice still queued for it."""
-    _topics, _people, document = world
-    first = notices.start_notice(db.session, scheduled_change(material=True, document=document), now=NOW)
-    second = notices.start_notice(db.session, scheduled_change(material=True, document=document,
-                                                               title="Second"), now=NOW)
-    old = notices.start_notice(db.session, scheduled_change(material=True, document=document, title="Old"),
-                               now=NOW)
-    mark(old, "sent", *deliveries(old))
-    notices.settle(db.session, [old.id], now=NOW)
-    third = notices.start_notice(db.session, scheduled_change(material=True, document=document,
-                                                              title="Third"), now=NOW)
-    target = deliveries(first)["docs@example.com"]
-    target.status = "sending"
-    deliveries(second)["docs@example.com"].status = "sending"  # claimed by a worker: left alone
-    db.session.flush()
-    result = notices.apply_provider_events(db.session, [event(target, "bounce", "b1")], now=NOW)
-    assert result.suppressed == 1
-    db.session.expire_all()
-    # Its own delivery was accepted, then bounced: sent, with the bounce as its latest event.
-    assert (target.status, target.last_event) == ("sent", "bounce")
-    assert deliveries(second)["docs@example.com"].status == "sending"
-    assert deliveries(old)["docs@example.com"].status == "sent"
-    # A third notice, still queued for the address, is withdrawn; its other recipients are not.
-    assert deliveries(third)["docs@example.com"].status == "suppressed"
-    assert {d.status for e, d in deliveries(third).items() if e != "docs@example.com"} == {"queued"}
-
-
-def test_a_suppression_withdraws_queued_deliveries_and_may_complete_the_notice(world):
-    _topics, _people, document = world
-    change_set = scheduled_change(material=True, document=document)
-    notice = notices.start_notice(db.session, change_set, now=NOW)
-    rows = deliveries(notice)
-    mark(notice, "sent", *[e for e in rows if e != "subs@example.com"])
-    # An unsubscribe reported for an earlier message, before this notice reached the address.
-    result = notices.apply_provider_events(db.session, [{"event": "unsubscribe", "sg_event_id": "u",
-                                                         "email": "SUBS@example.com"}], now=NOW)
-    assert (result.applied, result.ignored, result.suppressed) == (0, 1, 1)
-    db.session.expire_all()
-    withdrawn = deliveries(notice)["subs@example.com"]
-    assert withdrawn.status == "suppressed" and "unsubscribe" in withdrawn.error
-    assert result.completed == [change_set] and change_set.notice_completed_at == NOW

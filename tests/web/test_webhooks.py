@@ -1,4 +1,4 @@
-"""The SendGrid Event Webhook: signatures checked exactly as SendGrid makes them, never a 500."""
+"""The SendGrid Event Webhook: signatures checked as SendGrid makes them, stored at once, never a 500."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from registry.domain.provider_events import PROVIDER_EVENTS
 from registry.extensions import db
-from registry.models import Delivery, Suppression, WebhookEvent
+from registry.models import Delivery, Suppression, WebhookBatch, WebhookEvent
+from registry.notify import webhook
 from registry.services import notices
 from tests.services.test_notices import NOW, make_document, make_subscriber, make_topics, scheduled_change
 
@@ -76,40 +78,54 @@ def count(model) -> int:
     return db.session.scalar(select(func.count()).select_from(model))
 
 
-def test_valid_events_update_deliveries_and_complete_the_notice(hook, sending):
+def test_valid_events_are_stored_at_once_and_the_worker_applies_them(hook, sending):
     change_set, rows = sending
     body = events_for(rows)
     response = hook.post(URL, data=body, headers=signed(body))
     assert response.status_code == 200, response.get_data(as_text=True)
-    assert response.json == {"applied": 3, "duplicates": 0, "ignored": 0, "suppressed": 0}
+    assert response.json == {"received": 3}
+    # The request only stored the batch, exactly as it came.
+    [batch] = db.session.scalars(select(WebhookBatch))
+    assert batch.body == body and batch.events == 3 and batch.applied_at is None
+    assert count(WebhookEvent) == 0
+    assert webhook.apply_stored_batches(db.session) == 1
     db.session.expire_all()
     assert {(r.status, r.last_event) for r in rows} == {("sent", "delivered")}
     assert change_set.notice_completed_at is not None
+    assert batch.outcome == {"applied": 3, "duplicates": 0, "ignored": 0, "suppressed": 0,
+                             "ignored_because": {}}
 
 
 def test_bounce_suppresses_the_address(hook, sending):
     _change_set, rows = sending
     body = events_for(rows[:1], kind="bounce")
     assert hook.post(URL, data=body, headers=signed(body)).status_code == 200
+    webhook.apply_stored_batches(db.session)
     assert list(db.session.scalars(select(Suppression.email))) == [rows[0].email]
 
 
-def test_replayed_event_ids_are_ignored(hook, sending):
+def test_replayed_event_ids_are_applied_once(hook, sending):
     _change_set, rows = sending
     body = events_for(rows[:2], kind="bounce")
-    assert hook.post(URL, data=body, headers=signed(body)).json["applied"] == 2
+    assert hook.post(URL, data=body, headers=signed(body)).status_code == 200
     again = hook.post(URL, data=body, headers=signed(body))
-    assert again.status_code == 200 and again.json == {"applied": 0, "duplicates": 2, "ignored": 0,
-                                                      "suppressed": 0}
+    assert again.status_code == 200 and again.json == {"received": 2}
+    assert webhook.apply_stored_batches(db.session) == 2
+    first, second = db.session.scalars(select(WebhookBatch).order_by(WebhookBatch.id))
+    assert (first.outcome["applied"], first.outcome["duplicates"]) == (2, 0)
+    assert (second.outcome["applied"], second.outcome["duplicates"]) == (0, 2)
     assert count(WebhookEvent) == 2 and count(Suppression) == 2
 
 
-def test_unknown_deliveries_are_ignored(hook, sending):
+def test_unknown_deliveries_are_recorded_as_ignored(hook, sending):
     body = json.dumps([{"email": "nobody@example.com", "event": "delivered", "sg_event_id": "u1",
                         "delivery_id": "987654321"},
                        {"email": "nobody@example.com", "event": "click", "sg_event_id": "u2"}])
     response = hook.post(URL, data=body, headers=signed(body))
-    assert response.status_code == 200 and response.json["ignored"] == 2
+    assert response.status_code == 200
+    webhook.apply_stored_batches(db.session)
+    batch = db.session.scalar(select(WebhookBatch))
+    assert batch.outcome["ignored_because"] == {"no matching delivery": 1, "not a delivery event": 1}
 
 
 @pytest.mark.parametrize("case", ["forged", "tampered", "stale", "future", "no-signature", "no-timestamp",
@@ -140,8 +156,8 @@ def test_bad_signatures_are_403_and_change_nothing(hook, sending, case):
         headers[SIGNATURE] = ""
     response = hook.post(URL, data=body, headers=headers)
     assert response.status_code == 403
-    assert "signature" in response.get_data(as_text=True)
-    assert count(WebhookEvent) == 0 and count(Suppression) == 0
+    assert "signature" in response.json["error"]["message"]
+    assert count(WebhookBatch) == 0 and count(WebhookEvent) == 0 and count(Suppression) == 0
     db.session.expire_all()
     assert {r.status for r in rows} == {"sending"}
 
@@ -172,8 +188,8 @@ def test_a_broken_configured_key_is_refused_not_a_500(app, monkeypatch, sending)
 def test_malformed_bodies_are_400(hook, body):
     response = hook.post(URL, data=body, headers=signed(body))
     assert response.status_code == 400
-    assert "JSON" in response.get_data(as_text=True)
-    assert count(WebhookEvent) == 0
+    assert response.json["error"]["message"] == "The body must be a JSON list of events."
+    assert count(WebhookBatch) == 0
 
 
 def test_a_body_that_is_not_utf8_is_400(hook):
@@ -186,6 +202,7 @@ def test_an_oversized_body_is_413_before_it_is_read(hook):
     assert len(body) > 1024 * 1024
     response = hook.post(URL, data=body, headers=signed(body))
     assert response.status_code == 413
+    assert response.json["error"]["message"] == "The body is larger than 1 MB."
 
 
 def test_an_oversized_body_without_a_length_is_capped(hook):
@@ -213,7 +230,7 @@ def test_unsigned_garbage_is_never_a_500(hook, body, signature, stamp):
         # Werkzeug refuses header values with newlines before a request is made.
         return
     assert response.status_code in (400, 403)
-    assert count(WebhookEvent) == 0
+    assert count(WebhookBatch) == 0
 
 
 JSON_VALUES = st.recursive(
@@ -224,7 +241,7 @@ JSON_VALUES = st.recursive(
     max_leaves=20,
 )
 EVENT = st.fixed_dictionaries({
-    "event": st.sampled_from([*notices.PROVIDER_EVENTS, "open", "", "DELIVERED"]) | JSON_VALUES,
+    "event": st.sampled_from([*PROVIDER_EVENTS, "open", "", "DELIVERED"]) | JSON_VALUES,
     "sg_event_id": st.text(max_size=110) | JSON_VALUES,
 }, optional={"email": st.emails() | st.text(max_size=40) | JSON_VALUES,
              "delivery_id": st.integers() | st.text(max_size=25) | JSON_VALUES,
@@ -234,7 +251,47 @@ EVENT = st.fixed_dictionaries({
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payload=st.lists(EVENT | JSON_VALUES, max_size=5) | JSON_VALUES)
-def test_signed_garbage_is_never_a_500(hook, payload):
+def test_signed_garbage_is_refused_or_stored_and_recorded_never_a_500(hook, payload):
     body = json.dumps(payload)
+    before = count(WebhookBatch)
     response = hook.post(URL, data=body, headers=signed(body))
     assert response.status_code in (200, 400), response.get_data(as_text=True)
+    if response.status_code == 400:
+        assert count(WebhookBatch) == before
+        return
+    # Stored, then applied by the worker with a record of every event: none lost, none a crash.
+    webhook.apply_stored_batches(db.session)
+    batch = db.session.scalar(select(WebhookBatch).order_by(WebhookBatch.id.desc()).limit(1))
+    assert batch.body == body and batch.applied_at is not None and batch.error is None
+    outcome = batch.outcome
+    assert outcome["applied"] + outcome["duplicates"] + outcome["ignored"] == len(payload)
+    assert sum(outcome["ignored_because"].values()) == outcome["ignored"]
+
+
+@pytest.mark.parametrize("events", [
+    [{"event": "delivered", "sg_event_id": "big", "timestamp": 10**300, "delivery_id": 10**30}],
+    [{"event": "delivered", "sg_event_id": "neg", "timestamp": -1e308, "delivery_id": -5}],
+    [{"event": "delivered", "sg_event_id": ["a"], "email": 7}],
+    [{"event": "delivered"}],
+    [{"event": "bounce", "sg_event_id": "e", "email": "x" * 400}],
+    [{"event": "dropped", "sg_event_id": "nul", "email": "a\u0000@example.com"}],
+    [None, 1, "x", [], {}],
+])
+def test_events_with_missing_or_wrong_fields_are_stored_and_ignored_with_a_reason(hook, sending, events):
+    _change_set, rows = sending
+    body = json.dumps(events)
+    response = hook.post(URL, data=body, headers=signed(body))
+    assert response.status_code == 200 and response.json == {"received": len(events)}
+    assert webhook.apply_stored_batches(db.session) == 1
+    batch = db.session.scalar(select(WebhookBatch))
+    assert batch.outcome["ignored"] == len(events) and batch.outcome["applied"] == 0
+    assert all(reason for reason in batch.outcome["ignored_because"])
+    assert count(Suppression) == 0
+    db.session.expire_all()
+    assert {r.status for r in rows} == {"sending"}
+
+
+def test_a_number_too_long_to_read_is_400(hook):
+    body = '[{"event": "delivered", "sg_event_id": "x", "timestamp": ' + "9" * 5000 + "}]"
+    response = hook.post(URL, data=body, headers=signed(body))
+    assert response.status_code == 400 and count(WebhookBatch) == 0
