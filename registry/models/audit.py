@@ -1,4 +1,4 @@
-"""The append-only audit log; each row carries the hash of the one before it."""
+"""The append-only audit log (each row carries the hash of the one before it) and refusal counters."""
 
 from __future__ import annotations
 
@@ -26,3 +26,27 @@ class AuditEntry(db.Model):
     after: Mapped[dict | None] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class RefusalWindow(db.Model):
+    """Refused sign-in attempts of one (address, claimed account, kind) in one fixed time window.
+
+    A flood of refused attempts becomes one counter here and two audit rows (the first refusal, and
+    a summary once the window is over) instead of one audit row per attempt.
+    """
+
+    __tablename__ = "refusal_windows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # SHA-256 of (kind, address, normalised account, window start): the upsert's conflict target.
+    key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    ip: Mapped[str] = mapped_column(String(64))
+    # What the client typed, cut short: it is not an account that was proven to exist.
+    claimed_account: Mapped[str] = mapped_column(String(80))
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    count: Mapped[int] = mapped_column(default=0)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when the summary audit row was written; open windows are found by this index.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
