@@ -132,9 +132,15 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
 
 def _instance_secret(instance_path: Path) -> str:
     """Generated once per instance folder so sessions survive restarts in development."""
-    instance_path.mkdir(parents=True, exist_ok=True)
+    instance_path.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = instance_path / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+    try:
+        # Created 0600 in one step (never readable by others, not even for a moment); O_EXCL: two
+        # processes starting at once cannot both write one, the loser reads the winner's.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(48))
     return path.read_text().strip()

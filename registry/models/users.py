@@ -28,8 +28,13 @@ class LegacyPlaintext(str):
     __slots__ = ()
 
 
-class UndecryptableSecret(RuntimeError):
-    """A sealed value that the current secret key cannot open (REGISTRY_SECRET_KEY was changed)."""
+class UnreadableSecret(str):
+    """A sealed value the current secret key cannot open (REGISTRY_SECRET_KEY was changed).
+
+    Loading the account still works (so it can be listed and reset); no code is ever accepted.
+    """
+
+    __slots__ = ()
 
 
 @functools.lru_cache(maxsize=4)
@@ -64,9 +69,7 @@ class SealedString(TypeDecorator[str]):
             return _fernet(current_app.config["SECRET_KEY"]).decrypt(
                 value[len(SEALED_PREFIX):].encode()).decode()
         except InvalidToken:
-            raise UndecryptableSecret(
-                "A stored TOTP secret cannot be decrypted with this REGISTRY_SECRET_KEY; restore the "
-                "previous key, or reset the account's two-factor (`flask users reset-2fa`).") from None
+            return UnreadableSecret(value)
 
 
 class Role(StrEnum):

@@ -21,7 +21,7 @@ from registry.domain import throttle
 from registry.domain.clock import now_utc
 from registry.domain.roles import ROLES
 from registry.models import LoginThrottle, StaffSession, User
-from registry.models.users import LegacyPlaintext, PasswordResetToken
+from registry.models.users import LegacyPlaintext, PasswordResetToken, UnreadableSecret
 from registry.services.audit import upsert
 
 # OWASP ASVS 5.0 / OWASP cheat sheet: argon2id, m=19 MiB, t=2, p=1.
@@ -285,6 +285,9 @@ class TotpResult(StrEnum):
 
 
 TOTP_ISSUER = "Sub-processor registry"
+CANNOT_DECRYPT = (
+    "This account's two-factor secret cannot be decrypted with the current REGISTRY_SECRET_KEY. "
+    "Restore the previous key, or reset its two-factor: flask users reset-2fa EMAIL.")
 
 
 def new_totp_secret() -> str:
@@ -305,6 +308,8 @@ def check_totp(session: Session, user: User, code: object, *, secret: str | None
     digits = re.sub(r"\s", "", str(code or ""))
     if not secret or not re.fullmatch(r"[0-9]{6}", digits):
         return TotpResult.INVALID
+    if isinstance(secret, UnreadableSecret):
+        raise AccountError(CANNOT_DECRYPT)
     totp = pyotp.TOTP(secret)
     current = totp.timecode(now or now_utc())
     matched = [step for step in (current - 1, current, current + 1)
@@ -332,6 +337,8 @@ def current_totp_code(user: User, *, now: datetime | None = None) -> str:
     """The code the account's authenticator shows now (development helpers only)."""
     if not user.totp_secret:
         raise AccountError(f"{user.email} has no two-factor secret yet; it is set up at the next login.")
+    if isinstance(user.totp_secret, UnreadableSecret):
+        raise AccountError(CANNOT_DECRYPT)
     return pyotp.TOTP(user.totp_secret).at(now or now_utc())
 
 

@@ -267,7 +267,12 @@ def two_factor_submit():
     setup_secret = None if user.totp_secret else session.get(_TOTP_SETUP)
     if not user.totp_secret and not setup_secret:
         return _two_factor_page(user, "Add the key below to your authenticator app first.", 400)
-    result = accounts.check_totp(db.session, user, _field("code"), secret=setup_secret)
+    try:
+        result = accounts.check_totp(db.session, user, _field("code"), secret=setup_secret)
+    except AccountError as problem:  # the stored secret cannot be decrypted: a configuration problem
+        current_app.logger.error("two-factor for user %s: %s", user.id, problem)
+        return _two_factor_page(user, "Your two-factor code cannot be checked right now. Ask an "
+                                      "administrator to reset your two-factor.", 503)
     if result is not TotpResult.ACCEPTED:
         action = "auth.totp.replayed" if result is TotpResult.REPLAYED else "auth.totp.failed"
         _audit(action, user.email, user)
