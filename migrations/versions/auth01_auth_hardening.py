@@ -35,13 +35,16 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('key_sha256', sa.String(length=64), nullable=False),
     sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('scope', sa.String(length=20), nullable=False),
     sa.Column('ip', sa.String(length=64), nullable=False),
     sa.Column('claimed_account', sa.String(length=80), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
     sa.Column('window_start', registry.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
     sa.Column('first_at', registry.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_at', registry.models.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('closed_at', registry.models.types.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_refusal_windows_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_refusal_windows')),
     sa.UniqueConstraint('key_sha256', name=op.f('uq_refusal_windows_key_sha256'))
     )

@@ -7,6 +7,7 @@ and a device that signed in before is not made to wait at all (the caller decide
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime, timedelta
 
 # Failures (from any address) an account may have before anyone has to wait: typos cost nothing.
@@ -56,6 +57,22 @@ def refusal_window(now: datetime) -> datetime:
 
 def window_closed(window_start: datetime, now: datetime) -> bool:
     return now >= window_start + REFUSAL_WINDOW + REFUSAL_GRACE
+
+
+def address_key(address: str | None) -> str:
+    """What the per-address limits count by: an IPv4 address, or an IPv6 address's /64.
+
+    One IPv6 host usually holds a whole /64 and can pick a new address for every request.
+    """
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return untrusted_text(address or "-")
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    if ip.version == 6:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 def untrusted_text(raw: object, limit: int = 64) -> str:

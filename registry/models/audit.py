@@ -29,7 +29,7 @@ class AuditEntry(db.Model):
 
 
 class RefusalWindow(db.Model):
-    """Refused sign-in attempts of one (address, claimed account, kind) in one fixed time window.
+    """Refused sign-in attempts under one limit (an address, an account, or both) in one fixed window.
 
     A flood of refused attempts becomes one counter here and two audit rows (the first refusal, and
     a summary once the window is over) instead of one audit row per attempt.
@@ -38,12 +38,16 @@ class RefusalWindow(db.Model):
     __tablename__ = "refusal_windows"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # SHA-256 of (kind, address, normalised account, window start): the upsert's conflict target.
+    # SHA-256 of (kind, scope, the scope's parts, window start): the upsert's conflict target.
     key_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(20))
+    # The limit that refused: address, account_address or account (services.audit.REFUSAL_SCOPES).
+    scope: Mapped[str] = mapped_column(String(20))
+    # The window's first address and account name; the other refusals may have come with others.
     ip: Mapped[str] = mapped_column(String(64))
-    # What the client typed, cut short: it is not an account that was proven to exist.
+    # What the client typed, cut short: not an account proven to exist, unless user_id is set.
     claimed_account: Mapped[str] = mapped_column(String(80))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
     count: Mapped[int] = mapped_column(default=0)
     first_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -167,21 +167,36 @@ def upsert(session: Session, model):
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
-def record_refusal(session: Session, *, kind: str, ip: str, claimed_account: str,
-                   now: datetime | None = None) -> int:
-    """Count one refused attempt; only the first of its (address, account, window) writes an audit row.
+# What a refused attempt is counted under: the parts the refusing limit is about. Varying the other
+# parts (a new account name at every attempt from one address, a new address at every attempt at
+# one account) then still adds no audit row.
+REFUSAL_SCOPES = {"address": ("ip",), "account_address": ("ip", "account"), "account": ("account",)}
 
-    Returns the window's count so far. The counter is one atomic upsert, so concurrent refusals
-    never lose a count and exactly one of them sees 1.
+
+def _refusal_actor(claimed: str, user_id: int | None) -> str:
+    # With a user id the name came from the account itself (a refused TOTP code), not from the client.
+    return claimed if user_id is not None else UNTRUSTED + claimed
+
+
+def record_refusal(session: Session, *, kind: str, scope: str, ip: str, claimed_account: str,
+                   user_id: int | None = None, now: datetime | None = None) -> int:
+    """Count one refused attempt; only the first of its window writes an audit row.
+
+    `scope` names the limit that refused it (a key of REFUSAL_SCOPES). Returns the window's count so
+    far: the counter is one atomic upsert, so concurrent refusals never lose a count and exactly one
+    of them sees 1.
     """
     now = now or now_utc()
     window = throttle.refusal_window(now)
     account = str(claimed_account or "")
-    key = hashlib.sha256(json.dumps([kind, ip, account, window.isoformat()]).encode()).hexdigest()
+    parts = {"ip": ip, "account": account}
+    key = hashlib.sha256(json.dumps(
+        [kind, scope, *(parts[name] for name in REFUSAL_SCOPES[scope]), window.isoformat()]).encode()
+    ).hexdigest()
     claimed = throttle.untrusted_text(account)
     insert = upsert(session, RefusalWindow).values(
-        key_sha256=key, kind=kind, ip=ip[:64], claimed_account=claimed, window_start=window, count=1,
-        first_at=now, last_at=now)
+        key_sha256=key, kind=kind, scope=scope, ip=ip[:64], claimed_account=claimed, user_id=user_id,
+        window_start=window, count=1, first_at=now, last_at=now)
     count = session.execute(
         insert.on_conflict_do_update(
             index_elements=[RefusalWindow.key_sha256],
@@ -189,10 +204,11 @@ def record_refusal(session: Session, *, kind: str, ip: str, claimed_account: str
         .returning(RefusalWindow.count)
     ).scalar_one()
     if count == 1:
-        record(session, actor=UNTRUSTED + claimed, action=f"auth.{kind}.refused", object_type="refusals",
-               object_id=key[:16], at=now,
-               after={"ip": ip, "claimed_account": claimed, "untrusted_input": True,
-                      "window_start": window, "window_minutes": throttle.REFUSAL_WINDOW.seconds // 60,
+        record(session, actor=_refusal_actor(claimed, user_id), actor_id=user_id,
+               action=f"auth.{kind}.refused", object_type="refusals", object_id=key[:16], at=now,
+               after={"limit": scope, "ip": ip, "claimed_account": claimed,
+                      "untrusted_input": user_id is None, "window_start": window,
+                      "window_minutes": throttle.REFUSAL_WINDOW.seconds // 60,
                       "note": "further refusals in this window are counted and summarised when it ends"})
     return count
 
@@ -216,11 +232,11 @@ def close_refusal_windows(session: Session, now: datetime | None = None, *, batc
             continue
         closed += 1
         if window.count > 1:  # a single refusal is fully described by its first audit row
-            record(session, actor=UNTRUSTED + window.claimed_account,
-                   action=f"auth.{window.kind}.refused.summary",
+            record(session, actor=_refusal_actor(window.claimed_account, window.user_id),
+                   actor_id=window.user_id, action=f"auth.{window.kind}.refused.summary",
                    object_type="refusals", object_id=window.key_sha256[:16], at=now,
-                   after={"ip": window.ip, "claimed_account": window.claimed_account,
-                          "untrusted_input": True, "refused": window.count,
+                   after={"limit": window.scope, "ip": window.ip, "claimed_account": window.claimed_account,
+                          "untrusted_input": window.user_id is None, "refused": window.count,
                           "first_at": window.first_at, "last_at": window.last_at,
                           "window_start": window.window_start})
     return closed

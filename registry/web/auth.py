@@ -29,6 +29,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from limits import RateLimitItemPerMinute
 from limits.strategies import MovingWindowRateLimiter
 
+from registry.domain import throttle
 from registry.domain.clock import now_utc
 from registry.extensions import db, limiter
 from registry.services import accounts, audit
@@ -97,7 +98,7 @@ def _is_verified() -> bool:
 
 
 def _address() -> str:
-    return request.remote_addr or "-"
+    return throttle.address_key(request.remote_addr)
 
 
 def _hit(*identifiers: str) -> bool:
@@ -111,9 +112,10 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _refused(kind: str, claimed: str, wait: timedelta | None = None):
-    """The same 429 for every refusal; the audit log gets one counter per address, account and window."""
-    audit.record_refusal(db.session, kind=kind, ip=_address(), claimed_account=claimed, now=now_utc())
+def _refused(kind: str, scope: str, claimed: str, wait: timedelta | None = None, user=None):
+    """The same 429 for every refusal; the audit log gets one counter per limit and window."""
+    audit.record_refusal(db.session, kind=kind, scope=scope, ip=_address(), claimed_account=claimed,
+                         user_id=user.id if user else None, now=now_utc())
     db.session.commit()
     response = make_response(render_template("auth/throttled.html", message=THROTTLED), 429)
     seconds = wait.total_seconds() if wait else ATTEMPT_LIMIT.get_expiry()
@@ -154,19 +156,19 @@ def _remember_device(response, user):
 def _refusal_for_login(email: str):
     """A 429 response if this password attempt may not be checked now, else None (it was counted)."""
     if not _hit("login-address", _address()):
-        return _refused("login", email)
+        return _refused("login", "address", email)
     if not _hit("login-account-address", _digest(email), _address()):
-        return _refused("login", email)
+        return _refused("login", "account_address", email)
     if not _known_device_for(email):
         wait = accounts.login_wait(db.session, email, now=now_utc())
         if wait > timedelta(0):
-            return _refused("login", email, wait)
+            return _refused("login", "account", email, wait)
     return None
 
 
 def _refusal_for_code(user):
     if not _hit("totp-account", str(user.id)):
-        return _refused("totp", user.email)
+        return _refused("totp", "account", user.email, user=user)
     return None
 
 

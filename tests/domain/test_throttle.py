@@ -46,6 +46,16 @@ def test_refusal_windows_are_aligned_and_contain_their_moment(moment):
     assert throttle.window_closed(start, start + throttle.REFUSAL_WINDOW + throttle.REFUSAL_GRACE)
 
 
+def test_addresses_are_counted_per_ipv4_address_and_per_ipv6_64():
+    assert throttle.address_key("203.0.113.9") == "203.0.113.9"
+    assert throttle.address_key("2001:db8:1:2:aaaa::1") == throttle.address_key("2001:db8:1:2:ffff::9") \
+        == "2001:db8:1:2::/64"
+    assert throttle.address_key("2001:db8:1:3::1") != throttle.address_key("2001:db8:1:2::1")
+    assert throttle.address_key("::ffff:203.0.113.9") == "203.0.113.9"
+    assert throttle.address_key(None) == "-"
+    assert throttle.address_key("not an address\n" + "x" * 100).startswith("not an address\ufffd")
+
+
 def test_untrusted_text_is_one_short_printable_line():
     assert throttle.untrusted_text("someone@example.com") == "someone@example.com"
     assert throttle.untrusted_text("a\nb\x00c\u202ed") == "a\ufffdb\ufffdc\ufffdd"
