@@ -31,6 +31,9 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_login_throttles')),
     sa.UniqueConstraint('account_sha256', name=op.f('uq_login_throttles_account_sha256'))
     )
+    with op.batch_alter_table('login_throttles', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_login_throttles_last_failure_at'), ['last_failure_at'], unique=False)
+
     op.create_table('refusal_windows',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('key_sha256', sa.String(length=64), nullable=False),
@@ -70,4 +73,7 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_refusal_windows_closed_at'))
 
     op.drop_table('refusal_windows')
+    with op.batch_alter_table('login_throttles', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_login_throttles_last_failure_at'))
+
     op.drop_table('login_throttles')

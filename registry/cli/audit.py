@@ -25,7 +25,7 @@ def verify() -> None:
 
 @audit_cli.command("close-refusals")
 def close_refusals() -> None:
-    """Write the summary row of every refused-sign-in window that has ended (for cron).
+    """Summarise every refused-sign-in window that has ended, delete week-old counters (for cron).
 
     Sign-in attempts do this as they come; this command also covers the quiet after an attack.
     """
@@ -33,4 +33,6 @@ def close_refusals() -> None:
     while closed := audit.close_refusal_windows(db.session, now_utc()):
         db.session.commit()
         total += closed
-    click.echo(f"{total} refusal window(s) closed.")
+    forgotten = audit.forget_closed_windows(db.session, now_utc())
+    db.session.commit()
+    click.echo(f"{total} refusal window(s) closed; {forgotten} counter(s) closed over a week ago deleted.")

@@ -112,6 +112,14 @@ def reset_two_factor(email: str) -> None:
                "it is set up again at the next login.")
 
 
+@users_cli.command("forget-failures")
+def forget_failures() -> None:
+    """Delete sign-in failure counters quiet for an hour (they no longer count); for cron."""
+    count = accounts.forget_stale_failures(db.session)
+    db.session.commit()
+    click.echo(f"{count} stale sign-in failure counter(s) deleted.")
+
+
 @users_cli.command("code")
 @click.argument("email")
 def code(email: str) -> None:

@@ -160,4 +160,5 @@ class LoginThrottle(db.Model):
     # SHA-256 of the normalised email: names that are not accounts are counted too, without storing them.
     account_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     failures: Mapped[int] = mapped_column(default=0)
-    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Indexed for `flask users forget-failures`, which deletes the rows no rule reads any more.
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -13,7 +13,7 @@ from enum import StrEnum
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 
@@ -365,9 +365,15 @@ def record_login_failure(session: Session, email: object, *, now: datetime | Non
                     .values(account_sha256=digest, failures=0, last_failure_at=now)
                     .on_conflict_do_nothing(index_elements=[LoginThrottle.account_sha256]))
     for _attempt in range(100):
-        failures, last = session.execute(
+        current = session.execute(
             select(LoginThrottle.failures, LoginThrottle.last_failure_at)
-            .where(LoginThrottle.account_sha256 == digest)).one()
+            .where(LoginThrottle.account_sha256 == digest)).one_or_none()
+        if current is None:  # forget_stale_failures deleted it just now: start it again
+            session.execute(upsert(session, LoginThrottle)
+                            .values(account_sha256=digest, failures=0, last_failure_at=now)
+                            .on_conflict_do_nothing(index_elements=[LoginThrottle.account_sha256]))
+            continue
+        failures, last = current
         counted = throttle.live_failures(failures, last, now) + 1
         # A version check on what was read: a concurrent failure makes this UPDATE miss, then we re-read.
         moved = session.execute(
@@ -386,3 +392,14 @@ def clear_login_failures(session: Session, email: object) -> None:
     session.execute(update(LoginThrottle)
                     .where(LoginThrottle.account_sha256 == _digest(normalise_email(email)))
                     .values(failures=0).execution_options(synchronize_session=False))
+
+
+def forget_stale_failures(session: Session, *, now: datetime | None = None) -> int:
+    """Delete failure counters that no longer count (quiet for FORGET_AFTER); returns how many.
+
+    Every name anyone tried gets a row, so without this the table only grows.
+    """
+    cutoff = (now or now_utc()) - throttle.FORGET_AFTER
+    return session.execute(
+        delete(LoginThrottle).where(LoginThrottle.last_failure_at <= cutoff)
+        .execution_options(synchronize_session=False)).rowcount

@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -240,3 +240,15 @@ def close_refusal_windows(session: Session, now: datetime | None = None, *, batc
                           "first_at": window.first_at, "last_at": window.last_at,
                           "window_start": window.window_start})
     return closed
+
+
+# A closed window's summary is in the audit log; its counter row is kept a while for inspection.
+KEEP_CLOSED_WINDOWS = timedelta(days=7)
+
+
+def forget_closed_windows(session: Session, now: datetime | None = None) -> int:
+    """Delete counter rows of windows summarised more than KEEP_CLOSED_WINDOWS ago; returns how many."""
+    cutoff = (now or now_utc()) - KEEP_CLOSED_WINDOWS
+    return session.execute(
+        delete(RefusalWindow).where(RefusalWindow.closed_at <= cutoff)
+        .execution_options(synchronize_session=False)).rowcount

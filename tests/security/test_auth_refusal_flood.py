@@ -139,5 +139,9 @@ def test_the_cli_closes_ended_windows_when_attempts_stopped(app, runner):
     assert result.exit_code == 0 and "150 refusal window(s) closed" in result.output
     db.session.expire_all()
     assert len(rows("auth.login.refused.summary")) == 150
-    assert runner.invoke(args=["audit", "close-refusals"]).output.startswith("0 refusal")
+    again = runner.invoke(args=["audit", "close-refusals"]).output
+    assert again.startswith("0 refusal") and "; 0 counter(s)" in again
     assert runner.invoke(args=["audit", "verify"]).exit_code == 0
+    assert audit.forget_closed_windows(db.session, now_utc() + timedelta(days=6)) == 0
+    assert audit.forget_closed_windows(db.session, now_utc() + timedelta(days=7, minutes=1)) == 150
+    assert rows("auth.login.refused.summary")  # the audit rows stay, of course
