@@ -142,11 +142,18 @@ def _known_device_for(email: str) -> bool:
     except BadSignature:
         return False
     user = accounts.find_user(db.session, email)
-    return user is not None and isinstance(data, dict) and data.get("user") == user.id
+    return (user is not None and isinstance(data, dict) and data.get("user") == user.id
+            and data.get("password") == _password_fingerprint(user))
+
+
+def _password_fingerprint(user) -> str:
+    # A new password (argon2 hashes are salted, so any reset) retires every remembered device.
+    return hashlib.sha256((user.password_hash or "").encode()).hexdigest()[:16]
 
 
 def _remember_device(response, user):
-    value = _device_serializer().dumps({"user": user.id, "device": secrets.token_urlsafe(12)})
+    value = _device_serializer().dumps({"user": user.id, "password": _password_fingerprint(user),
+                                        "device": secrets.token_urlsafe(12)})
     response.set_cookie(_device_cookie_name(), value, max_age=int(DEVICE_MAX_AGE.total_seconds()),
                         path="/", secure=current_app.config["REGISTRY"].is_production,
                         httponly=True, samesite="Lax")

@@ -150,3 +150,15 @@ def test_an_approver_gets_the_device_cookie_only_after_the_second_factor(app, ma
     code = pyotp.TOTP(approver.totp_secret).now()
     client.post("/auth/two-factor", data={"csrf_token": csrf_token(client), "code": code})
     assert client.get_cookie("device") is not None
+
+
+def test_a_new_password_retires_remembered_devices(app, make_user, clock):
+    editor = make_user("editor")
+    owner = known_device(app, editor)
+    token = accounts.issue_password_link(db.session, editor)
+    form = accounts.open_password_link(db.session, token)
+    accounts.use_password_link(db.session, form, "the new long passphrase")
+    db.session.commit()
+    for index in range(8):
+        attempt(app.test_client(), editor.email, "wrong guess!!", f"203.0.113.{index}")
+    assert attempt(owner, editor.email, "the new long passphrase", CAFE).status_code == 429
