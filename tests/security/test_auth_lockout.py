@@ -162,3 +162,12 @@ def test_a_new_password_retires_remembered_devices(app, make_user, clock):
     for index in range(8):
         attempt(app.test_client(), editor.email, "wrong guess!!", f"203.0.113.{index}")
     assert attempt(owner, editor.email, "the new long passphrase", CAFE).status_code == 429
+
+
+def test_an_ipv6_host_cannot_escape_the_address_limit_by_changing_address(app, make_user):
+    editor = make_user("editor")
+    client = app.test_client()
+    answers = [attempt(client, f"person{index}@example.com", "wrong guess!!", f"2001:db8:5:6::{index + 1:x}")
+               .status_code for index in range(11)]
+    assert answers == [401] * 10 + [429]  # eleven addresses, one /64
+    assert attempt(client, editor.email, PASSWORD, "2001:db8:5:7::1").status_code == 302
