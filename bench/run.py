@@ -1,4 +1,4 @@
-"""make bench: the HTTP, diff, Markdown, dispatch and webhook benchmarks; results in bench/results/latest.json.
+"""make bench: HTTP, diff, Markdown, dispatch and webhook benchmarks; results in bench/results/latest.json.
 
 Exits non-zero when any target is missed or a stage could not run.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from flask import Flask
@@ -15,6 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(settings: Settings | None = None) -> Flask:
+    # Files this process creates (the SQLite database with its TOTP secrets, the -wal and -shm files,
+    # the mail outbox's .eml files) are for this user only.
+    os.umask(0o077)
     settings = settings or Settings.from_env()
     settings.validate()
     app = Flask(
@@ -24,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     settings.instance_path.mkdir(parents=True, exist_ok=True)
+    _restrict_sqlite_files(settings.database_url)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
@@ -71,6 +76,16 @@ def _engine_options(database_url: str) -> dict:
         # The web process and the worker share the file: wait for a lock instead of failing.
         return {"connect_args": {"timeout": 30}}
     return {"pool_pre_ping": True}
+
+
+def _restrict_sqlite_files(database_url: str) -> None:
+    """A database file created before the umask was set (by an older version) is closed to others too."""
+    if not database_url.startswith("sqlite:///"):
+        return
+    database = Path(database_url.removeprefix("sqlite:///"))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        if path.exists() and path.stat().st_mode & 0o077:
+            path.chmod(0o600)
 
 
 def _sqlite_pragmas(connection, _record) -> None:

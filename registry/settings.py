@@ -36,6 +36,9 @@ class Settings:
     # Where one-click unsubscribe mails go (the mailto in List-Unsubscribe).
     unsubscribe_mailto: str = "unsubscribe@example.com"
     ratelimit_storage_uri: str = "memory://"
+    # Memory limits are per process: with several gunicorn workers each has its own count, so
+    # production refuses them unless this says one process is all there is.
+    ratelimit_allow_memory: bool = False
     # How many reverse proxies (nginx) set X-Forwarded-For/-Proto in front of the app; 0 trusts none.
     proxy_count: int = 0
     page_cache_seconds: float = 1.0
@@ -74,6 +77,12 @@ class Settings:
                 )
             if not self.base_url.startswith("https://"):
                 problems.append("REGISTRY_BASE_URL must be an https:// address in production")
+            if self.ratelimit_storage_uri.startswith("memory://") and not self.ratelimit_allow_memory:
+                problems.append(
+                    "REGISTRY_RATELIMIT_STORAGE_URI must be shared storage in production, e.g. "
+                    "redis://localhost:6379/0 (memory:// counts per worker process; set "
+                    "REGISTRY_RATELIMIT_ALLOW_MEMORY=1 only if a single process serves the site)"
+                )
         if problems:
             raise SettingsError("Cannot start: " + "; ".join(problems))
 
@@ -98,6 +107,7 @@ class Settings:
             mail_from_name=env.get("REGISTRY_MAIL_FROM_NAME", cls.mail_from_name),
             unsubscribe_mailto=env.get("REGISTRY_UNSUBSCRIBE_MAILTO", cls.unsubscribe_mailto),
             ratelimit_storage_uri=env.get("REGISTRY_RATELIMIT_STORAGE_URI", cls.ratelimit_storage_uri),
+            ratelimit_allow_memory=_flag(env, "REGISTRY_RATELIMIT_ALLOW_MEMORY"),
             proxy_count=int(_number(env, "REGISTRY_PROXY_COUNT", cls.proxy_count)),
             page_cache_seconds=_number(env, "REGISTRY_PAGE_CACHE_SECONDS", cls.page_cache_seconds),
             cdn_max_age=int(_number(env, "REGISTRY_CDN_MAX_AGE", cls.cdn_max_age)),
@@ -130,11 +140,26 @@ def _number(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"Cannot start: {name} must be 1 or 0 (true or false), not {raw!r}")
+
+
 def _instance_secret(instance_path: Path) -> str:
     """Generated once per instance folder so sessions survive restarts in development."""
-    instance_path.mkdir(parents=True, exist_ok=True)
+    instance_path.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = instance_path / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+    try:
+        # Created 0600 in one step (never readable by others, not even for a moment); O_EXCL: two
+        # processes starting at once cannot both write one, the loser reads the winner's.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(48))
     return path.read_text().strip()

@@ -79,7 +79,7 @@ def make_settings(database_url: str, instance: Path, **overrides) -> Settings:
     return Settings(
         env="test", secret_key="test-secret-" + "x" * 40, database_url=database_url,
         instance_path=instance, mail_sender="recording", page_cache_seconds=0.0,
-        base_url="http://localhost",
+        base_url="http://localhost", ratelimit_allow_memory=True,
     ).with_overrides(**overrides)
 
 

@@ -93,3 +93,34 @@ def test_audit_verify(app, runner):
     db.session.commit()
     broken = runner.invoke(args=["audit", "verify"])
     assert broken.exit_code == 1 and f"BROKEN at audit row {rows[1].id}" in broken.output
+
+
+def test_reset_two_factor(app, runner, make_user):
+    approver = make_user("approver")
+    token = accounts.start_session(db.session, approver, is_verified=True)
+    db.session.commit()
+    result = runner.invoke(args=["users", "reset-2fa", approver.email])
+    assert result.exit_code == 0 and "two-factor reset" in result.output
+    db.session.expire_all()
+    assert db.session.get(User, approver.id).totp_secret is None
+    assert accounts.live_session(db.session, token) is None
+    assert db.session.scalars(select(AuditEntry.action)).all() == ["user.reset_two_factor"]
+    missing = runner.invoke(args=["users", "reset-2fa", "ghost@example.com"])
+    assert missing.exit_code != 0 and "no account" in missing.output
+
+
+def test_forget_failures_deletes_only_counters_that_no_longer_count(app, runner):
+    from registry.domain import throttle
+    from registry.domain.clock import now_utc
+    from registry.models import LoginThrottle
+
+    now = now_utc()
+    accounts.record_login_failure(db.session, "old@example.com", now=now - throttle.FORGET_AFTER)
+    accounts.record_login_failure(db.session, "recent@example.com", now=now - timedelta(minutes=5))
+    db.session.commit()
+    result = runner.invoke(args=["users", "forget-failures"])
+    assert result.exit_code == 0 and "1 stale" in result.output
+    db.session.expire_all()
+    assert db.session.scalar(select(LoginThrottle.failures)) == 1
+    assert accounts.login_wait(db.session, "recent@example.com", now=now) == timedelta(0)
+    assert accounts.record_login_failure(db.session, "old@example.com", now=now) == 1

@@ -26,6 +26,7 @@ def test_production_with_everything_starts(tmp_path):
         "REGISTRY_SECRET_KEY": "s" * 40, "REGISTRY_DATABASE_URL": "sqlite:///x.db",
         "REGISTRY_SENDGRID_API_KEY": "SG.key", "REGISTRY_SENDGRID_WEBHOOK_PUBLIC_KEY": "MFkw...",
         "REGISTRY_BASE_URL": "https://trust.example.com",
+        "REGISTRY_RATELIMIT_STORAGE_URI": "redis://localhost:6379/0",
     })
     assert settings.is_production
     assert settings.mail_sender == "sendgrid"

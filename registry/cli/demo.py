@@ -14,8 +14,16 @@ demo_cli = AppGroup("demo", help="Demo content.")
 @demo_cli.command("load")
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database has content.")
 def demo_load(if_empty: bool) -> None:
-    """Load the demo company's registry, dated relative to today."""
+    """Load the demo company's registry, dated relative to today (development only)."""
+    from flask import current_app
+
     from registry.services import demo
+
+    # The demo's staff passwords and TOTP secrets are public (they are in the source).
+    if current_app.config["REGISTRY"].is_production:
+        raise click.ClickException(
+            "The demo is refused in production: its staff accounts have public passwords and TOTP "
+            "secrets. Create real accounts with `flask users create`.")
 
     if demo.has_content(db.session):
         if if_empty:

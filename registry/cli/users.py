@@ -100,6 +100,26 @@ def list_users() -> None:
                    f"{two_factor:14} last login: {last}")
 
 
+@users_cli.command("reset-2fa")
+@click.argument("email")
+def reset_two_factor(email: str) -> None:
+    """Forget the account's TOTP secret and end its sessions: it sets up a new one at the next login."""
+    user = _user(email)
+    accounts.reset_two_factor(db.session, user)
+    _record("user.reset_two_factor", user)
+    db.session.commit()
+    click.echo(f"{user.email}: two-factor reset and signed out everywhere; "
+               "it is set up again at the next login.")
+
+
+@users_cli.command("forget-failures")
+def forget_failures() -> None:
+    """Delete sign-in failure counters quiet for an hour (they no longer count); for cron."""
+    count = accounts.forget_stale_failures(db.session)
+    db.session.commit()
+    click.echo(f"{count} stale sign-in failure counter(s) deleted.")
+
+
 @users_cli.command("code")
 @click.argument("email")
 def code(email: str) -> None:

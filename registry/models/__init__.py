@@ -1,6 +1,6 @@
 """Typed SQLAlchemy models, one module per area; importing this package registers them all."""
 
-from registry.models.audit import AuditEntry
+from registry.models.audit import AuditEntry, RefusalWindow
 from registry.models.changes import ChangeSet, ChangeSetEvent, ChangeStatus, Comment, NoticePolicy
 from registry.models.documents import Comparison, Document, DocumentVersion
 from registry.models.mail import OutgoingMail
@@ -8,7 +8,7 @@ from registry.models.notices import Delivery, Notice, SendAttempt, Suppression, 
 from registry.models.site import SiteState
 from registry.models.subprocessors import RecordAction, SubProcessor, SubProcessorRecord
 from registry.models.subscribers import ConfirmationToken, Subscriber, Subscription, Topic
-from registry.models.users import PasswordResetToken, Role, StaffSession, User
+from registry.models.users import LoginThrottle, PasswordResetToken, Role, StaffSession, User
 
 __all__ = [
     "AuditEntry",
@@ -21,11 +21,13 @@ __all__ = [
     "Delivery",
     "Document",
     "DocumentVersion",
+    "LoginThrottle",
     "Notice",
     "NoticePolicy",
     "OutgoingMail",
     "PasswordResetToken",
     "RecordAction",
+    "RefusalWindow",
     "Role",
     "SendAttempt",
     "SiteState",

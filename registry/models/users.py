@@ -1,16 +1,75 @@
-"""Staff accounts (disabled, never deleted) and their server-side sessions."""
+"""Staff accounts (disabled, never deleted), their server-side sessions and sign-in failure counters."""
 
 from __future__ import annotations
 
+import base64
+import functools
 from datetime import datetime
 from enum import StrEnum
 
+from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import current_app
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.models.types import UTCDateTime
+
+SEALED_PREFIX = "fernet1:"
+
+
+class LegacyPlaintext(str):
+    """A TOTP secret stored before secrets were encrypted: services.accounts seals it on next use."""
+
+    __slots__ = ()
+
+
+class UnreadableSecret(str):
+    """A sealed value the current secret key cannot open (REGISTRY_SECRET_KEY was changed).
+
+    Loading the account still works (so it can be listed and reset); no code is ever accepted.
+    """
+
+    __slots__ = ()
+
+
+@functools.lru_cache(maxsize=4)
+def _fernet(secret_key: str) -> Fernet:
+    # A key of its own for this purpose, derived from the app's secret key (HKDF, RFC 5869).
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+               info=b"registry: TOTP secrets at rest v1").derive(secret_key.encode())
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+class SealedString(TypeDecorator[str]):
+    """Encrypted at rest with a key derived from the secret key; plain text only in memory.
+
+    A database dump or a stolen SQLite file alone no longer gives anyone the second factor.
+    """
+
+    impl = String(255)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect) -> str | None:
+        if value is None:
+            return None
+        token = _fernet(current_app.config["SECRET_KEY"]).encrypt(str(value).encode())
+        return SEALED_PREFIX + token.decode()
+
+    def process_result_value(self, value: str | None, dialect) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(SEALED_PREFIX):
+            return LegacyPlaintext(value)
+        try:
+            return _fernet(current_app.config["SECRET_KEY"]).decrypt(
+                value[len(SEALED_PREFIX):].encode()).decode()
+        except InvalidToken:
+            return UnreadableSecret(value)
 
 
 class Role(StrEnum):
@@ -27,7 +86,7 @@ class User(db.Model):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     is_enabled: Mapped[bool] = mapped_column(default=True)
-    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_secret: Mapped[str | None] = mapped_column(SealedString)
     # The last TOTP time step accepted; a code from this step or an earlier one is refused.
     totp_last_step: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
@@ -90,3 +149,16 @@ class PasswordResetToken(db.Model):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
+
+
+class LoginThrottle(db.Model):
+    """Sign-in failures of one account name (existing or not) from any address, for the growing wait."""
+
+    __tablename__ = "login_throttles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # SHA-256 of the normalised email: names that are not accounts are counted too, without storing them.
+    account_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    failures: Mapped[int] = mapped_column(default=0)
+    # Indexed for `flask users forget-failures`, which deletes the rows no rule reads any more.
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

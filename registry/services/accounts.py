@@ -13,14 +13,16 @@ from enum import StrEnum
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 
+from registry.domain import throttle
 from registry.domain.clock import now_utc
 from registry.domain.roles import ROLES
-from registry.models import StaffSession, User
-from registry.models.users import PasswordResetToken
+from registry.models import LoginThrottle, StaffSession, User
+from registry.models.users import LegacyPlaintext, PasswordResetToken, UnreadableSecret
+from registry.services.audit import upsert
 
 # OWASP ASVS 5.0 / OWASP cheat sheet: argon2id, m=19 MiB, t=2, p=1.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -119,6 +121,8 @@ PASSWORD_MIN, PASSWORD_MAX = 12, 1024
 # The RFC 5322 "atext" characters before the @ (no quotes, brackets or comments), host labels after it.
 _EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(\.[\w-]+)+")
 PASSWORD_LINK_LIFETIME = timedelta(hours=24)
+# Once a link was opened, its form (held by that browser's session only) stays usable this long.
+PASSWORD_FORM_LIFETIME = timedelta(hours=1)
 LINK_INVALID = "This link is invalid, already used or expired. Ask an administrator for a new one."
 
 
@@ -228,6 +232,32 @@ def password_link_user(session: Session, token: str | None, *, now: datetime | N
     return row.user if row.user.is_enabled else None
 
 
+def open_password_link(session: Session, token: str | None, *, now: datetime | None = None) -> str | None:
+    """Swap a link's token for a new one (returned, for the opener's session); the link's token dies.
+
+    The row keeps its account and expiry (at most PASSWORD_FORM_LIFETIME from now); only the hash of
+    the new token is stored, so the old one matches nothing any more. None if the link is not valid.
+    """
+    now = now or now_utc()
+    if password_link_user(session, token, now=now) is None:
+        return None
+    row = session.scalar(select(PasswordResetToken).where(PasswordResetToken.token_sha256 == _digest(token)))
+    form_token = secrets.token_urlsafe(32)
+    # Conditional on the old hash: of two requests opening the same link, only one gets a form.
+    swapped = session.execute(
+        update(PasswordResetToken)
+        .where(PasswordResetToken.id == row.id, PasswordResetToken.token_sha256 == _digest(token),
+               PasswordResetToken.used_at.is_(None))
+        .values(token_sha256=_digest(form_token),
+                expires_at=min(row.expires_at, now + PASSWORD_FORM_LIFETIME))
+        .execution_options(synchronize_session=False)
+    )
+    if swapped.rowcount != 1:
+        return None
+    session.expire(row)
+    return form_token
+
+
 def use_password_link(session: Session, token: str, password: str, *, now: datetime | None = None) -> User:
     """Set the password and spend the token; every open session of the account ends."""
     now = now or now_utc()
@@ -255,6 +285,9 @@ class TotpResult(StrEnum):
 
 
 TOTP_ISSUER = "Sub-processor registry"
+CANNOT_DECRYPT = (
+    "This account's two-factor secret cannot be decrypted with the current REGISTRY_SECRET_KEY. "
+    "Restore the previous key, or reset its two-factor: flask users reset-2fa EMAIL.")
 
 
 def new_totp_secret() -> str:
@@ -275,6 +308,8 @@ def check_totp(session: Session, user: User, code: object, *, secret: str | None
     digits = re.sub(r"\s", "", str(code or ""))
     if not secret or not re.fullmatch(r"[0-9]{6}", digits):
         return TotpResult.INVALID
+    if isinstance(secret, UnreadableSecret):
+        raise AccountError(CANNOT_DECRYPT)
     totp = pyotp.TOTP(secret)
     current = totp.timecode(now or now_utc())
     matched = [step for step in (current - 1, current, current + 1)
@@ -282,6 +317,9 @@ def check_totp(session: Session, user: User, code: object, *, secret: str | None
     if not matched:
         return TotpResult.INVALID
     step = matched[-1]
+    if isinstance(user.totp_secret, LegacyPlaintext):
+        # Stored before secrets were encrypted: written back sealed with this flush.
+        flag_modified(user, "totp_secret")
     # A conditional UPDATE: of two requests racing with the same code, only one moves the step on.
     moved = session.execute(
         update(User)
@@ -299,6 +337,8 @@ def current_totp_code(user: User, *, now: datetime | None = None) -> str:
     """The code the account's authenticator shows now (development helpers only)."""
     if not user.totp_secret:
         raise AccountError(f"{user.email} has no two-factor secret yet; it is set up at the next login.")
+    if isinstance(user.totp_secret, UnreadableSecret):
+        raise AccountError(CANNOT_DECRYPT)
     return pyotp.TOTP(user.totp_secret).at(now or now_utc())
 
 
@@ -306,3 +346,60 @@ def mark_verified(session: Session, staff_session: StaffSession, *, now: datetim
     staff_session.is_verified = True
     staff_session.user.last_login_at = now or now_utc()
     session.flush()
+
+
+def login_wait(session: Session, email: object, *, now: datetime | None = None) -> timedelta:
+    """How long a password attempt for `email` from a device not known to it must still wait."""
+    row = session.scalar(select(LoginThrottle).where(
+        LoginThrottle.account_sha256 == _digest(normalise_email(email))))
+    if row is None:
+        return timedelta(0)
+    return throttle.account_wait(row.failures, row.last_failure_at, now or now_utc())
+
+
+def record_login_failure(session: Session, email: object, *, now: datetime | None = None) -> int:
+    """Count a failed password for `email` (an account or not); returns the failures that now count."""
+    now = now or now_utc()
+    digest = _digest(normalise_email(email))
+    session.execute(upsert(session, LoginThrottle)
+                    .values(account_sha256=digest, failures=0, last_failure_at=now)
+                    .on_conflict_do_nothing(index_elements=[LoginThrottle.account_sha256]))
+    for _attempt in range(100):
+        current = session.execute(
+            select(LoginThrottle.failures, LoginThrottle.last_failure_at)
+            .where(LoginThrottle.account_sha256 == digest)).one_or_none()
+        if current is None:  # forget_stale_failures deleted it just now: start it again
+            session.execute(upsert(session, LoginThrottle)
+                            .values(account_sha256=digest, failures=0, last_failure_at=now)
+                            .on_conflict_do_nothing(index_elements=[LoginThrottle.account_sha256]))
+            continue
+        failures, last = current
+        counted = throttle.live_failures(failures, last, now) + 1
+        # A version check on what was read: a concurrent failure makes this UPDATE miss, then we re-read.
+        moved = session.execute(
+            update(LoginThrottle)
+            .where(LoginThrottle.account_sha256 == digest, LoginThrottle.failures == failures,
+                   LoginThrottle.last_failure_at == last)
+            .values(failures=counted, last_failure_at=max(now, last))
+            .execution_options(synchronize_session=False))
+        if moved.rowcount == 1:
+            return counted
+    raise RuntimeError("the sign-in failure counter kept changing under us; giving up on this one")
+
+
+def clear_login_failures(session: Session, email: object) -> None:
+    """The right password was given: the account no longer makes anyone wait."""
+    session.execute(update(LoginThrottle)
+                    .where(LoginThrottle.account_sha256 == _digest(normalise_email(email)))
+                    .values(failures=0).execution_options(synchronize_session=False))
+
+
+def forget_stale_failures(session: Session, *, now: datetime | None = None) -> int:
+    """Delete failure counters that no longer count (quiet for FORGET_AFTER); returns how many.
+
+    Every name anyone tried gets a row, so without this the table only grows.
+    """
+    cutoff = (now or now_utc()) - throttle.FORGET_AFTER
+    return session.execute(
+        delete(LoginThrottle).where(LoginThrottle.last_failure_at <= cutoff)
+        .execution_options(synchronize_session=False)).rowcount

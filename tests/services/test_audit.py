@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import text
 
 from registry.extensions import db
@@ -95,9 +94,8 @@ def test_search_filters(app):
 
 
 
-def test_concurrent_appends_on_postgresql_never_fork_the_chain(app):
-    if db.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite serialises writers by itself; the advisory lock is PostgreSQL's")
+def test_a_concurrent_append_waits_for_the_first_transaction(app):
+    """PostgreSQL: the advisory lock; SQLite: BEGIN IMMEDIATE. Either way the second append waits."""
     import threading
 
     from sqlalchemy.orm import Session
@@ -108,7 +106,7 @@ def test_concurrent_appends_on_postgresql_never_fork_the_chain(app):
         done = threading.Event()
 
         def append_second() -> None:
-            # Blocks on the advisory lock until `first` commits, then links to its row.
+            # Blocks on the lock until `first` commits, then links to its row.
             audit.record(second, actor="b@example.com", action="test.second", object_type="t", object_id=2)
             second.commit()
             done.set()

@@ -16,7 +16,8 @@ from registry.models import NoticePolicy
 
 STAFF_BLUEPRINTS = ("admin", "users", "audit", "policies", "subscribers", "notices")
 # Log-in, two-factor and set-password pages are for people who are not signed in yet; logout is staff.
-PUBLIC_AUTH_ENDPOINTS = {"auth.login", "auth.two_factor", "auth.set_password"}
+PUBLIC_AUTH_ENDPOINTS = {"auth.login", "auth.login_submit", "auth.two_factor", "auth.two_factor_submit",
+                         "auth.set_password", "auth.set_password_form", "auth.set_password_submit"}
 EXPECTED = {
     "users.index": "manage_users",
     "users.create": "manage_users",
