@@ -170,7 +170,7 @@ class Dispatcher:
     def recover(self) -> int:
         """Queue again what a dead worker left "sending" past the timeout.
 
-        Rows a webhook event proved accepted are already "sent" (services.provider_events.apply_provider_events).
+        Rows a webhook event proved accepted are already "sent" (services.provider_events).
         Rows of a request that had gone out are flagged as possibly sent twice; rows that were claimed
         but never handed to the provider are simply queued again.
         """

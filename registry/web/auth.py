@@ -52,16 +52,6 @@ FORM_MAX = 2000  # characters kept from any one field: enough for a long passwor
 DEVICE_MAX_AGE = timedelta(days=180)
 
 
-def no_store(response):
-    """Staff pages hold personal data and one-time secrets: never cache them anywhere."""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
-
-
-bp.after_request(no_store)
-
-
 def _field(name: str) -> str:
     return request.form.get(name, "")[:FORM_MAX].replace("\x00", "")
 
