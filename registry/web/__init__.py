@@ -7,7 +7,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pycountry
-from flask import Flask, abort, jsonify, render_template, request
+from flask import Flask, abort, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import BaseConverter, IntegerConverter
 
@@ -70,13 +70,17 @@ def refuse_unsafe_methods() -> None:
     """The shared half of the HEAD fix (views dispatch on the method: GET or POST, never both).
 
     HEAD runs a GET view; a view that also takes POST may treat anything that is not GET as a
-    submission, and HEAD skips CSRF and the POST-only login limits. Such a view is not served HEAD.
+    submission, and HEAD skips CSRF and the POST-only login limits. Such a view is not served HEAD,
+    and neither is a GET view with an effect (access.spent_on_get).
     """
     if request.method not in VIEW_METHODS:
         abort(405, valid_methods=sorted(VIEW_METHODS - {"OPTIONS"}))
     rule = request.url_rule
-    if request.method == "HEAD" and rule is not None and "POST" in (rule.methods or ()):
-        abort(405, valid_methods=sorted(rule.methods or ()))
+    if request.method != "HEAD" or rule is None:
+        return
+    view = current_app.view_functions.get(rule.endpoint)
+    if "POST" in (rule.methods or ()) or getattr(view, "is_spent_on_get", False):
+        abort(405, valid_methods=sorted((rule.methods or set()) - {"HEAD"}))
 
 
 def staff_forms_take_form_data() -> None:

@@ -65,3 +65,13 @@ def permission_required(permission: str):
         return wrapped
 
     return decorator
+
+
+def spent_on_get(view):
+    """Mark a GET view that has an effect (a one-time link spent when opened): HEAD never runs it.
+
+    A HEAD from a link checker or a proxy would otherwise spend the link without showing anyone
+    the page; web/__init__.refuse_unsafe_methods answers such a HEAD with 405.
+    """
+    view.is_spent_on_get = True
+    return view

@@ -34,6 +34,7 @@ from registry.domain.clock import now_utc
 from registry.extensions import db, limiter
 from registry.services import accounts, audit
 from registry.services.accounts import AccountError, TotpResult
+from registry.web.access import spent_on_get
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -314,6 +315,7 @@ def _link_invalid():
 
 
 @bp.get("/set-password/<token>")
+@spent_on_get
 def set_password(token: str):
     """The emailed link: swapped at once for a token only this browser's session holds.
 

@@ -180,7 +180,8 @@ def serves_a_page(app: Flask, url: str) -> bool:
         rule, _ = adapter.match(url.split("?")[0], method="HEAD", return_rule=True)
     except MethodNotAllowed:
         return False
-    return "POST" not in rule.methods
+    view = app.view_functions[rule.endpoint]
+    return "POST" not in rule.methods and not getattr(view, "is_spent_on_get", False)
 
 
 def rules_of(app: Flask) -> list:
@@ -218,7 +219,6 @@ def test_no_method_but_get_and_post_changes_anything_or_logs_in(app, login, worl
 # Rules whose POST, sent by this person with the walk's own data, must change the database: the proof
 # that the walk sent real submissions. Keyed by path, so that it survives the auth views' GET/POST split.
 CONTROLS = [
-    ("/auth/set-password/<token>", "anonymous"),
     ("/admin/policies/<int:policy_id>", "admin"),
     ("/admin/subscribers/topics/new", "admin"),
     ("/admin/subscribers/topics/<int:topic_id>/edit", "admin"),
