@@ -374,8 +374,9 @@ def confirm(session: Session, raw: str, now: datetime | None = None) -> TokenChe
     choices = rules.choices_on_confirm([topic_rule(t) for t in topics], token.topic_ids,
                                        token.offered_topic_ids)
     set_choices(session, subscriber, choices, now)
-    if subscriber.status != "confirmed":
-        # A new subscription of the address: links mailed to an earlier one must not open this one.
+    if subscriber.status == "deleted":
+        # A new subscription of the address. Deleting moved the generation on already; this covers
+        # links made after that (a notice queued before the deletion and sent after it).
         subscriber.generation += 1
     subscriber.status = "confirmed"
     subscriber.confirmed_at = now
