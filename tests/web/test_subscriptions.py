@@ -247,3 +247,23 @@ def prefs_token(subscriber: Subscriber) -> str:
 
 def test_nav_has_a_subscribe_link(client, topics):
     assert 'href="/subscriptions/"' in client.get("/").get_data(as_text=True)
+
+
+@pytest.mark.parametrize(("email", "message"), [
+    ("ana\u202e@example.com", "U+202E RIGHT-TO-LEFT OVERRIDE"),
+    ("ana@exa\u200bmple.com", "U+200B ZERO WIDTH SPACE"),
+    ("zoë@example.com", "our mail provider refuses &#39;ë&#39;"),
+    ("double..dot@example.com", "two dots in a row"),
+    ("user@[192.0.2.1]", "not an IP address"),
+])
+def test_the_form_refuses_what_the_provider_refuses_and_invisible_characters(client, topics, email, message):
+    response = post_subscribe(client, email)
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+    assert count(Subscriber) == 0 and count(OutgoingMail) == 0
+
+
+def test_an_idn_domain_is_stored_and_mailed_in_punycode(client, topics):
+    assert post_subscribe(client, "Ula@Exämple.PL").status_code == 200
+    assert db.session.scalar(select(Subscriber.email)) == "ula@xn--exmple-cua.pl"
+    assert db.session.scalar(select(OutgoingMail.to)) == "ula@xn--exmple-cua.pl"
