@@ -539,7 +539,7 @@ class SentNotice:
     last_event: str | None
 
 
-def history(session: Session, subscriber: Subscriber, limit: int = 200) -> list[SentNotice]:
+def history(session: Session, subscriber: Subscriber, limit: int | None = 200) -> list[SentNotice]:
     """The notices sent to this subscriber's address, newest first."""
     rows = session.execute(
         select(Delivery, Notice, ChangeSet)
@@ -552,3 +552,26 @@ def history(session: Session, subscriber: Subscriber, limit: int = 200) -> list[
     return [SentNotice(notice.subject, change_set.title, notice.created_at, delivery.sent_at,
                        delivery.status, delivery.last_event)
             for delivery, notice, change_set in rows]
+
+
+def personal_data(session: Session, subscriber: Subscriber) -> dict:
+    """Everything kept about a subscriber, as the JSON the preferences page lets them download."""
+    def moment(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "email": subscriber.email,
+        "status": subscriber.status,
+        "source": subscriber.source,
+        "name": subscriber.name,
+        "company": subscriber.company,
+        "created_at": moment(subscriber.created_at),
+        "confirmed_at": moment(subscriber.confirmed_at),
+        "deleted_at": moment(subscriber.deleted_at),
+        "topics": [{"key": topic.key, "name": topic.name, "subscribed": on}
+                   for topic, on in choices_of(session, subscriber)],
+        "notices": [{"subject": item.subject, "change": item.change_title,
+                     "queued_at": moment(item.created_at), "sent_at": moment(item.sent_at),
+                     "status": item.status, "last_event": item.last_event}
+                    for item in history(session, subscriber, limit=None)],
+    }

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 
 from registry.domain.clock import now_utc
 from registry.extensions import csrf, db, limiter
@@ -151,6 +151,17 @@ def preferences(token: str):
     if check.state != "valid":
         return _refused(check)
     return _preferences_page(check.subscriber, token)
+
+
+@bp.get("/preferences/<token>/data.json")
+def personal_data(token: str):
+    """The subscriber's own data, as a download (the right of access, without asking anyone)."""
+    check = _preferences_check(token)
+    if check.state != "valid":
+        return _refused(check)
+    response = jsonify(subscriptions.personal_data(db.session, check.subscriber))
+    response.headers["Content-Disposition"] = 'attachment; filename="my-subscription.json"'
+    return response
 
 
 @bp.post("/preferences/<token>")

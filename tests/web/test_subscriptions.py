@@ -267,3 +267,19 @@ def test_an_idn_domain_is_stored_and_mailed_in_punycode(client, topics):
     assert post_subscribe(client, "Ula@Exämple.PL").status_code == 200
     assert db.session.scalar(select(Subscriber.email)) == "ula@xn--exmple-cua.pl"
     assert db.session.scalar(select(OutgoingMail.to)) == "ula@xn--exmple-cua.pl"
+
+
+def test_a_subscriber_downloads_their_own_data(client, topics):
+    subscriber = confirm(client, topics=["non-material"])
+    url = f"/subscriptions/preferences/{prefs_token(subscriber)}"
+    assert f'href="{url}/data.json"' in client.get(url).get_data(as_text=True)
+    response = client.get(f"{url}/data.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.headers["Content-Disposition"].startswith("attachment")
+    assert response.headers["Cache-Control"] == "no-store"
+    data = response.get_json()
+    assert (data["email"], data["status"], data["source"]) == ("ana@example.com", "confirmed", "form")
+    assert {t["key"]: t["subscribed"] for t in data["topics"]} == {
+        "administrative": True, "subprocessors": False, "non-material": True}
+    assert data["notices"] == [] and data["confirmed_at"]
+    assert client.get(f"/subscriptions/preferences/{'A' * 43}/data.json").status_code == 404
