@@ -39,6 +39,7 @@ from registry.models import (
     Topic,
 )
 from registry.models.subscribers import ConfirmationToken
+from registry.services import retention
 
 CONFIRM_TTL = timedelta(hours=72)
 MAILS_PER_DAY = 3
@@ -194,16 +195,19 @@ def _chosen_ids(topics: list[Topic], topic_keys: list[str]) -> set[int]:
 
 
 def delete_subscription(session: Session, subscriber: Subscriber, now: datetime | None = None) -> None:
-    """End the subscription once; the next generation makes every link mailed so far stale."""
+    """End the subscription once: the next generation makes every link mailed so far stale, and what
+    is not needed as proof is erased at once (services.retention)."""
     now = now or now_utc()
     session.flush()
     # One conditional UPDATE: two deletions at once (a click and a mail client's one-click POST) end it once.
-    session.execute(update(Subscriber).where(Subscriber.id == subscriber.id, Subscriber.status != "deleted")
-                    .values(status="deleted", deleted_at=now, generation=Subscriber.generation + 1)
-                    .execution_options(synchronize_session=False))
-    _retire_tokens(session, subscriber, now)
-    session.flush()
+    ended = session.execute(
+        update(Subscriber).where(Subscriber.id == subscriber.id, Subscriber.status != "deleted")
+        .values(status="deleted", deleted_at=now, generation=Subscriber.generation + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
     session.refresh(subscriber)
+    if ended:
+        retention.erase(session, subscriber)
 
 
 def one_click_unsubscribe(session: Session, subscriber: Subscriber, topic: Topic,
@@ -541,11 +545,24 @@ class SentNotice:
 
 def history(session: Session, subscriber: Subscriber, limit: int | None = 200) -> list[SentNotice]:
     """The notices sent to this subscriber's address, newest first."""
+    mine = (Delivery.subscriber_id == subscriber.id) | (Delivery.email == subscriber.email)
+    return _sent_notices(session, mine, limit)
+
+
+def notices_to_address(session: Session, address: str, limit: int | None = None) -> list[SentNotice]:
+    """Was this address told? Its deliveries under the address or, once erased, under its keyed hash
+    (followed by the id of the subscriber it belonged to)."""
+    address = normalise_email(address)
+    told = (Delivery.email == address) | Delivery.email.startswith(retention.erased_address(address) + ":")
+    return _sent_notices(session, told, limit)
+
+
+def _sent_notices(session: Session, condition, limit: int | None) -> list[SentNotice]:
     rows = session.execute(
         select(Delivery, Notice, ChangeSet)
         .join(Notice, Notice.id == Delivery.notice_id)
         .join(ChangeSet, ChangeSet.id == Notice.change_set_id)
-        .where((Delivery.subscriber_id == subscriber.id) | (Delivery.email == subscriber.email))
+        .where(condition)
         .order_by(Notice.created_at.desc(), Delivery.id.desc())
         .limit(limit)
     )

@@ -187,9 +187,10 @@ def delete(token: str):
     if check.state != "valid":
         return _refused(check)
     subscriber = check.subscriber
+    address = subscriber.email  # erased by the deletion: shown once more, to say it is done
     subscriptions.delete_subscription(db.session, subscriber, now_utc())
     db.session.commit()
-    return render_template("subscriptions/deleted.html", subscriber=subscriber, just_now=True)
+    return render_template("subscriptions/deleted.html", subscriber=subscriber, address=address)
 
 
 def _unsubscribe_check(token: str) -> tuple[subscriptions.LinkCheck, Topic]:
@@ -225,7 +226,8 @@ def unsubscribe(token: str):
         return render_template("subscriptions/unsubscribed.html", subscriber=subscriber)
     if check.state != "valid":
         return _refused(check)
+    address = subscriber.email  # erased if this ends the subscription
     subscriptions.one_click_unsubscribe(db.session, subscriber, topic, now_utc())
     db.session.commit()
-    return render_template("subscriptions/unsubscribed.html", subscriber=subscriber,
+    return render_template("subscriptions/unsubscribed.html", subscriber=subscriber, address=address,
                            preferences_token=_preferences_token(subscriber))

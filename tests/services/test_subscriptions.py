@@ -241,9 +241,11 @@ def test_a_deleted_subscriber_can_subscribe_again(topics):
     subscriber = confirmed("ana@example.com", [])
     subscriptions.delete_subscription(db.session, subscriber)
     assert subscribed("ana@example.com", keys=["documents"]) == "confirmation"
-    assert subscriber.status == "deleted"  # until the new link is confirmed
     subscriptions.confirm(db.session, raw_token(mails()[-1]))
-    assert subscriber.status == "confirmed" and subscriber.deleted_at is None
+    again = db.session.scalar(select(Subscriber).where(Subscriber.email == "ana@example.com"))
+    # The deleted subscription was erased; the new one is a subscriber of its own.
+    assert again.id != subscriber.id and again.status == "confirmed" and again.deleted_at is None
+    assert subscriber.status == "deleted" and subscriber.email.startswith("erased:")
 
 
 def test_signed_links_round_trip_and_resist_tampering(app):
@@ -282,23 +284,31 @@ def test_links_expire_after_400_days(topics, days, state):
     assert subscriptions.check_link(db.session, link, now).state == state
 
 
-def test_deleting_and_subscribing_again_makes_old_links_stale(topics):
+def test_deleting_makes_old_links_stale(topics):
     subscriber = confirmed("ana@example.com", [])
     first = subscriptions.read_preferences_token(
         subscriptions.preferences_token(subscriber.id, subscriber.generation))
     assert subscriptions.check_link(db.session, first).state == "valid"
     subscriptions.delete_subscription(db.session, subscriber)
-    assert subscriptions.check_link(db.session, first).state == "stale"
-    subscribed("ana@example.com", keys=[])
-    subscriptions.confirm(db.session, raw_token(mails()[-1]))
     check = subscriptions.check_link(db.session, first)
-    assert (check.state, check.subscriber.status) == ("stale", "confirmed")
-    current = subscriptions.read_preferences_token(
-        subscriptions.preferences_token(subscriber.id, subscriber.generation))
-    assert subscriptions.check_link(db.session, current).state == "valid"
+    assert (check.state, check.subscriber.status) == ("stale", "deleted")
     nobody = subscriptions.Link(999, None, 1, date.today())
     assert subscriptions.check_link(db.session, nobody).state == "unknown"
     assert subscriptions.check_link(db.session, None).state == "unknown"
+
+
+def test_a_subscription_deleted_before_erasure_existed_gets_a_new_generation_when_confirmed_again(topics):
+    """Deleted before this release: the row kept its address (the migration moved it to generation 2;
+    the first purge erases it). Subscribing again reuses the row, and confirming moves the generation."""
+    legacy = Subscriber(email="ana@example.com", status="deleted", generation=2, deleted_at=now_utc())
+    db.session.add(legacy)
+    db.session.commit()
+    mailed_after_deletion = subscriptions.Link(legacy.id, None, 2, date.today())
+    subscribed("ana@example.com", keys=[])
+    subscriptions.confirm(db.session, raw_token(mails()[-1]))
+    assert (legacy.status, legacy.generation) == ("confirmed", 3)
+    check = subscriptions.check_link(db.session, mailed_after_deletion)
+    assert (check.state, check.subscriber.status) == ("stale", "confirmed")
 
 
 def test_signed_links_depend_on_the_secret_key(app):
