@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import click
-from flask import current_app
 from flask.cli import AppGroup
 
 from registry.extensions import db
@@ -22,7 +20,6 @@ subscribers_cli = AppGroup("subscribers", help="Subscriber data: retention.")
 def purge(older_than_days: int) -> None:
     """Erase what deletions left unerased, then remove every record of old closed subscriptions,
     their local outbox files included; the audit log gets the counts, never an address."""
-    outbox = Path(current_app.config["REGISTRY"].instance_path) / "outbox"
-    report = retention.purge(db.session, retention=timedelta(days=older_than_days), outbox=outbox)
+    report = retention.purge(db.session, retention=timedelta(days=older_than_days))
     db.session.commit()
     click.echo(", ".join(f"{name.replace('_', ' ')}: {count}" for name, count in vars(report).items()))

@@ -80,8 +80,10 @@ class PurgeReport:
 
 def purge(session: Session, *, now: datetime | None = None, retention: timedelta = RETENTION,
           outbox: Path | None = None, actor: str = "retention job") -> PurgeReport:
-    """Remove every record of subscriptions closed more than `retention` ago; flushes, audits counts."""
+    """Remove every record of subscriptions closed more than `retention` ago; flushes, audits counts.
+    `outbox` defaults to the instance's, where the development sender writes its .eml files."""
     now = now or now_utc()
+    outbox = outbox or Path(current_app.config["REGISTRY"].instance_path) / "outbox"
     cutoff = now - retention
     erased = Subscriber.email.startswith(ERASED_PREFIX)
     # Subscriptions deleted before deletion erased anything.
@@ -118,7 +120,7 @@ def purge(session: Session, *, now: datetime | None = None, retention: timedelta
         counts["mails"] += _delete(session, OutgoingMail, OutgoingMail.to.in_(keys[start:start + 1000]),
                                    OutgoingMail.status != "sending")
     quotas = _delete(session, MailQuota, MailQuota.day < (now - timedelta(days=2)).date())
-    files = _purge_outbox(outbox, addresses) if outbox is not None else 0
+    files = _purge_outbox(outbox, addresses)
     report = PurgeReport(subscribers_erased=len(unerased), addresses_hashed=hashed, quotas=quotas,
                          outbox_files=files, **counts)
     audit.record(session, actor=actor, action="subscribers.purge", object_type="subscribers",

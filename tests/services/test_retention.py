@@ -178,3 +178,30 @@ def test_the_cli_runs_the_purge_with_a_period(app, runner, topics):
     assert "subscribers erased: 1" in result.output and "subscribers: 1" in result.output
     assert count(Subscriber) == 0
     assert runner.invoke(args=["subscribers", "purge", "--older-than-days", "0"]).exit_code == 2
+
+
+def test_the_long_running_worker_purges_when_it_starts_and_daily(app, topics, monkeypatch):
+    from registry.cli import notices as worker_cli
+
+    db.session.add(Subscriber(email="gone@example.com", status="deleted",
+                              deleted_at=NOW - timedelta(days=400)))
+    db.session.commit()
+
+    class IdleWorker:
+        def cycle(self):
+            return 0
+
+    clock = [1000.0]  # each idle sleep lets 13 hours pass: purges at 0 h and 26 h, none at 13 h
+
+    def sleep(_seconds):
+        clock[0] += 13 * 3600
+
+    monkeypatch.setattr(worker_cli.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(worker_cli.time, "sleep", sleep)
+    monkeypatch.setattr(worker_cli.dispatch, "tick_workflow", lambda *_args: None)
+    turns = iter([False, False, False, True])
+    worker_cli._loop(IdleWorker(), 1.0, should_stop=lambda: next(turns))
+    purges = db.session.scalars(select(AuditEntry.after).where(AuditEntry.action == "subscribers.purge")
+                                .order_by(AuditEntry.id)).all()
+    assert [p["subscribers"] for p in purges] == [1, 0]  # at start, then once a day has passed
+    assert count(Subscriber) == 0

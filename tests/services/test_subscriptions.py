@@ -211,6 +211,10 @@ def test_add_topic_validates(topics, app):
     with pytest.raises(SubscriptionError) as error:
         subscriptions.add_topic(db.session, "fine", "\x00 \t", "", True)
     assert error.value.field == "name"
+    for field, name, description in (("name", "Security\u202e", ""), ("description", "Security", "a\u200bb")):
+        with pytest.raises(SubscriptionError) as error:
+            subscriptions.add_topic(db.session, "fine", name, description, True)
+        assert error.value.field == field and "U+" in error.value.message
 
 
 def test_preferences_update_keeps_administrative_on(topics):
