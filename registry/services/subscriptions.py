@@ -18,8 +18,6 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from registry.domain import topics as rules
@@ -40,6 +38,7 @@ from registry.models import (
 )
 from registry.models.subscribers import ConfirmationToken
 from registry.services import retention
+from registry.services.notices import dialect_insert
 
 CONFIRM_TTL = timedelta(hours=72)
 MAILS_PER_DAY = 3
@@ -232,10 +231,6 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _insert(session: Session):
-    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
 def address_hash(address: str) -> str:
     """A keyed hash of a normalised address: counts can be kept per address without the address."""
     mac = _mac_base(current_app.config["SECRET_KEY"], _ADDRESS).copy()
@@ -250,7 +245,7 @@ def _count_request(session: Session, address: str, now: datetime) -> int:
     upserts of one key on the row, SQLite on its write lock, so ten requests at once get 1 to 10.
     """
     quota = MailQuota.__table__
-    statement = _insert(session)(quota).values(address_hash=address_hash(address),
+    statement = dialect_insert(session)(quota).values(address_hash=address_hash(address),
                                                day=now.astimezone(UTC).date(), count=1)
     statement = statement.on_conflict_do_update(index_elements=[quota.c.address_hash, quota.c.day],
                                                 set_={"count": quota.c.count + 1})
@@ -259,7 +254,7 @@ def _count_request(session: Session, address: str, now: datetime) -> int:
 
 def _subscriber_for(session: Session, address: str, now: datetime) -> tuple[Subscriber, bool]:
     """The address's subscriber (created pending if new) and whether the address is suppressed."""
-    session.execute(_insert(session)(Subscriber.__table__).values(
+    session.execute(dialect_insert(session)(Subscriber.__table__).values(
         email=address, status="pending", source="form", name="", company="", created_at=now, generation=1,
     ).on_conflict_do_nothing(index_elements=[Subscriber.__table__.c.email]))
     subscriber, suppressed = session.execute(
