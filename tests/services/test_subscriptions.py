@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
@@ -359,3 +359,10 @@ def test_history_lists_the_notices_sent_to_the_address(topics):
     [item] = subscriptions.history(db.session, subscriber)
     assert (item.subject, item.status, item.sent_at, item.last_event) == (
         "Notice: new sub-processor", "sent", sent_at, "delivered")
+
+
+def test_generations_are_read_for_a_batch_in_chunks(app):
+    db.session.execute(insert(Subscriber), [{"id": i, "email": f"r{i}@example.com", "status": "confirmed",
+                                             "generation": i % 3 + 1} for i in range(1, 1501)])
+    found = subscriptions.generations(db.session, [*range(1, 1501), 99_999, 7])
+    assert found == {i: i % 3 + 1 for i in range(1, 1501)}  # the unknown id is simply absent
