@@ -366,3 +366,32 @@ def test_generations_are_read_for_a_batch_in_chunks(app):
                                              "generation": i % 3 + 1} for i in range(1, 1501)])
     found = subscriptions.generations(db.session, [*range(1, 1501), 99_999, 7])
     assert found == {i: i % 3 + 1 for i in range(1, 1501)}  # the unknown id is simply absent
+
+
+def test_two_confirmations_of_one_link_at_once_apply_it_once(app, topics):
+    import threading
+
+    subscribed(keys=["documents"])
+    raw = raw_token(mails()[0])
+    start, states, errors = threading.Barrier(2), [], []
+
+    def click():
+        with app.app_context():
+            try:
+                start.wait(timeout=30)
+                states.append(subscriptions.confirm(db.session, raw).state)
+                db.session.commit()
+            except BaseException as error:  # reported in the test's thread
+                errors.append(error)
+                db.session.rollback()
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert sorted(states) == ["used", "valid"]
+    db.session.expire_all()
+    subscriber = db.session.scalar(select(Subscriber))
+    assert (subscriber.status, subscriber.generation) == ("confirmed", 1)
