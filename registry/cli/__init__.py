@@ -6,8 +6,8 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    from registry.cli import audit, demo, notices, registry, users
+    from registry.cli import audit, demo, notices, registry, subscribers, users
 
     for group in (demo.demo_cli, users.users_cli, audit.audit_cli, registry.registry_cli,
-                  notices.notices_cli):
+                  notices.notices_cli, subscribers.subscribers_cli):
         app.cli.add_command(group)

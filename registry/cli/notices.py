@@ -14,10 +14,12 @@ from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.notify import dispatch
 from registry.notify.senders import MAX_PERSONALIZATIONS, sender_for
+from registry.services import retention
 
 notices_cli = AppGroup("notices", help="Send notices and queued mail.")
 
 TICK_SECONDS = 60.0
+PURGE_SECONDS = 24 * 3600.0
 
 
 @notices_cli.command("dispatch")
@@ -72,8 +74,13 @@ def dispatch_command(once: bool, batch_size: int, claim_requests: int, sending_t
 
 
 def _loop(worker: dispatch.Dispatcher, poll: float, should_stop) -> None:
-    last_tick = 0.0
+    last_tick, last_purge = 0.0, None
     while not should_stop():
+        if last_purge is None or time.monotonic() - last_purge >= PURGE_SECONDS:
+            # The subscriber retention job, daily (cron users run `flask subscribers purge`).
+            retention.purge(db.session)
+            db.session.commit()
+            last_purge = time.monotonic()
         if time.monotonic() - last_tick >= TICK_SECONDS:
             dispatch.tick_workflow(db.session, now_utc())
             last_tick = time.monotonic()

@@ -7,7 +7,7 @@ from registry.models.mail import OutgoingMail
 from registry.models.notices import Delivery, Notice, SendAttempt, Suppression, WebhookBatch, WebhookEvent
 from registry.models.site import SiteState
 from registry.models.subprocessors import RecordAction, SubProcessor, SubProcessorRecord
-from registry.models.subscribers import ConfirmationToken, Subscriber, Subscription, Topic
+from registry.models.subscribers import ConfirmationToken, MailQuota, Subscriber, Subscription, Topic
 from registry.models.users import LoginThrottle, PasswordResetToken, Role, StaffSession, User
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Document",
     "DocumentVersion",
     "LoginThrottle",
+    "MailQuota",
     "Notice",
     "NoticePolicy",
     "OutgoingMail",

@@ -1,10 +1,10 @@
-"""Topics, subscribers, their per-topic choices, and the double opt-in confirmation tokens."""
+"""Topics, subscribers, their per-topic choices, the double opt-in tokens and the daily mail quota."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, Date, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from registry.domain.clock import now_utc
@@ -41,6 +41,9 @@ class Subscriber(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Signed into every preferences and unsubscribe link; deleting the subscription moves it on, so
+    # links mailed to an earlier subscription of the same address stop working.
+    generation: Mapped[int] = mapped_column(default=1, server_default="1")
 
     subscriptions: Mapped[list[Subscription]] = relationship(back_populates="subscriber")
 
@@ -74,3 +77,18 @@ class ConfirmationToken(db.Model):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     subscriber: Mapped[Subscriber] = relationship()
+
+
+class MailQuota(db.Model):
+    """How many subscription mails one address asked for on one UTC day.
+
+    One row per address and day, counted up by a single INSERT ... ON CONFLICT DO UPDATE, so
+    concurrent requests for one address cannot both see "2 so far" and both send. The address is
+    kept only as a keyed hash: the count is needed, the address is not.
+    """
+
+    __tablename__ = "mail_quotas"
+
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True, index=True)
+    count: Mapped[int] = mapped_column(default=0)

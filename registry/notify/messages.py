@@ -180,27 +180,34 @@ def notice_batch_message(session: Session, notice: Notice) -> BatchMessage:
 
 
 def recipient(delivery_id: int, email: str, subscriber_id: int, topic_id: int | None) -> Recipient:
-    """One recipient's links and headers (RFC 8058 one-click unsubscribe); no database, HMAC only."""
+    """One recipient's links and headers (RFC 8058 one-click unsubscribe)."""
     return recipients([(delivery_id, email, subscriber_id, topic_id)])[0]
 
 
 def recipients(rows: Iterable[tuple[int, str, int, int | None]]) -> list[Recipient]:
-    """Recipients for (delivery id, email, subscriber id, topic id) rows; reads the settings once."""
+    """Recipients for (delivery id, email, subscriber id, topic id) rows; reads the settings once, and
+    the subscribers' link generations with one query per 1,000: the links are HMACs, not rows."""
+    from registry.extensions import db
     from registry.services import subscriptions
 
+    rows = list(rows)
+    generation = subscriptions.generations(db.session, (row[2] for row in rows))
     settings, secret = current_app.config["REGISTRY"], current_app.config["SECRET_KEY"]
     preferences_base = settings.base_url + subscriptions.PREFERENCES_PATH
     unsubscribe_base = settings.base_url + subscriptions.UNSUBSCRIBE_PATH
     mailto = settings.unsubscribe_mailto
+    signing = {"secret": secret, "issued": datetime.now(UTC).date()}
     made = []
     for delivery_id, email, subscriber_id, topic_id in rows:
-        preferences = preferences_base + subscriptions.preferences_token(subscriber_id, secret)
+        # A subscriber gone from the database gets links that open nothing (generation 0 is never current).
+        current = generation.get(subscriber_id, 0)
+        preferences = preferences_base + subscriptions.preferences_token(subscriber_id, current, **signing)
         if topic_id is None:
             # No topic to turn off (a material notice without an Administrative topic): the page.
             unsubscribe = preferences
             headers = {"List-Unsubscribe": f"<{preferences}>"}
         else:
-            token = subscriptions.unsubscribe_token(subscriber_id, topic_id, secret)
+            token = subscriptions.unsubscribe_token(subscriber_id, topic_id, current, **signing)
             unsubscribe = unsubscribe_base + token
             headers = {"List-Unsubscribe": f"<{unsubscribe}>, <mailto:{mailto}?subject=unsubscribe-{token}>",
                        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}

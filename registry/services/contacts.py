@@ -2,6 +2,9 @@
 
 The file is UTF-8 CSV with a header row. `email` is required; `name` and `company` are optional;
 other columns are ignored (and named in the report). Importing the same file again changes nothing.
+A row is refused, with its reason, when its address is one the mail provider would refuse (see
+domain.emails: one such address used to fail a whole Mail Send request of 1,000) or when a name
+carries invisible formatting characters.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from registry.domain import topics as rules
 from registry.domain.clock import now_utc
+from registry.domain.text import invisible_characters, invisible_message
 from registry.models import Subscriber
 from registry.services import subscriptions
 from registry.services.subscriptions import SubscriptionError
@@ -107,6 +111,12 @@ def import_contacts(session: Session, data: bytes, *, now: datetime | None = Non
         long = [c for c in ("name", "company") if len(cells.get(c, "")) > TEXT_LIMIT]
         if long:
             report.rejected.append((line, f"{long[0]} is longer than {TEXT_LIMIT} characters"))
+            continue
+        disguised = [(c, found) for c in ("name", "company")
+                     if (found := invisible_characters(cells.get(c, "")))]
+        if disguised:
+            column, found = disguised[0]
+            report.rejected.append((line, f"{column}: {invisible_message(found)}"))
             continue
         seen[address] = line
         parsed.append((line, address, subscriptions.clean_text(cells.get("name", ""), TEXT_LIMIT),

@@ -32,6 +32,7 @@ from registry.services.publishing import RECORD_FIELDS
 from registry.services.workflow import WorkflowError
 from registry.web import params
 from registry.web.access import permission_required
+from registry.web.forms import plain_text, single_line
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -42,19 +43,7 @@ MATERIAL_CHOICES = [SelectChoice("material", "Material"), SelectChoice("non-mate
 STATUS_LABELS = {s.value: s.value.replace("_", " ").capitalize() for s in ChangeStatus}
 
 
-# --- input checks shared by every form ---------------------------------------------------------
-
-def plain_text(form, field) -> None:
-    """Refuse NUL bytes (PostgreSQL cannot store them) and other control characters."""
-    value = field.data or ""
-    if any(ord(c) < 32 and c not in "\n\r\t" for c in value):
-        raise ValidationError("Remove the control characters (such as NUL bytes) from this field.")
-
-
-def single_line(form, field) -> None:
-    if any(c in (field.data or "") for c in "\n\r\t"):
-        raise ValidationError("This field must fit on one line.")
-
+# --- input checks ------------------------------------------------------------------------------
 
 def strip(value):
     return value.strip() if isinstance(value, str) else value

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 
 from registry.domain.clock import now_utc
 from registry.extensions import csrf, db, limiter
@@ -24,6 +24,15 @@ LINK_PROBLEMS = {
              "Your address is confirmed (or was later unsubscribed). To change what you receive, use "
              "the preferences link at the bottom of any notice; to start again, subscribe again."),
 }
+NEW_LINK = ("Get a new link", "Enter your address and we will email you a link to your subscription.")
+STALE_LINKS = {
+    "expired": ("This link has expired",
+                "Links in our emails work for 400 days. Enter your address and we will email you a new "
+                "link to your subscription."),
+    "stale": ("This link belongs to an earlier subscription",
+              "The subscription this link was sent for was deleted, and the address has subscribed again "
+              "since. Enter your address and we will email you a link to the current subscription."),
+}
 
 
 @bp.after_request
@@ -44,7 +53,7 @@ def index():
 
 
 @bp.post("/")
-@limiter.limit(FORM_LIMIT, error_message=TOO_MANY)
+@limiter.shared_limit(FORM_LIMIT, scope="subscription-forms", error_message=TOO_MANY)
 def subscribe():
     email, topic_keys = _form_values()
     try:
@@ -55,7 +64,21 @@ def subscribe():
         return render_template("subscriptions/index.html", topics=topics, email=email[:320],
                                chosen=set(topic_keys), errors={error.field: error.message}), 422
     db.session.commit()
-    # The same page and status whether the address is new, pending, confirmed or rate-limited.
+    # The same page and status whether the address is new, pending, confirmed, suppressed or limited.
+    return render_template("subscriptions/sent.html")
+
+
+@bp.post("/link")
+@limiter.shared_limit(FORM_LIMIT, scope="subscription-forms", error_message=TOO_MANY)
+def request_link():
+    """The form on an expired or stale link's page: a fresh preferences link, by mail only."""
+    email = request.form.get("email", "")
+    try:
+        subscriptions.request_link(db.session, email=email, now=now_utc())
+    except SubscriptionError as error:
+        db.session.rollback()
+        return _new_link_page(NEW_LINK, email=email[:320], errors={error.field: error.message}, status=422)
+    db.session.commit()
     return render_template("subscriptions/sent.html")
 
 
@@ -63,6 +86,12 @@ def _link_problem(state: str):
     status, title, explanation = LINK_PROBLEMS[state]
     return render_template("subscriptions/link_problem.html", title=title,
                            explanation=explanation), status
+
+
+def _new_link_page(problem: tuple[str, str], *, email: str = "", errors=None, status: int = 410):
+    title, explanation = problem
+    return render_template("subscriptions/new_link.html", title=title, explanation=explanation, email=email,
+                           errors=errors or {}), status
 
 
 @bp.get("/confirm/<token>")
@@ -80,19 +109,25 @@ def confirm(token: str):
     if check.state != "valid":
         db.session.rollback()
         return _link_problem(check.state)
-    subscriber_id = check.token.subscriber_id
+    subscriber = check.token.subscriber
+    preferences = subscriptions.preferences_token(subscriber.id, subscriber.generation)
     db.session.commit()
-    return redirect(url_for(".preferences", token=subscriptions.preferences_token(subscriber_id),
-                            confirmed=1), 303)
+    return redirect(url_for(".preferences", token=preferences, confirmed=1), 303)
 
 
-def _subscriber(token: str) -> Subscriber:
-    subscriber_id = subscriptions.read_preferences_token(token)
-    subscriber = db.session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
-    if subscriber is None:
-        abort(404, description="This preferences link does not work. Use the link at the bottom of "
-                               "the latest notice we sent you.")
-    return subscriber
+def _checked(link: subscriptions.Link | None, kind: str) -> subscriptions.LinkCheck:
+    check = subscriptions.check_link(db.session, link, now_utc())
+    if check.state == "unknown":
+        abort(404, description=f"This {kind} link does not work. Use the link at the bottom of the latest "
+                               "notice we sent you.")
+    return check
+
+
+def _refused(check: subscriptions.LinkCheck):
+    """An expired link, or one of an earlier subscription: nothing changes; a fresh link is offered."""
+    if check.state == "stale" and check.subscriber.status == "deleted":
+        return render_template("subscriptions/deleted.html", subscriber=check.subscriber), 410
+    return _new_link_page(STALE_LINKS[check.state])
 
 
 def _preferences_page(subscriber: Subscriber, token: str, *, errors=None, status=200):
@@ -106,14 +141,35 @@ def _preferences_page(subscriber: Subscriber, token: str, *, errors=None, status
     ), status
 
 
+def _preferences_check(token: str) -> subscriptions.LinkCheck:
+    return _checked(subscriptions.read_preferences_token(token), "preferences")
+
+
 @bp.get("/preferences/<token>")
 def preferences(token: str):
-    return _preferences_page(_subscriber(token), token)
+    check = _preferences_check(token)
+    if check.state != "valid":
+        return _refused(check)
+    return _preferences_page(check.subscriber, token)
+
+
+@bp.get("/preferences/<token>/data.json")
+def personal_data(token: str):
+    """The subscriber's own data, as a download (the right of access, without asking anyone)."""
+    check = _preferences_check(token)
+    if check.state != "valid":
+        return _refused(check)
+    response = jsonify(subscriptions.personal_data(db.session, check.subscriber))
+    response.headers["Content-Disposition"] = 'attachment; filename="my-subscription.json"'
+    return response
 
 
 @bp.post("/preferences/<token>")
 def save_preferences(token: str):
-    subscriber = _subscriber(token)
+    check = _preferences_check(token)
+    if check.state != "valid":
+        return _refused(check)
+    subscriber = check.subscriber
     if subscriber.status == "deleted":
         return _preferences_page(subscriber, token)
     try:
@@ -127,37 +183,51 @@ def save_preferences(token: str):
 
 @bp.post("/preferences/<token>/delete")
 def delete(token: str):
-    subscriber = _subscriber(token)
+    check = _preferences_check(token)
+    if check.state != "valid":
+        return _refused(check)
+    subscriber = check.subscriber
+    address = subscriber.email  # erased by the deletion: shown once more, to say it is done
     subscriptions.delete_subscription(db.session, subscriber, now_utc())
     db.session.commit()
-    return render_template("subscriptions/deleted.html", subscriber=subscriber, just_now=True)
+    return render_template("subscriptions/deleted.html", subscriber=subscriber, address=address)
 
 
-def _unsubscribe_target(token: str) -> tuple[int, int]:
-    ids = subscriptions.read_unsubscribe_token(token)
-    if ids is None:
-        abort(404, description="This unsubscribe link does not work. Use the link at the bottom of "
-                               "the latest notice we sent you.")
-    return ids
+def _unsubscribe_check(token: str) -> tuple[subscriptions.LinkCheck, Topic]:
+    link = subscriptions.read_unsubscribe_token(token)
+    check = _checked(link, "unsubscribe")
+    topic = db.session.get(Topic, link.topic_id)
+    if topic is None:
+        abort(404, description="There is no subscription for this link any more.")
+    return check, topic
+
+
+def _preferences_token(subscriber: Subscriber) -> str:
+    return subscriptions.preferences_token(subscriber.id, subscriber.generation)
 
 
 @bp.get("/unsubscribe/<token>")
 def unsubscribe_page(token: str):
-    subscriber_id, topic_id = _unsubscribe_target(token)
-    subscriber, topic = db.session.get(Subscriber, subscriber_id), db.session.get(Topic, topic_id)
-    if subscriber is None or topic is None:
-        abort(404, description="There is no subscription for this link any more.")
+    check, topic = _unsubscribe_check(token)
+    if check.state != "valid":
+        return _refused(check)
+    subscriber = check.subscriber
     return render_template("subscriptions/unsubscribe.html", token=token, subscriber=subscriber,
-                           topic=topic, preferences_token=subscriptions.preferences_token(subscriber.id))
+                           topic=topic, preferences_token=_preferences_token(subscriber))
 
 
 @bp.post("/unsubscribe/<token>")
 @csrf.exempt  # RFC 8058: mail clients POST here without cookies; the signed token is the credential
 def unsubscribe(token: str):
-    subscriber_id, topic_id = _unsubscribe_target(token)
-    subscriber = subscriptions.one_click_unsubscribe(db.session, subscriber_id, topic_id, now_utc())
-    if subscriber is None:
-        abort(404, description="There is no subscription for this link any more.")
+    check, topic = _unsubscribe_check(token)
+    subscriber = check.subscriber
+    if check.state == "stale" and subscriber.status == "deleted":
+        # Already done (a mail client repeating its POST after the subscription ended): say so again.
+        return render_template("subscriptions/unsubscribed.html", subscriber=subscriber)
+    if check.state != "valid":
+        return _refused(check)
+    address = subscriber.email  # erased if this ends the subscription
+    subscriptions.one_click_unsubscribe(db.session, subscriber, topic, now_utc())
     db.session.commit()
-    return render_template("subscriptions/unsubscribed.html", subscriber=subscriber,
-                           preferences_token=subscriptions.preferences_token(subscriber.id))
+    return render_template("subscriptions/unsubscribed.html", subscriber=subscriber, address=address,
+                           preferences_token=_preferences_token(subscriber))

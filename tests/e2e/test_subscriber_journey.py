@@ -80,9 +80,9 @@ def test_subscribe_confirm_choose_topics_and_unsubscribe(new_page, axe, live_app
     expect(page.get_by_label("Document updates")).to_be_checked()
 
     with live_app.app_context():
-        subscriber_id = db.session.scalar(select(Subscriber.id).where(Subscriber.email == ADDRESS))
+        subscriber = db.session.scalar(select(Subscriber).where(Subscriber.email == ADDRESS))
         topic_id = db.session.scalar(select(Topic.id).where(Topic.key == "subprocessors"))
-        one_click = subscriptions.unsubscribe_url(subscriber_id, topic_id)
+        one_click = subscriptions.unsubscribe_url(subscriber.id, topic_id, subscriber.generation)
         db.session.remove()
     one_click = live_server + one_click.removeprefix(settings.base_url)
     response = page.request.post(one_click, form={"List-Unsubscribe": "One-Click"}, max_redirects=0)

@@ -64,5 +64,5 @@ def test_already_subscribed_email(queued):
     mail = queued("ana@example.com", [])
     assert mail.template == "subscription_already_active"
     rendered = render_email(mail.template, mail.context)
-    assert subscriptions.preferences_url(7) in rendered.text
+    assert subscriptions.preferences_url(7, 1, NOW.date()) in rendered.text
     check("subscription_already_active", rendered)

@@ -1,18 +1,20 @@
 """Subscribing: double opt-in, the 3-a-day limit, topic choices, signed links and the new-topic rule."""
 
 import hashlib
+import struct
 import time
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.models import (
     ChangeSet,
     Delivery,
+    MailQuota,
     Notice,
     OutgoingMail,
     Subscriber,
@@ -37,7 +39,8 @@ def topics(app):
 
 
 def mails(to=None):
-    query = select(OutgoingMail).order_by(OutgoingMail.id)
+    """The mails queued for sending (a refused request leaves a dropped row, never sent)."""
+    query = select(OutgoingMail).where(OutgoingMail.status == "queued").order_by(OutgoingMail.id)
     if to:
         query = query.where(OutgoingMail.to == to)
     return list(db.session.scalars(query))
@@ -106,13 +109,22 @@ def test_unknown_confirmation_tokens(topics, raw):
 
 
 def test_at_most_three_emails_per_address_per_day(topics):
-    now = now_utc()
+    now = datetime(2026, 12, 1, 23, 50, tzinfo=UTC)
     outcomes = [subscribed(now=now + timedelta(minutes=i)) for i in range(5)]
     assert outcomes == ["confirmation"] * 3 + ["limited"] * 2
     assert len(mails("ana@example.com")) == 3
-    assert db.session.scalar(select(func.count()).select_from(ConfirmationToken)) == 3
+    live = select(func.count()).select_from(ConfirmationToken).where(ConfirmationToken.used_at.is_(None))
+    assert db.session.scalar(live) == 3
+    dropped = db.session.scalars(select(OutgoingMail).where(OutgoingMail.status == "dropped")).all()
+    assert [(m.to, m.context, "more than 3 requests" in m.error) for m in dropped] == [
+        ("ana@example.com", {}, True)] * 2
     assert subscribed("other@example.com", now=now) == "confirmation"  # the limit is per address
-    assert subscribed(now=now + timedelta(hours=24, minutes=1)) == "confirmation"
+    assert subscribed(now=now + timedelta(minutes=10)) == "confirmation"  # a new (UTC) day
+    # One row per address and day, keyed by a keyed hash of the address, not the address.
+    ana, other = (subscriptions.address_hash(a) for a in ("ana@example.com", "other@example.com"))
+    assert len(ana) == 64 and ana != hashlib.sha256(b"ana@example.com").hexdigest()
+    quotas = {(q.address_hash, q.day, q.count) for q in db.session.scalars(select(MailQuota))}
+    assert quotas == {(ana, date(2026, 12, 1), 5), (other, date(2026, 12, 1), 1), (ana, date(2026, 12, 2), 1)}
 
 
 def test_an_active_subscriber_gets_their_preferences_link_and_nothing_changes(topics):
@@ -125,9 +137,12 @@ def test_an_active_subscriber_gets_their_preferences_link_and_nothing_changes(to
     assert subscribed(keys=["non-material"], now=now) == "already_active"
     mail = mails()[-1]
     assert mail.template == "subscription_already_active"
-    assert mail.context["preferences_url"] == subscriptions.preferences_url(subscriber.id)
+    expected = subscriptions.preferences_url(subscriber.id, subscriber.generation)
+    assert mail.context["preferences_url"] == expected
     assert choices(subscriber) == before
-    assert db.session.scalar(select(func.count()).select_from(ConfirmationToken)) == 1
+    # The request leaves a token row like every other (same work on every path), born used.
+    tokens = db.session.scalars(select(ConfirmationToken).order_by(ConfirmationToken.id)).all()
+    assert [t.used_at is None for t in tokens] == [False, False]
 
 
 def test_confirming_retires_the_other_links(topics):
@@ -196,6 +211,10 @@ def test_add_topic_validates(topics, app):
     with pytest.raises(SubscriptionError) as error:
         subscriptions.add_topic(db.session, "fine", "\x00 \t", "", True)
     assert error.value.field == "name"
+    for field, name, description in (("name", "Security\u202e", ""), ("description", "Security", "a\u200bb")):
+        with pytest.raises(SubscriptionError) as error:
+            subscriptions.add_topic(db.session, "fine", name, description, True)
+        assert error.value.field == field and "U+" in error.value.message
 
 
 def test_preferences_update_keeps_administrative_on(topics):
@@ -210,44 +229,94 @@ def test_preferences_update_keeps_administrative_on(topics):
 def test_one_click_unchecks_the_topic_and_administrative_ends_the_subscription(topics):
     subscriber = confirmed("ana@example.com", ["documents", "subprocessors"])
     for _ in range(2):  # idempotent
-        subscriptions.one_click_unsubscribe(db.session, subscriber.id, topics["documents"].id)
+        subscriptions.one_click_unsubscribe(db.session, subscriber, topics["documents"])
         assert choices(subscriber)["documents"] is False and subscriber.status == "confirmed"
     assert choices(subscriber)["subprocessors"] is True
-    subscriptions.one_click_unsubscribe(db.session, subscriber.id, topics["administrative"].id)
+    generation = subscriber.generation
+    subscriptions.one_click_unsubscribe(db.session, subscriber, topics["administrative"])
     assert subscriber.status == "deleted" and subscriber.deleted_at is not None
+    assert subscriber.generation == generation + 1  # every link mailed so far is now stale
     deleted_at = subscriber.deleted_at
-    subscriptions.one_click_unsubscribe(db.session, subscriber.id, topics["administrative"].id)
-    assert subscriber.deleted_at == deleted_at
-    assert subscriptions.one_click_unsubscribe(db.session, 999_999, topics["documents"].id) is None
+    subscriptions.one_click_unsubscribe(db.session, subscriber, topics["administrative"])
+    assert (subscriber.deleted_at, subscriber.generation) == (deleted_at, generation + 1)
 
 
 def test_a_deleted_subscriber_can_subscribe_again(topics):
     subscriber = confirmed("ana@example.com", [])
     subscriptions.delete_subscription(db.session, subscriber)
     assert subscribed("ana@example.com", keys=["documents"]) == "confirmation"
-    assert subscriber.status == "deleted"  # until the new link is confirmed
     subscriptions.confirm(db.session, raw_token(mails()[-1]))
-    assert subscriber.status == "confirmed" and subscriber.deleted_at is None
+    again = db.session.scalar(select(Subscriber).where(Subscriber.email == "ana@example.com"))
+    # The deleted subscription was erased; the new one is a subscriber of its own.
+    assert again.id != subscriber.id and again.status == "confirmed" and again.deleted_at is None
+    assert subscriber.status == "deleted" and subscriber.email.startswith("erased:")
 
 
 def test_signed_links_round_trip_and_resist_tampering(app):
-    prefs = subscriptions.preferences_token(42)
-    unsub = subscriptions.unsubscribe_token(42, 7)
-    assert subscriptions.read_preferences_token(prefs) == 42
-    assert subscriptions.read_unsubscribe_token(unsub) == (42, 7)
+    issued = date(2026, 5, 1)
+    prefs = subscriptions.preferences_token(42, 3, issued=issued)
+    unsub = subscriptions.unsubscribe_token(42, 7, 3, issued=issued)
+    assert subscriptions.read_preferences_token(prefs) == subscriptions.Link(42, None, 3, issued)
+    assert subscriptions.read_unsubscribe_token(unsub) == subscriptions.Link(42, 7, 3, issued)
     # one purpose's token is no good for the other
     assert subscriptions.read_unsubscribe_token(prefs) is None
     assert subscriptions.read_preferences_token(unsub) is None
     tampered = prefs[:-2] + ("AA" if prefs[-2:] != "AA" else "BB")
     assert subscriptions.read_preferences_token(tampered) is None
-    assert subscriptions.read_unsubscribe_token(subscriptions.unsubscribe_token(42, 8)) == (42, 8)
+    assert subscriptions.read_unsubscribe_token(subscriptions.unsubscribe_token(42, 8, 1)).topic_id == 8
     for garbage in ["", "x", "!" * 40, "a" * 1000, "é" * 30, prefs + "A", None]:
         assert subscriptions.read_preferences_token(garbage) is None
         assert subscriptions.read_unsubscribe_token(garbage) is None
 
 
+def test_links_mailed_before_they_carried_a_generation_still_work(app):
+    """The previous format (ids only, same keys) reads as generation 1, made on the release day."""
+    old_prefs = subscriptions._sign(b"preferences", struct.pack(">Q", 42))
+    old_unsub = subscriptions._sign(b"unsubscribe", struct.pack(">QQ", 42, 7))
+    legacy = subscriptions.LEGACY_ISSUED
+    assert subscriptions.read_preferences_token(old_prefs) == subscriptions.Link(42, None, 1, legacy)
+    assert subscriptions.read_unsubscribe_token(old_unsub) == subscriptions.Link(42, 7, 1, legacy)
+
+
+@pytest.mark.parametrize(("days", "state"), [(0, "valid"), (400, "valid"), (401, "expired")])
+def test_links_expire_after_400_days(topics, days, state):
+    subscriber = confirmed("ana@example.com", [])
+    issued = date(2026, 1, 10)
+    link = subscriptions.read_preferences_token(
+        subscriptions.preferences_token(subscriber.id, subscriber.generation, issued=issued))
+    now = datetime(2026, 1, 10, 23, 59, tzinfo=UTC) + timedelta(days=days)
+    assert subscriptions.check_link(db.session, link, now).state == state
+
+
+def test_deleting_makes_old_links_stale(topics):
+    subscriber = confirmed("ana@example.com", [])
+    first = subscriptions.read_preferences_token(
+        subscriptions.preferences_token(subscriber.id, subscriber.generation))
+    assert subscriptions.check_link(db.session, first).state == "valid"
+    subscriptions.delete_subscription(db.session, subscriber)
+    check = subscriptions.check_link(db.session, first)
+    assert (check.state, check.subscriber.status) == ("stale", "deleted")
+    nobody = subscriptions.Link(999, None, 1, date.today())
+    assert subscriptions.check_link(db.session, nobody).state == "unknown"
+    assert subscriptions.check_link(db.session, None).state == "unknown"
+
+
+def test_a_subscription_deleted_before_erasure_existed_gets_a_new_generation_when_confirmed_again(topics):
+    """Deleted before this release: the row kept its address (the migration moved it to generation 2;
+    the first purge erases it). Subscribing again reuses the row, and confirming moves the generation."""
+    legacy = Subscriber(email="ana@example.com", status="deleted", generation=2, deleted_at=now_utc())
+    db.session.add(legacy)
+    db.session.commit()
+    mailed_after_deletion = subscriptions.Link(legacy.id, None, 2, date.today())
+    subscribed("ana@example.com", keys=[])
+    subscriptions.confirm(db.session, raw_token(mails()[-1]))
+    assert (legacy.status, legacy.generation) == ("confirmed", 3)
+    check = subscriptions.check_link(db.session, mailed_after_deletion)
+    assert (check.state, check.subscriber.status) == ("stale", "confirmed")
+
+
 def test_signed_links_depend_on_the_secret_key(app):
-    token = subscriptions.preferences_token(42)
+    token = subscriptions.preferences_token(42, 1)
     app.config["SECRET_KEY"] = "another-secret-" + "y" * 40
     try:
         assert subscriptions.read_preferences_token(token) is None
@@ -258,15 +327,16 @@ def test_signed_links_depend_on_the_secret_key(app):
 def test_link_urls_are_absolute_opaque_and_fast(app):
     db.session.add(Subscriber(id=5, email="secret.person@example.com", status="confirmed"))
     db.session.flush()
-    prefs, unsub = subscriptions.preferences_url(5), subscriptions.unsubscribe_url(5, 2)
+    prefs, unsub = subscriptions.preferences_url(5, 1), subscriptions.unsubscribe_url(5, 2, 1)
     assert urlsplit(prefs).path.startswith(subscriptions.PREFERENCES_PATH)
     assert urlsplit(unsub).path.startswith(subscriptions.UNSUBSCRIBE_PATH)
     assert prefs.startswith("http://localhost/") and unsub.startswith("http://localhost/")
     for url in (prefs, unsub):
         assert "secret" not in url and "example" not in url
+    today = date.today()
     started = time.perf_counter()
     for subscriber_id in range(100_000):
-        subscriptions.unsubscribe_url(subscriber_id, 3)
+        subscriptions.unsubscribe_token(subscriber_id, 3, 1, issued=today)
     # The mail worker builds one per recipient; 100,000 must not dominate a dispatch.
     assert time.perf_counter() - started < 3
 
@@ -289,3 +359,39 @@ def test_history_lists_the_notices_sent_to_the_address(topics):
     [item] = subscriptions.history(db.session, subscriber)
     assert (item.subject, item.status, item.sent_at, item.last_event) == (
         "Notice: new sub-processor", "sent", sent_at, "delivered")
+
+
+def test_generations_are_read_for_a_batch_in_chunks(app):
+    db.session.execute(insert(Subscriber), [{"id": i, "email": f"r{i}@example.com", "status": "confirmed",
+                                             "generation": i % 3 + 1} for i in range(1, 1501)])
+    found = subscriptions.generations(db.session, [*range(1, 1501), 99_999, 7])
+    assert found == {i: i % 3 + 1 for i in range(1, 1501)}  # the unknown id is simply absent
+
+
+def test_two_confirmations_of_one_link_at_once_apply_it_once(app, topics):
+    import threading
+
+    subscribed(keys=["documents"])
+    raw = raw_token(mails()[0])
+    start, states, errors = threading.Barrier(2), [], []
+
+    def click():
+        with app.app_context():
+            try:
+                start.wait(timeout=30)
+                states.append(subscriptions.confirm(db.session, raw).state)
+                db.session.commit()
+            except BaseException as error:  # reported in the test's thread
+                errors.append(error)
+                db.session.rollback()
+
+    threads = [threading.Thread(target=click) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    assert sorted(states) == ["used", "valid"]
+    db.session.expire_all()
+    subscriber = db.session.scalar(select(Subscriber))
+    assert (subscriber.status, subscriber.generation) == ("confirmed", 1)

@@ -102,7 +102,8 @@ def test_preferences_form_with_garbage_topics(client, topics, topic_keys):
         db.session.add(subscriber)
         db.session.commit()
     before = stored()
-    url = f"/subscriptions/preferences/{subscriptions.preferences_token(subscriber.id)}"
+    token = subscriptions.preferences_token(subscriber.id, subscriber.generation)
+    url = f"/subscriptions/preferences/{token}"
     response = client.post(url, data={"csrf_token": csrf_token(client), "topics": topic_keys})
     assert response.status_code == 422
     assert stored() == before
