@@ -4,6 +4,7 @@ from registry.models.audit import AuditEntry
 from registry.models.changes import ChangeSet, ChangeSetEvent, ChangeStatus, Comment, NoticePolicy
 from registry.models.documents import Comparison, Document, DocumentVersion
 from registry.models.mail import OutgoingMail
+from registry.models.messages import MessageBody
 from registry.models.notices import Delivery, Notice, SendAttempt, Suppression, WebhookEvent
 from registry.models.site import SiteState
 from registry.models.subprocessors import RecordAction, SubProcessor, SubProcessorRecord
@@ -21,6 +22,7 @@ __all__ = [
     "Delivery",
     "Document",
     "DocumentVersion",
+    "MessageBody",
     "Notice",
     "NoticePolicy",
     "OutgoingMail",

@@ -11,6 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from registry.domain.clock import now_utc
+from registry.domain.notice import bounded_objection_deadline, objection_deadline
 from registry.models import (
     ChangeSet,
     ChangeStatus,
@@ -177,7 +178,8 @@ def settle(session: Session, notice_ids: list[int], *, now: datetime | None = No
         notice.dispatch_completed_at = now
         session.flush()
         change_set = session.get(ChangeSet, notice.change_set_id)
-        siblings = change_set_notices(session, change_set)
+        # Only announcements give the notice: a date-moved or withdrawal notice never delays it.
+        siblings = [n for n in change_set_notices(session, change_set) if n.kind == "announcement"]
         if change_set.notice_completed_at is None and change_set.status != ChangeStatus.WITHDRAWN and all(
             n.dispatch_completed_at and n.feed_published_at for n in siblings
         ):
@@ -381,4 +383,60 @@ def start_withdrawal_notice(session: Session, change_set: ChangeSet, *,
     session.execute(insert(Delivery).from_select(list(chosen), query))
     session.expire(notice)
     settle(session, [notice.id], now=now)  # settles at once when every recipient is suppressed
+    return notice
+
+
+def effective_date_moved(session: Session, change_set: ChangeSet, *, before: datetime, reason: str,
+                         now: datetime | None = None) -> Notice:
+    """The effective date moved: the objection deadline moves with it, and everyone already told is told.
+
+    Called by publishing._move_effective_date after it changed the date. The change set's row is
+    written first (flush), so it is locked before the recipients are read: a worker building a request
+    either committed its deliveries as "sending" before (they are told here) or waits, then reads the
+    new plan (notify.messages.current_plan).
+    """
+    now = now or now_utc()
+    basis = change_set.notice_completed_at or now
+    deadlines = [d for p in publishing.policies_for(session, change_set)
+                 if (d := objection_deadline(basis, publishing.notice_rule(p)))]
+    change_set.objection_deadline_at = bounded_objection_deadline(max(deadlines, default=None),
+                                                                  change_set.effective_at)
+    session.flush()
+    return start_date_moved_notice(session, change_set, before=before, reason=reason, now=now)
+
+
+def start_date_moved_notice(session: Session, change_set: ChangeSet, *, before: datetime, reason: str,
+                            now: datetime | None = None) -> Notice:
+    """A short notice of the new date to everyone whose announcement went out (or may have).
+
+    Written even when nobody was told yet (then it settles at once): the date-moved notices are the
+    plan's history in the proof and the feed. Recipients are those whose announcement delivery was
+    accepted or is being sent, still subscribed; a suppressed address gets a "suppressed" delivery.
+    """
+    now = now or now_utc()
+    announced = select(Notice.id).where(Notice.change_set_id == change_set.id, Notice.kind == "announcement")
+    told = (select(Delivery.subscriber_id, func.min(Delivery.topic_id).label("topic_id"))
+            .where(Delivery.notice_id.in_(announced), Delivery.status.in_(("sent", "sending")))
+            .group_by(Delivery.subscriber_id).subquery())
+    notice = Notice(change_set_id=change_set.id, kind="date_moved", created_at=now, feed_published_at=now,
+                    topic_id=session.scalar(select(Notice.topic_id).where(Notice.id.in_(announced)).limit(1)),
+                    subject=f"Date moved: {change_set.title}"[:300], reason=reason, moved_from_at=before,
+                    moved_to_at=change_set.effective_at)
+    session.add(notice)
+    session.flush()
+    chosen = {
+        "notice_id": literal(notice.id),
+        "subscriber_id": Subscriber.id,
+        "email": Subscriber.email,
+        "topic_id": told.c.topic_id,
+        "status": case((Suppression.email.is_not(None), "suppressed"), else_="queued"),
+    }
+    chosen |= _column_defaults(set(chosen))
+    query = (select(*chosen.values()).select_from(told)
+             .join(Subscriber, Subscriber.id == told.c.subscriber_id)
+             .outerjoin(Suppression, Suppression.email == func.lower(Subscriber.email))
+             .where(Subscriber.status == "confirmed", Subscriber.deleted_at.is_(None)))
+    session.execute(insert(Delivery).from_select(list(chosen), query))
+    session.expire(notice)
+    settle(session, [notice.id], now=now)  # settles at once when nobody was told yet
     return notice
