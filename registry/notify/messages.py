@@ -274,6 +274,13 @@ def record_sent_values(session: Session, claim_token: str, batch: BatchMessage,
     )
 
 
+def personalized(body: MessageBody, delivery: Delivery) -> RenderedEmail:
+    """Subject, text and HTML as this recipient received them: what the provider made of the request."""
+    values = delivery.substitutions or {}
+    return RenderedEmail(subject=personalize(body.subject, values), text=personalize(body.text, values),
+                         html=personalize(body.html, values))
+
+
 def rebuild_message(body: MessageBody, delivery: Delivery) -> EmailMessage:
     """The mail this recipient was sent: the stored message with their values, as an RFC 5322 message.
 
@@ -281,12 +288,12 @@ def rebuild_message(body: MessageBody, delivery: Delivery) -> EmailMessage:
     provider accepted it and Message-ID names the provider's id of the request.
     """
     settings = current_app.config["REGISTRY"]
-    values = delivery.substitutions or {}
+    mail = personalized(body, delivery)
     message = EmailMessage(policy=EML_POLICY)
     message["From"] = (formataddr((settings.mail_from_name, settings.mail_from))
                        if settings.mail_from_name else settings.mail_from)
     message["To"] = delivery.email
-    message["Subject"] = personalize(body.subject, values)
+    message["Subject"] = mail.subject
     if delivery.sent_at is not None:
         message["Date"] = format_datetime(delivery.sent_at.astimezone(UTC), usegmt=True)
     if delivery.provider_message_id:
@@ -297,8 +304,8 @@ def rebuild_message(body: MessageBody, delivery: Delivery) -> EmailMessage:
         message[name] = value
     message["X-Registry-Delivery-Id"] = str(delivery.id)
     message["X-Registry-Message-Sha256"] = body.sha256
-    message.set_content(personalize(body.text, values))
-    message.add_alternative(personalize(body.html, values), subtype="html")
+    message.set_content(mail.text)
+    message.add_alternative(mail.html, subtype="html")
     return message
 
 
