@@ -14,6 +14,7 @@ from registry.domain.clock import now_utc
 from registry.domain.notice import bounded_objection_deadline, objection_deadline
 from registry.models import (
     ChangeSet,
+    ChangeSetEvent,
     ChangeStatus,
     Delivery,
     Notice,
@@ -365,7 +366,8 @@ def start_withdrawal_notice(session: Session, change_set: ChangeSet, *,
         return None
     notice = Notice(change_set_id=change_set.id, kind="withdrawal", created_at=now, feed_published_at=now,
                     topic_id=session.scalar(select(Notice.topic_id).where(Notice.id.in_(announced)).limit(1)),
-                    subject=f"Withdrawn: {change_set.title}"[:300])
+                    subject=f"Withdrawn: {change_set.title}"[:300],
+                    reason=withdrawal_reasons(session, [change_set.id]).get(change_set.id, ""))
     session.add(notice)
     session.flush()
     chosen = {
@@ -440,3 +442,21 @@ def start_date_moved_notice(session: Session, change_set: ChangeSet, *, before: 
     session.expire(notice)
     settle(session, [notice.id], now=now)  # settles at once when nobody was told yet
     return notice
+
+
+def withdrawal_reasons(session: Session, change_set_ids: list[int]) -> dict[int, str]:
+    """Why each change was withdrawn, as the approver wrote it on the withdrawal (empty if not said)."""
+    if not change_set_ids:
+        return {}
+    return {change_set_id: note for change_set_id, note in session.execute(
+        select(ChangeSetEvent.change_set_id, ChangeSetEvent.note)
+        .where(ChangeSetEvent.change_set_id.in_(change_set_ids), ChangeSetEvent.action == "withdrawn")
+        .order_by(ChangeSetEvent.id))}
+
+
+def withdrawn_change_sets(session: Session, now: datetime, *, limit: int = 200) -> list[ChangeSet]:
+    """Announced changes withdrawn since: the change log and the feeds say so, with the reason."""
+    return list(session.scalars(
+        select(ChangeSet).where(ChangeSet.published_at.is_not(None), ChangeSet.published_at <= now,
+                                ChangeSet.status == ChangeStatus.WITHDRAWN, ChangeSet.withdrawn_at <= now)
+        .order_by(ChangeSet.withdrawn_at.desc(), ChangeSet.id.desc()).limit(limit)))

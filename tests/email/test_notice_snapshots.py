@@ -93,7 +93,7 @@ def test_dispatch_failed(app):
 
 
 def test_withdrawal_notice(registry_with_history):
-    from registry.models import ChangeSet, Delivery
+    from registry.models import ChangeSet, ChangeSetEvent, Delivery
 
     notice = schedule(registry_with_history, material=True, title="Privacy Policy & sub-processors, May 2026",
                       summary="We list retention per category and add an email provider.", subprocessors=True)
@@ -101,6 +101,9 @@ def test_withdrawal_notice(registry_with_history):
                        .values(status="sent", sent_at=NOW))
     change_set = db.session.get(ChangeSet, notice.change_set_id)
     change_set.status, change_set.withdrawn_at = "withdrawn", NOW + timedelta(days=3)
+    db.session.add(ChangeSetEvent(change_set=change_set, at=NOW + timedelta(days=3), actor="approver@example.com",
+                                  action="withdrawn", to_status="withdrawn",
+                                  note="Acme Mail could not sign our data processing terms in time."))
     withdrawal = notices.start_withdrawal_notice(db.session, change_set, now=NOW + timedelta(days=3))
     check("notice_withdrawn", messages.notice_batch_message(db.session, withdrawal))
 
