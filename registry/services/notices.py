@@ -181,8 +181,8 @@ def settle(session: Session, notice_ids: list[int], *, now: datetime | None = No
         change_set = session.get(ChangeSet, notice.change_set_id)
         # Only announcements give the notice: a date-moved or withdrawal notice never delays it.
         siblings = [n for n in change_set_notices(session, change_set) if n.kind == "announcement"]
-        if (change_set.notice_completed_at is None and change_set.status != ChangeStatus.WITHDRAWN and siblings
-                and all(n.dispatch_completed_at and n.feed_published_at for n in siblings)):
+        waiting = change_set.notice_completed_at is None and change_set.status != ChangeStatus.WITHDRAWN
+        if waiting and siblings and all(n.dispatch_completed_at and n.feed_published_at for n in siblings):
             done = max([n.dispatch_completed_at for n in siblings] + [n.feed_published_at for n in siblings])
             publishing.complete_notice(session, change_set, completed_at=done, now=now)
             completed.append(change_set)

@@ -101,8 +101,8 @@ def test_withdrawal_notice(registry_with_history):
                        .values(status="sent", sent_at=NOW))
     change_set = db.session.get(ChangeSet, notice.change_set_id)
     change_set.status, change_set.withdrawn_at = "withdrawn", NOW + timedelta(days=3)
-    db.session.add(ChangeSetEvent(change_set=change_set, at=NOW + timedelta(days=3), actor="approver@example.com",
-                                  action="withdrawn", to_status="withdrawn",
+    db.session.add(ChangeSetEvent(change_set=change_set, at=NOW + timedelta(days=3),
+                                  actor="approver@example.com", action="withdrawn", to_status="withdrawn",
                                   note="Acme Mail could not sign our data processing terms in time."))
     withdrawal = notices.start_withdrawal_notice(db.session, change_set, now=NOW + timedelta(days=3))
     check("notice_withdrawn", messages.notice_batch_message(db.session, withdrawal))
