@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, case, exists, func, insert, literal, select, update
+from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -31,6 +31,10 @@ NON_MATERIAL = "non-material"
 
 # A delivery is settled when the provider accepted it, it was suppressed, or it failed for good.
 SETTLED = ("sent", "suppressed", "failed")
+# Told, or may have been: accepted by the provider, or a request with its message already on the way
+# (the worker records the message just before the request leaves; a claim not yet built has none).
+TOLD = or_(Delivery.status == "sent",
+           and_(Delivery.status == "sending", Delivery.message_sha256.is_not(None)))
 
 
 def topic_keys(change_set: ChangeSet) -> list[str]:
@@ -353,13 +357,14 @@ def start_withdrawal_notice(session: Session, change_set: ChangeSet, *,
                             now: datetime | None = None) -> Notice | None:
     """Tell everyone who was sent the announcement that the change is withdrawn.
 
-    Recipients are those whose announcement the provider accepted, still subscribed and not
-    suppressed since (a suppressed address gets a "suppressed" delivery, as for any notice).
+    Recipients are those whose announcement the provider accepted or is being sent (TOLD), still
+    subscribed and not suppressed since (a suppressed address gets a "suppressed" delivery, as for any
+    notice).
     """
     now = now or now_utc()
     announced = select(Notice.id).where(Notice.change_set_id == change_set.id, Notice.kind == "announcement")
     sent = (select(Delivery.subscriber_id, func.min(Delivery.topic_id).label("topic_id"))
-            .where(Delivery.notice_id.in_(announced), Delivery.status == "sent")
+            .where(Delivery.notice_id.in_(announced), TOLD)
             .group_by(Delivery.subscriber_id).subquery())
     if not session.scalar(select(func.count()).select_from(sent)):
         return None
@@ -411,13 +416,13 @@ def start_date_moved_notice(session: Session, change_set: ChangeSet, *, before: 
     """A short notice of the new date to everyone whose announcement went out (or may have).
 
     Written even when nobody was told yet (then it settles at once): the date-moved notices are the
-    plan's history in the proof and the feed. Recipients are those whose announcement delivery was
-    accepted or is being sent, still subscribed; a suppressed address gets a "suppressed" delivery.
+    plan's history in the proof and the feed. Recipients are those whose announcement was accepted or is
+    on its way (TOLD), still subscribed; a suppressed address gets a "suppressed" delivery.
     """
     now = now or now_utc()
     announced = select(Notice.id).where(Notice.change_set_id == change_set.id, Notice.kind == "announcement")
     told = (select(Delivery.subscriber_id, func.min(Delivery.topic_id).label("topic_id"))
-            .where(Delivery.notice_id.in_(announced), Delivery.status.in_(("sent", "sending")))
+            .where(Delivery.notice_id.in_(announced), TOLD)
             .group_by(Delivery.subscriber_id).subquery())
     notice = Notice(change_set_id=change_set.id, kind="date_moved", created_at=now, feed_published_at=now,
                     topic_id=session.scalar(select(Notice.topic_id).where(Notice.id.in_(announced)).limit(1)),

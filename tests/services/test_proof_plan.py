@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from registry.extensions import db
-from registry.models import ChangeSet, ChangeStatus, Delivery, Notice, NoticePolicy
+from registry.models import ChangeSet, ChangeStatus, Delivery, MessageBody, Notice, NoticePolicy
 from registry.notify import messages
 from registry.notify.dispatch import Dispatcher, Options
 from registry.notify.senders import RecordingSender, personalize
@@ -159,3 +159,19 @@ def test_claimed_deliveries_of_a_change_withdrawn_meanwhile_are_not_sent(schedul
     rows = db.session.scalars(select(Delivery).where(Delivery.notice_id == notice_id)).all()
     assert {d.status for d in rows} == {"failed"}
     assert {d.error for d in rows} == {"not sent: the change was withdrawn"}
+
+
+def test_a_move_tells_those_accepted_and_those_whose_request_is_on_its_way(scheduled):
+    """A request built before the move may be accepted after it: its recipients are told too; a claim
+    not yet built (no message recorded) will be built for the new plan, so it is not."""
+    _change_set_id, notice_id, emails = scheduled
+    db.session.add(MessageBody(sha256="b" * 64, subject="s", text="t", html="h"))
+    rows = {d.email: d for d in db.session.scalars(select(Delivery).where(Delivery.notice_id == notice_id))}
+    rows[emails[0]].status = "sent"
+    rows[emails[1]].status, rows[emails[1]].message_sha256 = "sending", "b" * 64
+    rows[emails[2]].status = "sending"
+    db.session.commit()
+    publishing.postpone_overdue(db.session, now=AFTER_MIDNIGHT)
+    [moved] = db.session.scalars(select(Notice).where(Notice.kind == "date_moved")).all()
+    told = db.session.scalars(select(Delivery.email).where(Delivery.notice_id == moved.id)).all()
+    assert sorted(told) == sorted(emails[:2])
