@@ -59,6 +59,7 @@ def start_notice(session: Session, change_set: ChangeSet, *, now: datetime | Non
     subscribers costs one statement per topic, not 100,000 objects.
     """
     now = now or now_utc()
+    _bound_deadline(change_set)
     keys = topic_keys(change_set)
     topics = {t.key: t for t in session.scalars(select(Topic).where(Topic.key.in_(keys)))}
     ordered = [topics[k] for k in keys if k in topics]
@@ -189,6 +190,7 @@ def settle(session: Session, notice_ids: list[int], *, now: datetime | None = No
         if waiting and siblings and all(n.dispatch_completed_at and n.feed_published_at for n in siblings):
             done = max([n.dispatch_completed_at for n in siblings] + [n.feed_published_at for n in siblings])
             publishing.complete_notice(session, change_set, completed_at=done, now=now)
+            _bound_deadline(change_set)
             completed.append(change_set)
     session.flush()
     return completed
@@ -390,6 +392,13 @@ def start_withdrawal_notice(session: Session, change_set: ChangeSet, *,
     session.expire(notice)
     settle(session, [notice.id], now=now)  # settles at once when every recipient is suppressed
     return notice
+
+
+def _bound_deadline(change_set: ChangeSet) -> None:
+    """The deadline publishing computes from the policies, never after the effective date: a change that
+    takes effect sooner (a non-material one may at once) ends the window then."""
+    change_set.objection_deadline_at = bounded_objection_deadline(change_set.objection_deadline_at,
+                                                                  change_set.effective_at)
 
 
 def effective_date_moved(session: Session, change_set: ChangeSet, *, before: datetime, reason: str,

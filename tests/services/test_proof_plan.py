@@ -175,3 +175,24 @@ def test_a_move_tells_those_accepted_and_those_whose_request_is_on_its_way(sched
     [moved] = db.session.scalars(select(Notice).where(Notice.kind == "date_moved")).all()
     told = db.session.scalars(select(Delivery.email).where(Delivery.notice_id == moved.id)).all()
     assert sorted(told) == sorted(emails[:2])
+
+
+def test_a_change_in_effect_at_once_ends_its_objection_window_then(app):
+    """A non-material sub-processor change may take effect when its notice goes out; the policy's 14
+    days to object would fall after that, so the deadline is the effective date."""
+    db.session.add(NoticePolicy(key="subprocessors", name="Sub-processor list", length=14,
+                                unit="calendar_days", calendars=["PL"], timezone="Europe/Warsaw",
+                                objection_days=14))
+    make_subscriber("reader@example.com", make_topics(), ("subprocessors",))
+    change_set = publishing.create_change_set(db.session, title="Typo in an address", is_material=False)
+    publishing.draft_subprocessor_change(db.session, change_set, "acme-mail", "add", fields=SUBPROCESSOR)
+    publishing.publish(db.session, change_set, published_at=SCHEDULED, notice_completed_at=None,
+                       effective_at=SCHEDULED, now=SCHEDULED)
+    assert change_set.objection_deadline_at > change_set.effective_at  # as the policies alone give it
+    notices.start_notice(db.session, change_set, now=SCHEDULED)
+    assert change_set.objection_deadline_at == change_set.effective_at
+    Dispatcher(db.session, RecordingSender(), clock=Clock(SCHEDULED + timedelta(minutes=1))).drain()
+    change_set = db.session.get(ChangeSet, change_set.id)
+    assert change_set.notice_completed_at is not None
+    # Completed a minute later, so in effect then (the date moved with it), and so ends the window.
+    assert change_set.objection_deadline_at == change_set.effective_at == SCHEDULED + timedelta(minutes=1)
