@@ -123,6 +123,29 @@ def objection_deadline(notice_completed_at: datetime, rule: NoticeRule) -> datet
     return _start_of_day(start + timedelta(days=rule.objection_days + 1), rule.zone)
 
 
+def objection_window_problem(rule: NoticeRule) -> str | None:
+    """Why a policy's objection window is unlawful, or None.
+
+    SCC 2021/914 clause 9(a): customers must be able to object before the sub-processor is engaged, so
+    the window may not outlast the notice. The deadline is the end of the objection_days-th calendar day
+    after the completion day, the earliest effective date the start of the day after the length-th
+    counted day; a business day is also a calendar day, so objection_days <= length keeps the deadline
+    at or before the earliest effective date in both units.
+    """
+    if rule.objection_days is None or rule.objection_days <= rule.length:
+        return None
+    unit = rule.unit.replace("_", " ")
+    return (f"objection_days ({rule.objection_days}) must not exceed the notice length "
+            f"({rule.length} {unit}): customers must be able to object before the change takes effect")
+
+
+def bounded_objection_deadline(deadline: datetime | None, effective_at: datetime | None) -> datetime | None:
+    """The objection deadline never falls after the effective date (an objection must come before)."""
+    if deadline is None or effective_at is None:
+        return deadline
+    return min(deadline, effective_at)
+
+
 def _start_of_day(day: date, zone: ZoneInfo) -> datetime:
     # Where a DST jump skips midnight (e.g. America/Santiago) 00:00 does not exist; the round trip
     # through UTC turns it into the first real instant of the day instead of a phantom time.

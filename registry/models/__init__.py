@@ -4,6 +4,7 @@ from registry.models.audit import AuditEntry, RefusalWindow
 from registry.models.changes import ChangeSet, ChangeSetEvent, ChangeStatus, Comment, NoticePolicy
 from registry.models.documents import Comparison, Document, DocumentVersion
 from registry.models.mail import OutgoingMail
+from registry.models.messages import MessageBody
 from registry.models.notices import Delivery, Notice, SendAttempt, Suppression, WebhookBatch, WebhookEvent
 from registry.models.site import SiteState
 from registry.models.subprocessors import RecordAction, SubProcessor, SubProcessorRecord
@@ -23,6 +24,7 @@ __all__ = [
     "DocumentVersion",
     "LoginThrottle",
     "MailQuota",
+    "MessageBody",
     "Notice",
     "NoticePolicy",
     "OutgoingMail",

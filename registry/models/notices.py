@@ -19,8 +19,14 @@ class Notice(db.Model):
     change_set_id: Mapped[int] = mapped_column(ForeignKey("change_sets.id"), index=True)
     topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id"))
     subject: Mapped[str] = mapped_column(String(300))
-    # "announcement" of a change, or "withdrawal": a withdrawn change told to those who were notified.
+    # "announcement" of a change, "date_moved": its effective date moved, told to those already told, or
+    # "withdrawal": a withdrawn change told to those who were notified.
     kind: Mapped[str] = mapped_column(String(20), default="announcement", server_default="announcement")
+    # Why a date moved or a change was withdrawn, as the mail and the feed say it.
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    # A date_moved notice records the move itself: the plan's history is read from these rows.
+    moved_from_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    moved_to_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     body_sha256: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     dispatch_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -61,6 +67,11 @@ class Delivery(db.Model):
     last_event: Mapped[str | None] = mapped_column(String(40))
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(Text)
+    # What this recipient was sent: the stored message and exactly the per-recipient values (written
+    # just before the request leaves, so a retry with another body overwrites them).
+    message_sha256: Mapped[str | None] = mapped_column(ForeignKey("message_bodies.sha256"))
+    substitutions: Mapped[dict | None] = mapped_column(JSON)
+    headers: Mapped[dict | None] = mapped_column(JSON)
 
 
 class SendAttempt(db.Model):

@@ -223,16 +223,23 @@ class Dispatcher:
     # --- deliveries ------------------------------------------------------------------------------
 
     def batch_message(self, notice_id: int) -> messages.BatchMessage:
-        """One rendered body per notice, shared by every request; a few notices kept."""
-        if notice_id in self._batches:
+        """One rendered body per notice and plan, shared by every request; a few notices kept.
+
+        The plan is read (and its row share-locked) for every request, so a date moved meanwhile is
+        never sent from the cache. The body is stored in the same transaction as the request's
+        attempt, before the request leaves.
+        """
+        plan = messages.current_plan(self.session, notice_id)
+        batch = self._batches.get(notice_id)
+        if batch is not None and batch.plan == plan:
             self._batches.move_to_end(notice_id)
-            return self._batches[notice_id]
-        notice = self.session.get(Notice, notice_id)
-        batch = messages.notice_batch_message(self.session, notice)  # also records the body hash
-        self.session.commit()
-        self._batches[notice_id] = batch
-        while len(self._batches) > 16:
-            self._batches.popitem(last=False)
+        else:
+            notice = self.session.get(Notice, notice_id)
+            batch = messages.notice_batch_message(self.session, notice, plan)  # also records the hash
+            self._batches[notice_id] = batch
+            while len(self._batches) > 16:
+                self._batches.popitem(last=False)
+        messages.store_body(self.session, batch, now=self.clock())
         return batch
 
     def send_deliveries(self) -> int:
@@ -271,6 +278,14 @@ class Dispatcher:
             self.session.rollback()
             self._fail(mine, notice_id, len(group), f"could not render the notice: {error}")
             return None
+        if batch.plan is not None and batch.plan.is_withheld:
+            # Withdrawn after these were claimed: like the queued ones (cancel_unsent), they never go out.
+            self.session.execute(update(DELIVERIES).where(mine, DELIVERIES.c.status == "sending").values(
+                status="failed", error="not sent: the change was withdrawn", next_attempt_at=None))
+            self._settle(notice_id, self.clock())
+            self.session.commit()
+            return None
+        messages.record_sent_values(self.session, token, batch, recipients)
         return _Prepared(mine, token, notice_id, group, batch, recipients)
 
     def _submit(self, prepared: _Prepared) -> _Request | None:

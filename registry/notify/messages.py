@@ -1,4 +1,5 @@
-"""Render emails from their template folders, and build a notice's one body and its per-recipient parts."""
+"""Render emails from their template folders, build a notice's one body for its current plan and its
+per-recipient parts, store what was sent, and rebuild the mail a recipient got."""
 
 from __future__ import annotations
 
@@ -6,20 +7,36 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr
 from zoneinfo import ZoneInfo
 
 import css_inline
 from flask import current_app, render_template, url_for
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from registry.models import ChangeSet, Notice, SubProcessorRecord, Topic
+from registry.models import ChangeSet, ChangeStatus, Delivery, MessageBody, Notice, SubProcessorRecord, Topic
+from registry.notify.senders import personalize
 
 _INLINER = css_inline.CSSInliner()
 
 # Placeholders in a notice body that SendGrid replaces per recipient (substitutions).
 PREFERENCES_KEY = "-preferences_url-"
 UNSUBSCRIBE_KEY = "-unsubscribe_url-"
+MARKERS = (PREFERENCES_KEY, UNSUBSCRIBE_KEY)
+# SendGrid replaces a key wherever it appears, so staff text must never contain one. Inside staff text
+# each marker's name gets a fullwidth low line for its underscore: it reads the same, it is visible (not
+# one of the invisible characters the forms refuse), and the name can no longer be completed into a key
+# by the hyphens around it. The templates never write these names themselves, so no key can form across
+# the edge of a staff value either.
+_NEUTRAL = {marker.strip("-"): marker.strip("-").replace("_", "\uff3f") for marker in MARKERS}
+# Templates of notices by kind.
+NOTICE_TEMPLATES = {"announcement": "notice", "date_moved": "notice_date_moved",
+                    "withdrawal": "notice_withdrawn"}
 
 RECORD_FIELDS = {
     "name": "name", "legal_entity": "legal entity", "address": "address", "contact": "contact",
@@ -47,6 +64,23 @@ def render_email(template: str, context: dict) -> RenderedEmail:
 
 
 @dataclass(frozen=True)
+class Plan:
+    """What a notice's mail states about its change: a body is only ever sent for the plan it shows."""
+
+    kind: str
+    status: str
+    effective_at: datetime | None
+    effective_new_customers_at: datetime | None
+    objection_deadline_at: datetime | None
+    withdrawn_at: datetime | None
+
+    @property
+    def is_withheld(self) -> bool:
+        """A withdrawn change is announced no further, and its date moves no longer matter."""
+        return self.status == ChangeStatus.WITHDRAWN and self.kind != "withdrawal"
+
+
+@dataclass(frozen=True)
 class BatchMessage:
     """One notice body shared by every recipient; the two keys are replaced per recipient."""
 
@@ -54,6 +88,8 @@ class BatchMessage:
     text: str
     html: str
     body_sha256: str
+    # The plan the body states (None for single mails); the worker renders again when it changes.
+    plan: Plan | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +134,37 @@ def _previous_record(session: Session, record: SubProcessorRecord) -> SubProcess
     )
 
 
+def neutralise(value):
+    """Staff text (strings, nested in lists and dicts) with no substitution key left in it."""
+    if isinstance(value, str):
+        for name, neutral in _NEUTRAL.items():
+            value = value.replace(name, neutral)
+        return value
+    if isinstance(value, list):
+        return [neutralise(item) for item in value]
+    if isinstance(value, dict):
+        return {key: neutralise(item) for key, item in value.items()}
+    return value
+
+
+def current_plan(session: Session, notice_id: int) -> Plan:
+    """The notice's plan as committed now, its change set row share-locked until the transaction ends.
+
+    The lock is what makes a moved date and a request race-free: a move (which updates the row) either
+    committed before, and the body shows the new plan, or waits until the request's deliveries are
+    committed as "sending", and then tells them of the move.
+    """
+    row = session.execute(
+        select(Notice.kind, ChangeSet.status, ChangeSet.effective_at, ChangeSet.effective_new_customers_at,
+               ChangeSet.objection_deadline_at, ChangeSet.withdrawn_at)
+        .join(ChangeSet, ChangeSet.id == Notice.change_set_id).where(Notice.id == notice_id)
+        .with_for_update(read=True, of=ChangeSet)
+    ).one()
+    return Plan(*row)
+
+
 def notice_context(session: Session, notice: Notice) -> dict:
-    """Everything the notice templates show, read once per notice."""
+    """Everything the notice templates show, read once per notice and plan; staff text neutralised."""
     settings = current_app.config["REGISTRY"]
     change_set = session.get(ChangeSet, notice.change_set_id)
     topic = session.get(Topic, notice.topic_id) if notice.topic_id else None
@@ -129,16 +194,21 @@ def notice_context(session: Session, notice: Notice) -> dict:
     for item, url in zip(documents + subprocessors, item_urls, strict=True):
         item["url"] = url
     zone = settings.legal_timezone
-    return {
+    staff_text = neutralise({
         "company": settings.company_name,
         "title": change_set.title,
         "summary": change_set.summary,
-        "is_material": change_set.is_material,
         "topic": topic.name if topic else "",
-        "is_administrative": bool(topic and topic.is_administrative) or change_set.is_material,
         "documents": documents,
         "subprocessors": subprocessors,
+        "reason": notice.reason,
+    })
+    return {
+        **staff_text,
+        "is_material": change_set.is_material,
+        "is_administrative": bool(topic and topic.is_administrative) or change_set.is_material,
         "effective": moment(change_set.effective_at, zone),
+        "moved_from": moment(notice.moved_from_at, zone),
         "effective_new_customers": moment(change_set.effective_new_customers_at, zone),
         "objection_deadline": moment(change_set.objection_deadline_at, zone),
         "timezone": zone,
@@ -170,13 +240,77 @@ def _failed_context(context: dict) -> dict:
 _PREPARE = {"effective_date_moved": _moved_context, "dispatch_failed": _failed_context}
 
 
-def notice_batch_message(session: Session, notice: Notice) -> BatchMessage:
-    """Render a notice once for all its recipients and record the bodies' hash on the notice."""
-    template = "notice_withdrawn" if notice.kind == "withdrawal" else "notice"
-    rendered = render_email(template, notice_context(session, notice))
+def notice_batch_message(session: Session, notice: Notice, plan: Plan | None = None) -> BatchMessage:
+    """Render a notice once for all its recipients, for the given (current) plan; the notice keeps the
+    hash of the latest body, each delivery the one it was sent with."""
+    rendered = render_email(NOTICE_TEMPLATES[notice.kind], notice_context(session, notice))
     digest = body_sha256(rendered.subject, rendered.text, rendered.html)
-    notice.body_sha256 = digest
-    return BatchMessage(subject=rendered.subject, text=rendered.text, html=rendered.html, body_sha256=digest)
+    if notice.body_sha256 != digest:
+        notice.body_sha256 = digest
+    return BatchMessage(subject=rendered.subject, text=rendered.text, html=rendered.html, body_sha256=digest,
+                        plan=plan)
+
+
+def store_body(session: Session, batch: BatchMessage, *, now: datetime) -> None:
+    """Keep the message exactly as handed to the provider; the same message is stored once."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(MessageBody).values(
+        sha256=batch.body_sha256, subject=batch.subject, text=batch.text, html=batch.html, created_at=now,
+    ).on_conflict_do_nothing(index_elements=["sha256"]))
+
+
+def record_sent_values(session: Session, claim_token: str, batch: BatchMessage,
+                       recipients: list[Recipient]) -> None:
+    """Before the request leaves: each delivery names its message and keeps exactly its own values."""
+    table = Delivery.__table__
+    session.execute(
+        update(table).where(table.c.id == bindparam("delivery"), table.c.claim_token == claim_token)
+        .values(message_sha256=batch.body_sha256, substitutions=bindparam("values"),
+                headers=bindparam("personal_headers")),
+        [{"delivery": int(r.custom_args["delivery_id"]), "values": r.substitutions,
+          "personal_headers": r.headers} for r in recipients],
+        execution_options={"synchronize_session": False},
+    )
+
+
+def personalized(body: MessageBody, delivery: Delivery) -> RenderedEmail:
+    """Subject, text and HTML as this recipient received them: what the provider made of the request."""
+    values = delivery.substitutions or {}
+    return RenderedEmail(subject=personalize(body.subject, values), text=personalize(body.text, values),
+                         html=personalize(body.html, values))
+
+
+def rebuild_message(body: MessageBody, delivery: Delivery) -> EmailMessage:
+    """The mail this recipient was sent: the stored message with their values, as an RFC 5322 message.
+
+    From, To, Subject and the per-recipient headers are what the request carried; Date is when the
+    provider accepted it and Message-ID names the provider's id of the request.
+    """
+    settings = current_app.config["REGISTRY"]
+    mail = personalized(body, delivery)
+    message = EmailMessage(policy=EML_POLICY)
+    message["From"] = (formataddr((settings.mail_from_name, settings.mail_from))
+                       if settings.mail_from_name else settings.mail_from)
+    message["To"] = delivery.email
+    message["Subject"] = mail.subject
+    if delivery.sent_at is not None:
+        message["Date"] = format_datetime(delivery.sent_at.astimezone(UTC), usegmt=True)
+    if delivery.provider_message_id:
+        domain = settings.mail_from.rpartition("@")[2] or "localhost"
+        message["Message-ID"] = f"<{delivery.provider_message_id}.{delivery.id}@{domain}>"
+        message["X-Message-Id"] = delivery.provider_message_id
+    for name, value in (delivery.headers or {}).items():
+        message[name] = value
+    message["X-Registry-Delivery-Id"] = str(delivery.id)
+    message["X-Registry-Message-Sha256"] = body.sha256
+    message.set_content(mail.text)
+    message.add_alternative(mail.html, subtype="html")
+    return message
+
+
+# Long header lines stay whole: a folded List-Unsubscribe URL would become RFC 2047 encoded words.
+EML_POLICY = SMTP.clone(max_line_length=998)
 
 
 def recipient(delivery_id: int, email: str, subscriber_id: int, topic_id: int | None) -> Recipient:

@@ -99,7 +99,7 @@ def load(session: Session, now: datetime) -> str:
         for kind, item in items:
             _draft(session, change_set, kind, item, documents)
         effective = _at(now, days_ago)
-        notice = effective - timedelta(days=14 if material else 1)
+        notice = _notice_start(session, change_set, effective)
         publishing.publish(session, change_set, published_at=notice,
                            notice_completed_at=notice, effective_at=effective,
                            actor="demo", now=now)
@@ -121,6 +121,18 @@ def load(session: Session, now: datetime) -> str:
     _deliver_notice(session, change_set, notice, now)
     return (f"{len(content.SUBPROCESSORS) + 1} sub-processors, {len(documents)} documents, "
             f"{count + 1} change sets, {report.created} subscribers, {len(STAFF)} staff accounts")
+
+
+def _notice_start(session: Session, change_set, effective: datetime) -> datetime:
+    """The latest day before `effective` (a day at a time) whose notice every governing policy accepts.
+
+    A notice given then ends by the effective date, and so does its objection window (policies never
+    allow a longer window than their notice), as it did for the real company.
+    """
+    start = effective - timedelta(days=1)
+    while publishing.earliest_effective_for(session, change_set, start) > effective:
+        start -= timedelta(days=1)
+    return start
 
 
 def _deliver_notice(session: Session, change_set, notice_at: datetime, now: datetime) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, func, insert, literal, select, update
+from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from registry.domain.clock import now_utc
+from registry.domain.notice import bounded_objection_deadline, objection_deadline
 from registry.models import (
     ChangeSet,
+    ChangeSetEvent,
     ChangeStatus,
     Delivery,
     Notice,
@@ -26,6 +28,10 @@ NON_MATERIAL = "non-material"
 
 # A delivery is settled when the provider accepted it, it was suppressed, or it failed for good.
 SETTLED = ("sent", "suppressed", "failed")
+# Told, or may have been: accepted by the provider, or a request with its message already on the way
+# (the worker records the message just before the request leaves; a claim not yet built has none).
+TOLD = or_(Delivery.status == "sent",
+           and_(Delivery.status == "sending", Delivery.message_sha256.is_not(None)))
 
 
 def topic_keys(change_set: ChangeSet) -> list[str]:
@@ -50,6 +56,7 @@ def start_notice(session: Session, change_set: ChangeSet, *, now: datetime | Non
     subscribers costs one statement per topic, not 100,000 objects.
     """
     now = now or now_utc()
+    _bound_deadline(change_set)
     keys = topic_keys(change_set)
     topics = {t.key: t for t in session.scalars(select(Topic).where(Topic.key.in_(keys)))}
     ordered = [topics[k] for k in keys if k in topics]
@@ -174,12 +181,13 @@ def settle(session: Session, notice_ids: list[int], *, now: datetime | None = No
         notice.dispatch_completed_at = now
         session.flush()
         change_set = session.get(ChangeSet, notice.change_set_id)
-        siblings = change_set_notices(session, change_set)
-        if change_set.notice_completed_at is None and change_set.status != ChangeStatus.WITHDRAWN and all(
-            n.dispatch_completed_at and n.feed_published_at for n in siblings
-        ):
+        # Only announcements give the notice: a date-moved or withdrawal notice never delays it.
+        siblings = [n for n in change_set_notices(session, change_set) if n.kind == "announcement"]
+        waiting = change_set.notice_completed_at is None and change_set.status != ChangeStatus.WITHDRAWN
+        if waiting and siblings and all(n.dispatch_completed_at and n.feed_published_at for n in siblings):
             done = max([n.dispatch_completed_at for n in siblings] + [n.feed_published_at for n in siblings])
             publishing.complete_notice(session, change_set, completed_at=done, now=now)
+            _bound_deadline(change_set)
             completed.append(change_set)
     session.flush()
     return completed
@@ -214,19 +222,21 @@ def start_withdrawal_notice(session: Session, change_set: ChangeSet, *,
                             now: datetime | None = None) -> Notice | None:
     """Tell everyone who was sent the announcement that the change is withdrawn.
 
-    Recipients are those whose announcement the provider accepted, still subscribed and not
-    suppressed since (a suppressed address gets a "suppressed" delivery, as for any notice).
+    Recipients are those whose announcement the provider accepted or is being sent (TOLD), still
+    subscribed and not suppressed since (a suppressed address gets a "suppressed" delivery, as for any
+    notice).
     """
     now = now or now_utc()
     announced = select(Notice.id).where(Notice.change_set_id == change_set.id, Notice.kind == "announcement")
     sent = (select(Delivery.subscriber_id, func.min(Delivery.topic_id).label("topic_id"))
-            .where(Delivery.notice_id.in_(announced), Delivery.status == "sent")
+            .where(Delivery.notice_id.in_(announced), TOLD)
             .group_by(Delivery.subscriber_id).subquery())
     if not session.scalar(select(func.count()).select_from(sent)):
         return None
     notice = Notice(change_set_id=change_set.id, kind="withdrawal", created_at=now, feed_published_at=now,
                     topic_id=session.scalar(select(Notice.topic_id).where(Notice.id.in_(announced)).limit(1)),
-                    subject=f"Withdrawn: {change_set.title}"[:300])
+                    subject=f"Withdrawn: {change_set.title}"[:300],
+                    reason=withdrawal_reasons(session, [change_set.id]).get(change_set.id, ""))
     session.add(notice)
     session.flush()
     chosen = {
@@ -245,3 +255,84 @@ def start_withdrawal_notice(session: Session, change_set: ChangeSet, *,
     session.expire(notice)
     settle(session, [notice.id], now=now)  # settles at once when every recipient is suppressed
     return notice
+
+
+def _bound_deadline(change_set: ChangeSet) -> None:
+    """The deadline publishing computes from the policies, never after the effective date: a change that
+    takes effect sooner (a non-material one may at once) ends the window then."""
+    change_set.objection_deadline_at = bounded_objection_deadline(change_set.objection_deadline_at,
+                                                                  change_set.effective_at)
+
+
+def effective_date_moved(session: Session, change_set: ChangeSet, *, before: datetime, reason: str,
+                         now: datetime | None = None) -> Notice:
+    """The effective date moved: the objection deadline moves with it, and everyone already told is told.
+
+    Called by publishing._move_effective_date after it changed the date. The change set's row is
+    written first (flush), so it is locked before the recipients are read: a worker building a request
+    either committed its deliveries as "sending" before (they are told here) or waits, then reads the
+    new plan (notify.messages.current_plan).
+    """
+    now = now or now_utc()
+    basis = change_set.notice_completed_at or now
+    deadlines = [d for p in publishing.policies_for(session, change_set)
+                 if (d := objection_deadline(basis, publishing.notice_rule(p)))]
+    change_set.objection_deadline_at = bounded_objection_deadline(max(deadlines, default=None),
+                                                                  change_set.effective_at)
+    session.flush()
+    return start_date_moved_notice(session, change_set, before=before, reason=reason, now=now)
+
+
+def start_date_moved_notice(session: Session, change_set: ChangeSet, *, before: datetime, reason: str,
+                            now: datetime | None = None) -> Notice:
+    """A short notice of the new date to everyone whose announcement went out (or may have).
+
+    Written even when nobody was told yet (then it settles at once): the date-moved notices are the
+    plan's history in the proof and the feed. Recipients are those whose announcement was accepted or is
+    on its way (TOLD), still subscribed; a suppressed address gets a "suppressed" delivery.
+    """
+    now = now or now_utc()
+    announced = select(Notice.id).where(Notice.change_set_id == change_set.id, Notice.kind == "announcement")
+    told = (select(Delivery.subscriber_id, func.min(Delivery.topic_id).label("topic_id"))
+            .where(Delivery.notice_id.in_(announced), TOLD)
+            .group_by(Delivery.subscriber_id).subquery())
+    notice = Notice(change_set_id=change_set.id, kind="date_moved", created_at=now, feed_published_at=now,
+                    topic_id=session.scalar(select(Notice.topic_id).where(Notice.id.in_(announced)).limit(1)),
+                    subject=f"Date moved: {change_set.title}"[:300], reason=reason, moved_from_at=before,
+                    moved_to_at=change_set.effective_at)
+    session.add(notice)
+    session.flush()
+    chosen = {
+        "notice_id": literal(notice.id),
+        "subscriber_id": Subscriber.id,
+        "email": Subscriber.email,
+        "topic_id": told.c.topic_id,
+        "status": case((Suppression.email.is_not(None), "suppressed"), else_="queued"),
+    }
+    chosen |= _column_defaults(set(chosen))
+    query = (select(*chosen.values()).select_from(told)
+             .join(Subscriber, Subscriber.id == told.c.subscriber_id)
+             .outerjoin(Suppression, Suppression.email == func.lower(Subscriber.email))
+             .where(Subscriber.status == "confirmed", Subscriber.deleted_at.is_(None)))
+    session.execute(insert(Delivery).from_select(list(chosen), query))
+    session.expire(notice)
+    settle(session, [notice.id], now=now)  # settles at once when nobody was told yet
+    return notice
+
+
+def withdrawal_reasons(session: Session, change_set_ids: list[int]) -> dict[int, str]:
+    """Why each change was withdrawn, as the approver wrote it on the withdrawal (empty if not said)."""
+    if not change_set_ids:
+        return {}
+    return {change_set_id: note for change_set_id, note in session.execute(
+        select(ChangeSetEvent.change_set_id, ChangeSetEvent.note)
+        .where(ChangeSetEvent.change_set_id.in_(change_set_ids), ChangeSetEvent.action == "withdrawn")
+        .order_by(ChangeSetEvent.id))}
+
+
+def withdrawn_change_sets(session: Session, now: datetime, *, limit: int = 200) -> list[ChangeSet]:
+    """Announced changes withdrawn since: the change log and the feeds say so, with the reason."""
+    return list(session.scalars(
+        select(ChangeSet).where(ChangeSet.published_at.is_not(None), ChangeSet.published_at <= now,
+                                ChangeSet.status == ChangeStatus.WITHDRAWN, ChangeSet.withdrawn_at <= now)
+        .order_by(ChangeSet.withdrawn_at.desc(), ChangeSet.id.desc()).limit(limit)))

@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from registry.domain.notice import NoticeRule
+from registry.domain.notice import NoticeRule, objection_window_problem
 from registry.models import NoticePolicy
 from registry.services import audit
+
+
+class PolicyError(ValueError):
+    """A rule that is well-formed but not allowed as a policy; `field` names the form field."""
+
+    def __init__(self, message: str, *, field: str):
+        super().__init__(message)
+        self.field = field
+
+
+def check_policy(rule: NoticeRule) -> None:
+    """Refuse what NoticeRule.validate accepts but the law does not: an objection window longer than the
+    notice would let the change take effect while customers may still object (SCC 2021/914 cl. 9(a))."""
+    problem = objection_window_problem(rule)
+    if problem is not None:
+        raise PolicyError(problem, field="objection_days")
 
 
 def snapshot(policy: NoticePolicy) -> dict:
@@ -16,7 +32,11 @@ def snapshot(policy: NoticePolicy) -> dict:
 
 def update_policy(session: Session, policy: NoticePolicy, rule: NoticeRule, *, actor: str,
                   actor_id: int | None) -> bool:
-    """Apply a validated rule; audited with before and after. False when nothing changed."""
+    """Apply a validated rule; audited with before and after. False when nothing changed.
+
+    Raises PolicyError (nothing changed) for a rule the law does not allow.
+    """
+    check_policy(rule)
     before = snapshot(policy)
     after = {"length": rule.length, "unit": rule.unit, "calendars": list(rule.calendars),
              "timezone": rule.timezone, "objection_days": rule.objection_days}

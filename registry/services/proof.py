@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from registry.models import ChangeSet, Delivery, Notice
+from registry.models import ChangeSet, ChangeSetEvent, Delivery, MessageBody, Notice
 from registry.services.notices import SETTLED
 
 # Waiting to be sent, or sent without an answer yet: the worker or the webhook still owes an outcome.
@@ -66,12 +66,27 @@ class NoticeProof:
     sent_without_time: int
 
 
+@dataclass(frozen=True)
+class PlanStep:
+    """One step of the plan's history: announced, a date moved, withdrawn."""
+
+    kind: str
+    at: datetime | None
+    effective_at: datetime | None
+    previous_effective_at: datetime | None = None
+    reason: str = ""
+    # Who took the step (scheduled, withdrew); a move is the system's. An announcement's approver too.
+    by: str = ""
+    approved_by: str = ""
+
+
 @dataclass
 class Proof:
     change_set: ChangeSet
     notices: list[NoticeProof]
     totals: Counts
     problems: list[str]
+    history: list[PlanStep] = field(default_factory=list)
 
     @property
     def is_reconciled(self) -> bool:
@@ -136,7 +151,37 @@ def proof(session: Session, change_set_id: int) -> Proof | None:
     totals = Counts()
     for row in rows:
         totals.add(row.counts)
-    return Proof(change_set, rows, totals, _problems(change_set, rows))
+    return Proof(change_set, rows, totals, _problems(change_set, rows), plan_history(session, change_set))
+
+
+def plan_history(session: Session, change_set: ChangeSet) -> list[PlanStep]:
+    """First announced date (who approved and scheduled it), each move with its reason and time, the
+    withdrawal. Every move writes a date-moved notice (even with nobody to tell), so they are read there."""
+    if change_set.published_at is None:
+        return []
+    events = session.scalars(select(ChangeSetEvent).where(ChangeSetEvent.change_set_id == change_set.id)
+                             .order_by(ChangeSetEvent.id)).all()
+    latest = {event.action: event for event in events}
+    steps = [PlanStep("announced", change_set.published_at, change_set.planned_effective_at,
+                      by=latest["scheduled"].actor if "scheduled" in latest else "",
+                      approved_by=latest["approved"].actor if "approved" in latest else "")]
+    moves = session.scalars(select(Notice).where(Notice.change_set_id == change_set.id,
+                                                 Notice.kind == "date_moved").order_by(Notice.id))
+    steps += [PlanStep("moved", move.created_at, move.moved_to_at, move.moved_from_at, move.reason, "system")
+              for move in moves]
+    if change_set.withdrawn_at is not None:
+        event = latest.get("withdrawn")
+        steps.append(PlanStep("withdrawn", change_set.withdrawn_at, None, reason=event.note if event else "",
+                              by=event.actor if event else ""))
+    return steps
+
+
+def sent_message(session: Session, delivery_id: int) -> tuple[Delivery, MessageBody] | None:
+    """A delivery and the stored message it was sent with; None before it was handed to the provider."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is None or delivery.message_sha256 is None:
+        return None
+    return delivery, session.get(MessageBody, delivery.message_sha256)
 
 
 def _problems(change_set: ChangeSet, rows: list[NoticeProof]) -> list[str]:
@@ -155,7 +200,9 @@ def _problems(change_set: ChangeSet, rows: list[NoticeProof]) -> list[str]:
             problems.append(f"{label}: {row.sent_without_time} sent deliveries have no acceptance time.")
         if row.notice.feed_published_at is None:
             problems.append(f"{label}: no feed entry time.")
-    unfinished = [r for r in rows if r.notice.dispatch_completed_at is None]
+    # Date-moved and withdrawal notices are sent after the notice completed; only announcements count.
+    unfinished = [r for r in rows
+                  if r.notice.dispatch_completed_at is None and r.notice.kind == "announcement"]
     if change_set.notice_completed_at is not None and unfinished:
         problems.append("The change's notice is recorded complete, but some of its notices are still "
                         "being sent.")
@@ -181,7 +228,7 @@ def recipients_page(session: Session, change_set_id: int, *, page: int, per_page
 
 
 EXPORT_FIELDS = ("delivery_id", "notice_id", "email", "status", "provider_message_id", "sent_at",
-                 "last_event", "last_event_at", "attempts", "resent", "error")
+                 "last_event", "last_event_at", "attempts", "resent", "error", "message_sha256")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -198,6 +245,7 @@ def export_rows(session: Session, change_set_id: int) -> Iterator[dict]:
             "sent_at": _iso(delivery.sent_at), "last_event": delivery.last_event,
             "last_event_at": _iso(delivery.last_event_at), "attempts": delivery.attempts,
             "resent": bool(delivery.is_resent), "error": delivery.error,
+            "message_sha256": delivery.message_sha256,
         }
         session.expunge(delivery)
 
@@ -211,7 +259,11 @@ def summary(item: Proof) -> dict:
                        "notice_completed_at": _iso(change_set.notice_completed_at),
                        "effective_at": _iso(change_set.effective_at),
                        "objection_deadline_at": _iso(change_set.objection_deadline_at)},
-        "notices": [{"id": row.notice.id, "subject": row.notice.subject,
+        "plan_history": [{"kind": step.kind, "at": _iso(step.at), "effective_at": _iso(step.effective_at),
+                          "previous_effective_at": _iso(step.previous_effective_at), "reason": step.reason,
+                          "by": step.by, "approved_by": step.approved_by}
+                         for step in item.history],
+        "notices": [{"id": row.notice.id, "kind": row.notice.kind, "subject": row.notice.subject,
                      "started_at": _iso(row.notice.created_at),
                      "feed_published_at": _iso(row.notice.feed_published_at),
                      "dispatch_completed_at": _iso(row.notice.dispatch_completed_at),

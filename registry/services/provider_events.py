@@ -16,8 +16,6 @@ from datetime import datetime
 
 from sqlalchemy import Row, any_, bindparam, inspect, literal, select, text, update
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from registry.domain import provider_events as rules
@@ -25,6 +23,7 @@ from registry.domain.clock import now_utc
 from registry.domain.provider_events import ProviderEvent
 from registry.models import ChangeSet, Delivery, Notice, Suppression, WebhookBatch, WebhookEvent
 from registry.services.notices import SETTLED, settle
+from registry.services.sql import dialect_insert
 
 BATCHES = WebhookBatch.__table__
 EVENTS = WebhookEvent.__table__
@@ -282,7 +281,7 @@ def _first_time(session: Session, events: list[ProviderEvent], deliveries: dict[
         columns = {name: [v[name] for v in values] for name in values[0]}
         new = set(session.scalars(INSERT_EVENTS_POSTGRESQL, columns))
     else:
-        statement = sqlite_insert(EVENTS).on_conflict_do_nothing().returning(EVENTS.c.sg_event_id)
+        statement = dialect_insert(session)(EVENTS).on_conflict_do_nothing().returning(EVENTS.c.sg_event_id)
         new = set(session.scalars(statement, values))
     return [e for e in ordered if e.sg_event_id in new]
 
@@ -345,11 +344,6 @@ def _suppress(session: Session, reasons: dict[str, str], now: datetime) -> tuple
                 .returning(Delivery.notice_id)
                 .execution_options(synchronize_session=False)))
     return added, changed
-
-
-def dialect_insert(session: Session):
-    name = session.get_bind().dialect.name
-    return postgresql_insert if name == "postgresql" else sqlite_insert
 
 
 def _chunks(session: Session, items: list):

@@ -225,7 +225,7 @@ def publish(session: Session, change_set: ChangeSet, *, published_at: datetime,
 
 def _move_effective_date(session: Session, change_set: ChangeSet, new_effective_at: datetime, *,
                          reason: str, now: datetime) -> None:
-    from registry.services import mail
+    from registry.services import mail, notices
 
     before = change_set.effective_at
     change_set.effective_at = new_effective_at
@@ -243,6 +243,7 @@ def _move_effective_date(session: Session, change_set: ChangeSet, new_effective_
             "change_set_id": change_set.id, "title": change_set.title, "reason": reason,
             "before": before.isoformat(), "after": new_effective_at.isoformat(),
         })
+    notices.effective_date_moved(session, change_set, before=before, reason=reason, now=now)
 
 
 def complete_notice(session: Session, change_set: ChangeSet, *, completed_at: datetime,

@@ -39,7 +39,7 @@ from registry.models import (
 )
 from registry.models.subscribers import ConfirmationToken
 from registry.services import retention
-from registry.services.notices import dialect_insert
+from registry.services.sql import dialect_insert
 
 CONFIRM_TTL = timedelta(hours=72)
 MAILS_PER_DAY = 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -15,8 +16,15 @@ from sqlalchemy.orm import joinedload
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.models import ChangeSet, Document, DocumentVersion, SubProcessorRecord
-from registry.services import reading
+from registry.models import (
+    ChangeSet,
+    ChangeStatus,
+    Document,
+    DocumentVersion,
+    Notice,
+    SubProcessorRecord,
+)
+from registry.services import notices, reading
 from registry.web.caching import cached, content_last_modified
 
 bp = Blueprint("feeds", __name__, url_prefix="/feeds")
@@ -55,10 +63,15 @@ def _when(value: datetime, zone: ZoneInfo) -> Markup:
 
 
 def _public_change_sets(now: datetime, *, document: Document | None = None,
-                        subprocessors: bool = False) -> list[ChangeSet]:
-    """An entry appears when its notice starts (published_at), not when the change takes effect."""
+                        subprocessors: bool = False, withdrawn: bool = False) -> list[ChangeSet]:
+    """An entry appears when its notice starts (published_at), not when the change takes effect.
+
+    With `withdrawn`: the announced changes withdrawn since, whose withdrawal is an entry of its own.
+    """
+    shown = ((ChangeSet.published_at.is_not(None), ChangeSet.status == ChangeStatus.WITHDRAWN,
+              ChangeSet.withdrawn_at <= now) if withdrawn else reading.PUBLIC)
     query = (
-        select(ChangeSet).where(*reading.PUBLIC, ChangeSet.published_at <= now)
+        select(ChangeSet).where(*shown, ChangeSet.published_at <= now)
         .options(joinedload(ChangeSet.document_versions).joinedload(DocumentVersion.document),
                  joinedload(ChangeSet.subprocessor_records).joinedload(SubProcessorRecord.subprocessor))
         .order_by(ChangeSet.published_at.desc(), ChangeSet.id.desc())
@@ -70,6 +83,57 @@ def _public_change_sets(now: datetime, *, document: Document | None = None,
     if subprocessors:
         query = query.where(ChangeSet.id.in_(select(SubProcessorRecord.change_set_id)))
     return list(db.session.scalars(query).unique())
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One feed entry: a change announced, its date moved, or its withdrawal."""
+
+    at: datetime
+    kind: str
+    change_set: ChangeSet
+    notice: Notice | None = None
+    reason: str = ""
+
+
+def _move_html(entry: _Entry, zone: ZoneInfo) -> str:
+    move, change_set = entry.notice, entry.change_set
+    dates = [Markup("<li>Notice given: {}</li>").format(_when(change_set.published_at, zone)),
+             Markup("<li>Now takes effect: {}</li>").format(_when(move.moved_to_at, zone)),
+             Markup("<li>Was to take effect: {}</li>").format(_when(move.moved_from_at, zone))]
+    if change_set.objection_deadline_at:
+        dates.append(Markup("<li>Objections until: {}</li>").format(
+            _when(change_set.objection_deadline_at, zone)))
+    parts = [Markup("<p>The effective date of this change moved{}.</p>").format(
+        Markup(": {}").format(xml_text(move.reason)) if move.reason else ""),
+        Markup("<ul>{}</ul>").format(Markup("").join(dates))]
+    return str(Markup("").join(parts))
+
+
+def _withdrawal_html(entry: _Entry, zone: ZoneInfo) -> str:
+    change_set = entry.change_set
+    parts = [Markup("<p>We withdrew this change: it will not take effect, and nothing changes.{}</p>").format(
+        Markup(" Why: {}").format(xml_text(entry.reason)) if entry.reason else ""),
+        Markup("<ul><li>Notice given: {}</li><li>Withdrawn: {}</li></ul>").format(
+            _when(change_set.published_at, zone), _when(change_set.withdrawn_at, zone))]
+    return str(Markup("").join(parts))
+
+
+def _entries(change_sets: list[ChangeSet], withdrawn: list[ChangeSet]) -> list[_Entry]:
+    """Each announcement, each date move of an announced change, each withdrawal; newest first."""
+    entries = [_Entry(c.published_at, "announced", c) for c in change_sets]
+    ids = [c.id for c in change_sets]
+    by_id = {c.id: c for c in change_sets}
+    if ids:
+        moves = db.session.scalars(select(Notice).where(Notice.change_set_id.in_(ids),
+                                                        Notice.kind == "date_moved"))
+        entries += [_Entry(m.feed_published_at or m.created_at, "moved", by_id[m.change_set_id], m)
+                    for m in moves]
+    if withdrawn:
+        reasons = notices.withdrawal_reasons(db.session, [c.id for c in withdrawn])
+        entries += [_Entry(c.withdrawn_at, "withdrawn", c, reason=reasons.get(c.id, "")) for c in withdrawn]
+    entries.sort(key=lambda e: (e.at, e.change_set.id, e.notice.id if e.notice else 0), reverse=True)
+    return entries[:MAX_ENTRIES]
 
 
 def _entry_html(change_set: ChangeSet, zone: ZoneInfo, document: Document | None) -> str:
@@ -136,7 +200,8 @@ def _entry_updated(change_set: ChangeSet) -> datetime:
 
 
 def _render(fmt: str, *, key: str, title: str, description: str, alternate: str,
-            change_sets: list[ChangeSet], document: Document | None = None) -> Response:
+            change_sets: list[ChangeSet], withdrawn: list[ChangeSet],
+            document: Document | None = None) -> Response:
     settings = current_app.config["REGISTRY"]
     zone = ZoneInfo(settings.legal_timezone)
     company = one_line(settings.company_name)
@@ -149,19 +214,34 @@ def _render(fmt: str, *, key: str, title: str, description: str, alternate: str,
     feed.link(href=_absolute(alternate), rel="alternate")
     feed.link(href=_absolute(request.path), rel="self")
     # Fixed to the content, never to the render time, so every worker serves identical bytes.
-    updated = max((_entry_updated(cs) for cs in change_sets), default=None) or content_last_modified()
+    items = _entries(change_sets, withdrawn)
+    updated = max([_entry_updated(cs) for cs in change_sets] + [item.at for item in items],
+                  default=None) or content_last_modified()
     feed.updated(updated)
     feed.lastBuildDate(updated)
-    for change_set in change_sets:
+    for item in items:
+        change_set = item.change_set
         entry = feed.add_entry(order="append")
-        guid = _tag(f"change-sets/{change_set.id}")
+        name = one_line(change_set.title) or f"Change {change_set.id}"
+        if item.kind == "announced":
+            guid, html = _tag(f"change-sets/{change_set.id}"), _entry_html(change_set, zone, document)
+            title_text = name
+            entry.updated(_entry_updated(change_set))
+        elif item.kind == "moved":
+            guid, html = _tag(f"change-sets/{change_set.id}/moves/{item.notice.id}"), _move_html(item, zone)
+            title_text = f"Date moved: {name}"
+            entry.updated(item.at)
+        else:
+            guid, html = _tag(f"change-sets/{change_set.id}/withdrawal"), _withdrawal_html(item, zone)
+            title_text = f"Withdrawn: {name}"
+            entry.updated(item.at)
         entry.id(guid)
         entry.guid(guid, permalink=False)
-        entry.title(one_line(change_set.title) or f"Change {change_set.id}")
-        entry.link(href=_entry_link(change_set, document))
-        entry.published(change_set.published_at)
-        entry.updated(_entry_updated(change_set))
-        entry.content(_entry_html(change_set, zone, document), type="html")
+        entry.title(title_text)
+        entry.link(href=_entry_link(change_set, document) if item.kind != "withdrawn"
+                   else _absolute(url_for("public.changes")))
+        entry.published(item.at)
+        entry.content(html, type="html")
     body = feed.atom_str(pretty=True) if fmt == "atom" else feed.rss_str(pretty=True)
     return Response(body, content_type=CONTENT_TYPES[fmt])
 
@@ -183,7 +263,8 @@ def _routes(path: str, endpoint: str | None = None):
 def everything(fmt: str):
     return _render(fmt, key="all", title="changes to sub-processors and legal documents",
                    description="Every notice of a change to our sub-processors and legal documents.",
-                   alternate=url_for("public.changes"), change_sets=_public_change_sets(now_utc()))
+                   alternate=url_for("public.changes"), change_sets=_public_change_sets(now_utc()),
+                   withdrawn=_public_change_sets(now_utc(), withdrawn=True))
 
 
 @_routes("/subprocessors")
@@ -192,7 +273,8 @@ def subprocessors(fmt: str):
     return _render(fmt, key="subprocessors", title="sub-processor changes",
                    description="Every notice of a sub-processor being added, changed or removed.",
                    alternate=url_for("subprocessors.index"),
-                   change_sets=_public_change_sets(now_utc(), subprocessors=True))
+                   change_sets=_public_change_sets(now_utc(), subprocessors=True),
+                   withdrawn=_public_change_sets(now_utc(), subprocessors=True, withdrawn=True))
 
 
 @_routes("/documents/<slug:slug>")
@@ -204,4 +286,5 @@ def document(slug: str, fmt: str):
     return _render(fmt, key=f"documents/{doc.slug}", title=f"changes to the {doc.title}",
                    description=f"Every notice of a new version of the {doc.title}.",
                    alternate=url_for("documents.show", slug=doc.slug),
-                   change_sets=_public_change_sets(now_utc(), document=doc), document=doc)
+                   change_sets=_public_change_sets(now_utc(), document=doc),
+                   withdrawn=_public_change_sets(now_utc(), document=doc, withdrawn=True), document=doc)

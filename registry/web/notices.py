@@ -30,6 +30,8 @@ from flask import (
 
 from registry.domain.spreadsheet import safe_cell
 from registry.extensions import db
+from registry.models import Notice
+from registry.notify import messages
 from registry.services import proof as proofs
 from registry.web import params
 from registry.web.access import permission_required
@@ -122,6 +124,46 @@ def proof_json(change_set_id: int):
 
     return Response(stream_with_context(generate()), mimetype="application/json", headers={
         "Content-Disposition": f'attachment; filename="proof-of-notice-{change_set_id}.json"'})
+
+
+# -- what one recipient was sent, rebuilt from the message store ------------------------------------
+# The rebuilt mail holds that recipient's live links, so only approvers and admins (who read the audit
+# log) may open it.
+
+def _sent_or_404(delivery_id: int) -> tuple:
+    found = proofs.sent_message(db.session, delivery_id)
+    if found is None:
+        abort(404, description="No message was handed to the provider for this delivery.")
+    return found
+
+
+@bp.get("/deliveries/<int:delivery_id>/message")
+@permission_required("audit")
+def sent_message(delivery_id: int):
+    delivery, body = _sent_or_404(delivery_id)
+    mail = messages.rebuild_message(body, delivery)
+    headers = [(key, linkify(str(value))) for key, value in mail.items()]
+    notice = db.session.get(Notice, delivery.notice_id)
+    return render_template("notices/sent_message.html", delivery=delivery, body=body, notice=notice,
+                           subject=_header(mail, "Subject"), headers=headers,
+                           text=linkify(messages.personalized(body, delivery).text))
+
+
+@bp.get("/deliveries/<int:delivery_id>/message.eml")
+@permission_required("audit")
+def sent_message_eml(delivery_id: int):
+    delivery, body = _sent_or_404(delivery_id)
+    raw = bytes(messages.rebuild_message(body, delivery))
+    return Response(raw, mimetype="message/rfc822", headers={
+        "Content-Disposition": f'attachment; filename="delivery-{delivery.id}.eml"'})
+
+
+@bp.get("/deliveries/<int:delivery_id>/body.html")
+@permission_required("audit")
+def sent_message_html(delivery_id: int):
+    """The HTML part as sent, sanitised, for the sandboxed frame on the message page."""
+    delivery, body = _sent_or_404(delivery_id)
+    return _framed(messages.personalized(body, delivery).html)
 
 
 # -- the local outbox mailbox ----------------------------------------------------------------------
@@ -250,8 +292,12 @@ def message(name: str):
 @permission_required("view")
 def message_html(name: str):
     """The HTML part, sanitised, for the sandboxed frame on the message page."""
+    return _framed(_part(_message_or_404(name), "html"))
+
+
+def _framed(html: str) -> Response:
     html = nh3.clean(
-        _part(_message_or_404(name), "html"),
+        html,
         tags=nh3.ALLOWED_TAGS - {"img"},
         clean_content_tags={"script", "style", "title"},
         attributes={**nh3.ALLOWED_ATTRIBUTES, "*": {"style", "class", "lang", "dir", "title"}},

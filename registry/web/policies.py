@@ -46,6 +46,11 @@ def parse_rule(form) -> tuple[NoticeRule | None, dict[str, str], dict[str, list[
         for message in str(problem).removeprefix("invalid notice rule: ").split("; "):
             field = next((name for start, name in _PROBLEM_FIELDS if message.startswith(start)), "length")
             errors.setdefault(field, []).append(message)
+    else:
+        try:
+            policies.check_policy(rule)
+        except policies.PolicyError as problem:
+            errors.setdefault(problem.field, []).append(str(problem))
     return (None if errors else rule), raw, errors
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from registry.extensions import db
 from registry.notify import messages
@@ -92,7 +93,7 @@ def test_dispatch_failed(app):
 
 
 def test_withdrawal_notice(registry_with_history):
-    from registry.models import ChangeSet, Delivery
+    from registry.models import ChangeSet, ChangeSetEvent, Delivery
 
     notice = schedule(registry_with_history, material=True, title="Privacy Policy & sub-processors, May 2026",
                       summary="We list retention per category and add an email provider.", subprocessors=True)
@@ -100,5 +101,23 @@ def test_withdrawal_notice(registry_with_history):
                        .values(status="sent", sent_at=NOW))
     change_set = db.session.get(ChangeSet, notice.change_set_id)
     change_set.status, change_set.withdrawn_at = "withdrawn", NOW + timedelta(days=3)
+    db.session.add(ChangeSetEvent(change_set=change_set, at=NOW + timedelta(days=3),
+                                  actor="approver@example.com", action="withdrawn", to_status="withdrawn",
+                                  note="Acme Mail could not sign our data processing terms in time."))
     withdrawal = notices.start_withdrawal_notice(db.session, change_set, now=NOW + timedelta(days=3))
     check("notice_withdrawn", messages.notice_batch_message(db.session, withdrawal))
+
+
+def test_date_moved_notice(registry_with_history):
+    from registry.models import ChangeSet, Delivery, Notice
+
+    notice = schedule(registry_with_history, material=True, title="Privacy Policy & sub-processors, May 2026",
+                      summary="We list retention per category and add an email provider.", subprocessors=True)
+    db.session.execute(Delivery.__table__.update().where(Delivery.notice_id == notice.id)
+                       .values(status="sent", sent_at=NOW))
+    change_set = db.session.get(ChangeSet, notice.change_set_id)
+    later = NOW + timedelta(days=2)
+    publishing.complete_notice(db.session, change_set, completed_at=datetime(2026, 4, 20, 9, tzinfo=UTC),
+                               now=later)
+    moved = db.session.scalars(select(Notice).where(Notice.kind == "date_moved")).one()
+    check("notice_date_moved", messages.notice_batch_message(db.session, moved))

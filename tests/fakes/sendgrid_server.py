@@ -35,8 +35,11 @@ class Request:
 
 class FakeSendGrid:
     def __init__(self, *, record: Path | None = None, api_key: str = API_KEY, port: int = 0,
-                 delay: float = 0.0):
+                 delay: float = 0.0, keep_bodies: bool = False):
         self.api_key = api_key
+        # Every accepted Mail Send body, when a test wants to see exactly what a recipient was sent.
+        self.keep_bodies = keep_bodies
+        self.bodies: list[dict] = []
         self.record = Path(record) if record else None
         self.delay = delay
         self.lock = threading.Lock()
@@ -230,6 +233,9 @@ class _Handler(BaseHTTPRequestHandler):
         if problems:
             return self._error(400, "; ".join(problems))
         message_id = fake._accept(body["personalizations"])
+        if fake.keep_bodies:
+            with fake.lock:
+                fake.bodies.append(body)
         return self._answer(202, headers={"X-Message-Id": message_id},
                             recipients=len(body["personalizations"]))
 

@@ -65,3 +65,20 @@ def test_demo_refuses_a_database_with_content(app, runner):
     assert quiet.exit_code == 0
     assert "demo not loaded" in quiet.output
     assert len(db.session.scalars(select(demo.Document)).all()) == 4
+
+
+def test_no_demo_deadline_falls_after_its_effective_date_and_every_notice_was_long_enough(demo_app):
+    """Customers could object before each change took effect, and each notice met its policies."""
+    from registry.models import ChangeSet
+    from registry.services import publishing
+
+    with demo_app.app_context():
+        change_sets = db.session.scalars(select(ChangeSet).where(ChangeSet.published_at.is_not(None))).all()
+        assert len(change_sets) >= 20
+        with_deadline = [c for c in change_sets if c.objection_deadline_at is not None]
+        assert len(with_deadline) >= 10
+        late = [c.title for c in with_deadline if c.objection_deadline_at > c.effective_at]
+        assert late == []
+        short = [c.title for c in change_sets if c.is_material and c.effective_at
+                 < publishing.earliest_effective_for(db.session, c, c.notice_completed_at)]
+        assert short == []

@@ -159,3 +159,40 @@ def test_hostile_titles_still_parse(client, document):
 def test_xml_text_strips_what_xml_forbids():
     assert xml_text("a\x00b\x01c\x1fd\te\nf\ufffeg\ud800h") == "abcd\te\nfgh"
     assert xml_text(None) == ""
+
+
+def test_a_moved_date_is_an_entry_of_its_own(client, document):
+    """Issue 8 §3: when a date moves, the feed says so, as the mail does to those already told."""
+    now = now_utc().replace(microsecond=0)
+    change_set = publishing.create_change_set(db.session, title="Late notice", summary="S.")
+    publishing.draft_document_version(db.session, change_set, document, source_md="# T\n\nText.",
+                                      summary="What changes.", is_material=True)
+    publishing.publish(db.session, change_set, published_at=now - timedelta(days=5), notice_completed_at=None,
+                       effective_at=now + timedelta(days=20))
+    [moved] = publishing.postpone_overdue(db.session, now=now)  # 30 days' notice cannot end in 20
+    db.session.commit()
+    for fmt in FORMATS:
+        assert titles(client, f"/feeds/all.{fmt}") == ["Date moved: Late notice", "Late notice"]
+    entry = parse(client.get("/feeds/all.atom")).entries[0]
+    assert entry.id.startswith(f"tag:localhost,2025:change-sets/{moved.id}/moves/")
+    html = entry.content[0].value
+    assert "the notice is still being sent" in html
+    assert "Now takes effect" in html and "Was to take effect" in html and "Objections until" in html
+
+
+def test_a_withdrawal_is_an_entry_and_a_change_log_line_with_its_reason(client, document, make_user):
+    from registry.services import workflow
+
+    now = now_utc().replace(microsecond=0)
+    change_set = change(document, "Short-lived", published_at=now - timedelta(days=1),
+                        effective_at=now + timedelta(days=30))
+    workflow.withdraw(db.session, change_set, actor=make_user("approver"),
+                      note="The vendor withdrew its offer.", now=now)
+    db.session.commit()
+    for fmt in FORMATS:
+        assert titles(client, f"/feeds/all.{fmt}") == ["Withdrawn: Short-lived"]
+        assert titles(client, f"/feeds/documents/terms.{fmt}") == ["Withdrawn: Short-lived"]
+    html = parse(client.get("/feeds/all.atom")).entries[0].content[0].value
+    assert "We withdrew this change" in html and "Why: The vendor withdrew its offer." in html
+    page = client.get("/changes").get_data(as_text=True)
+    assert "Short-lived" in page and "Withdrawn on" in page and "Why: The vendor withdrew its offer." in page

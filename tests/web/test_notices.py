@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import shutil
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from sqlalchemy import insert, select
@@ -164,7 +164,7 @@ def test_json_export(staff, dispatched):
     assert len(data["recipients"]) == 250
     assert set(data["recipients"][0]) == {
         "delivery_id", "notice_id", "email", "status", "provider_message_id", "sent_at", "last_event",
-        "last_event_at", "attempts", "resent", "error"}
+        "last_event_at", "attempts", "resent", "error", "message_sha256"}
 
 
 @pytest.mark.parametrize("path", ["/admin/notices/999999/", "/admin/notices/99999999999999999999/",
@@ -329,3 +329,52 @@ def test_mailbox_pages(staff, outbox):
     third = staff.get("/admin/notices/mailbox/?page=3").get_data(as_text=True)
     assert "Mail 0<" in third and "Mail 119" not in third
     assert staff.get("/admin/notices/mailbox/?page=4").status_code == 404
+
+
+def test_the_proof_shows_and_exports_the_plans_history(login, make_user, app):
+    """First announced date, who approved and scheduled it, each move with its reason and time."""
+    from registry.models import ChangeSet
+    from registry.services import publishing, workflow
+
+    topics = make_topics()
+    make_subscriber("reader@example.com", topics)
+    editor, approver = make_user("editor"), make_user("approver")
+    change_set = publishing.create_change_set(db.session, title="History", summary="S.",
+                                              created_by_id=editor.id)
+    publishing.draft_document_version(db.session, change_set, make_document(), source_md="# H",
+                                      summary="What.", is_material=True)
+    workflow.submit(db.session, change_set, actor=editor, now=NOW)
+    workflow.approve(db.session, change_set, actor=approver, now=NOW)
+    earliest = publishing.earliest_effective_for(db.session, change_set, NOW).astimezone(UTC)
+    workflow.schedule(db.session, change_set, actor=approver, effective_at=earliest, now=NOW,
+                      legal_timezone="Europe/Warsaw")
+    db.session.commit()
+    later = NOW + timedelta(days=3)
+    publishing.postpone_overdue(db.session, now=later)
+    db.session.commit()
+    change_set = db.session.get(ChangeSet, change_set.id)
+
+    client = login(make_user("approver", "auditor@example.com"))
+    page = client.get(f"/admin/notices/{change_set.id}/").get_data(as_text=True)
+    assert "The plan's history" in page
+    assert "First announced" in page and "Date moved" in page and "the notice is still being sent" in page
+    assert f"Approved by {approver.email}" in page and f"Scheduled by {approver.email}" in page
+    exported = json.loads(client.get(f"/admin/notices/{change_set.id}/proof.json").data)
+    history = exported["proof"]["plan_history"]
+    assert [step["kind"] for step in history] == ["announced", "moved"]
+    assert history[0]["effective_at"] == earliest.isoformat() and history[0]["approved_by"] == approver.email
+    assert history[1]["previous_effective_at"] == earliest.isoformat()
+    assert history[1]["effective_at"] == change_set.effective_at.isoformat() != earliest.isoformat()
+    assert history[1]["at"] == later.isoformat() and history[1]["reason"] == "the notice is still being sent"
+
+
+def test_the_csv_names_the_message_each_recipient_was_sent(staff, dispatched):
+    change_set, notice = dispatched
+    first = db.session.scalars(select(Delivery).where(Delivery.notice_id == notice.id)
+                               .order_by(Delivery.id)).first()
+    db.session.add(messages.MessageBody(sha256="a" * 64, subject="s", text="t", html="h"))
+    first.message_sha256 = "a" * 64
+    db.session.commit()
+    rows = list(csv.DictReader(io.StringIO(staff.get(f"/admin/notices/{change_set.id}/proof.csv")
+                                           .get_data(as_text=True))))
+    assert rows[0]["message_sha256"] == "a" * 64 and rows[1]["message_sha256"] == ""

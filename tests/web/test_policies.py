@@ -25,7 +25,7 @@ def admin_client(make_user, login):
 
 def valid(**changes) -> dict:
     return {"length": "5", "unit": "calendar_days", "calendars": "PL, US-MA", "timezone": "America/New_York",
-            "objection_days": "14", **changes}
+            "objection_days": "3", **changes}
 
 
 def test_list_and_edit_page(app, admin_client, policy):
@@ -41,7 +41,7 @@ def test_saving_a_valid_rule_is_audited(app, admin_client, policy):
     db.session.expire_all()
     saved = db.session.get(NoticePolicy, policy.id)
     assert (saved.length, saved.unit, saved.calendars, saved.timezone, saved.objection_days) == (
-        5, "calendar_days", ["PL", "US-MA"], "America/New_York", 14)
+        5, "calendar_days", ["PL", "US-MA"], "America/New_York", 3)
     entry = db.session.scalars(select(AuditEntry)).one()
     assert entry.action == "notice_policy.update" and entry.object_id == "privacy-policy"
     assert entry.before == {"length": 3, "unit": "business_days", "calendars": ["PL"],
