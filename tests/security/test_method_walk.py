@@ -22,7 +22,17 @@ from werkzeug.exceptions import MethodNotAllowed
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.models import ChangeSet, Document, Notice, NoticePolicy, Subscriber, Topic, User
+from registry.models import (
+    ChangeSet,
+    Delivery,
+    Document,
+    Notice,
+    NoticePolicy,
+    OutgoingMail,
+    Subscriber,
+    Topic,
+    User,
+)
 from registry.services import accounts, demo, subscriptions, workflow
 from registry.web import VIEW_METHODS
 from registry.web.admin import public_entries
@@ -81,11 +91,13 @@ def world(app: Flask) -> dict:
     topic = db.session.scalar(select(Topic).where(Topic.key == "non-material"))
     subscriber = db.session.scalar(select(Subscriber).where(Subscriber.status == "confirmed")
                                    .order_by(Subscriber.id))
-    tokens = {"confirm": subscriptions.subscribe(db.session, email="walk-pending@example.com",
-                                                 topic_keys=["documents"], now=now),
+    pending = "walk-pending@example.com"
+    subscriptions.subscribe(db.session, email=pending, topic_keys=["documents"], now=now)
+    confirmation = db.session.scalar(select(OutgoingMail).where(OutgoingMail.to == pending))
+    tokens = {"confirm": confirmation.context["confirm_url"].rsplit("/", 1)[1],
               "set-password": accounts.issue_password_link(db.session, editor),
-              "preferences": subscriptions.preferences_token(subscriber.id),
-              "unsubscribe": subscriptions.unsubscribe_token(subscriber.id, topic.id)}
+              "preferences": subscriptions.preferences_token(subscriber.id, subscriber.generation),
+              "unsubscribe": subscriptions.unsubscribe_token(subscriber.id, topic.id, subscriber.generation)}
     db.session.commit()
     return {
         "editor": editor, "approver": approver, "admin": admin, "tokens": tokens,
@@ -97,7 +109,8 @@ def world(app: Flask) -> dict:
                    "policy_id": db.session.scalar(select(NoticePolicy.id).where(
                        NoticePolicy.key == "subprocessors")),
                    "number": 1, "old_number": 1, "new_number": 2, "filename": "css/site.css",
-                   "name": "20261201T120000Z-1-1.eml"},
+                   "name": "20261201T120000Z-1-1.eml",
+                   "delivery_id": db.session.scalar(select(Delivery.id).order_by(Delivery.id))},
     }
 
 
