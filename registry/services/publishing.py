@@ -319,7 +319,6 @@ def publish(session: Session, change_set: ChangeSet, *, published_at: datetime,
         raise PublishError("an empty change set cannot be published")
     if effective_at < published_at:
         raise PublishError("the effective date cannot be before the notice starts")
-    apply_materiality(session, change_set)
     if effective_new_customers_at and not published_at <= effective_new_customers_at <= effective_at:
         raise PublishError("the date for new customers must lie between the notice and the "
                            "effective date for existing customers")

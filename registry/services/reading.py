@@ -95,6 +95,8 @@ def document(session: Session, slug: str) -> Document | None:
 class PublicVersion:
     version: DocumentVersion
     change_set: ChangeSet
+    # The version in force immediately before this one takes effect (see `predecessor`).
+    previous_number: int | None = None
 
     @property
     def number(self) -> int:
@@ -116,7 +118,10 @@ def versions(session: Session, doc: Document) -> list[PublicVersion]:
         .options(joinedload(DocumentVersion.change_set))
         .order_by(DocumentVersion.number)
     )
-    return [PublicVersion(v, v.change_set) for v in rows]
+    rows = list(rows)
+    # Public versions that are not withdrawn take effect in number order: each one's predecessor is
+    # the one before it in this list.
+    return [PublicVersion(v, v.change_set, rows[i - 1].number if i else None) for i, v in enumerate(rows)]
 
 
 def current_version(all_versions: list[PublicVersion], now: datetime) -> PublicVersion | None:
