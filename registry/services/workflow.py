@@ -290,8 +290,14 @@ def return_to_draft(session: Session, change_set: ChangeSet, *, actor: User, not
 
 
 def earliest_allowed(session: Session, change_set: ChangeSet, now: datetime) -> datetime:
-    """The earliest effective date for a notice sent now."""
-    return publishing.earliest_effective_for(session, change_set, now)
+    """The earliest effective date for a notice sent now (material if an item requires it)."""
+    return _earliest(session, change_set, now).at
+
+
+def _earliest(session: Session, change_set: ChangeSet, now: datetime) -> publishing.Earliest:
+    required, _reasons = publishing.derived_materiality(session, change_set)
+    return publishing.earliest_explained(session, change_set, now,
+                                         is_material=change_set.is_material or required)
 
 
 def describe_moment(moment: datetime, legal_timezone: str) -> str:
@@ -303,11 +309,11 @@ def describe_moment(moment: datetime, legal_timezone: str) -> str:
 
 @dataclass(frozen=True)
 class PendingChange:
-    """An older change the schedule form must respect: its date, and what withdrawing it would take."""
+    """An older change set the schedule form must respect: its date, and what superseding it withdraws."""
 
-    pending: ordering.Pending
     change_set: ChangeSet
-    other_items: list[str]  # what else superseding it withdraws
+    subjects: list[str]  # what of it this change set follows: "version 4 of Privacy Policy"
+    other_items: list[str]  # what else superseding it would withdraw
 
 
 @dataclass(frozen=True)
@@ -327,15 +333,16 @@ def _items_of(change_set: ChangeSet) -> list[str]:
 
 def outlook(session: Session, change_set: ChangeSet, now: datetime) -> Outlook:
     """The earliest date and what sets it, and the older pending changes a date must come after."""
-    required, reasons = publishing.derived_materiality(session, change_set)
-    pending = []
+    _required, reasons = publishing.derived_materiality(session, change_set)
+    subjects: dict[int, list[str]] = {}
     for item in publishing.pending_before(session, change_set, now):
-        other = session.get(ChangeSet, item.change_set_id)
-        pending.append(PendingChange(item, other, [i for i in _items_of(other) if i != item.subject]))
-    # Shown as it will be scheduled: material if an item requires it, whatever the stored flag says.
-    earliest = publishing.earliest_explained(session, change_set, now,
-                                             is_material=change_set.is_material or required)
-    return Outlook(earliest, pending, reasons)
+        subjects.setdefault(item.change_set_id, []).append(item.subject)
+    pending = []
+    for change_set_id, followed in subjects.items():
+        other = session.get(ChangeSet, change_set_id)
+        pending.append(PendingChange(other, followed, [i for i in _items_of(other) if i not in followed]))
+    pending.sort(key=lambda p: (p.change_set.effective_at, p.change_set.id))
+    return Outlook(_earliest(session, change_set, now), pending, reasons)
 
 
 def _supersede(session: Session, change_set: ChangeSet, crossed: list[ordering.Pending],
