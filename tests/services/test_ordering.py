@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.models import AuditEntry, ChangeSetEvent, ChangeStatus, Delivery, Notice, Topic
+from registry.models import AuditEntry, ChangeSet, ChangeSetEvent, ChangeStatus, Delivery, Notice, Topic
 from registry.notify import messages
 from registry.services import demo, publishing, reading, workflow
 from registry.services.workflow import WorkflowError
@@ -332,3 +333,45 @@ def test_the_version_check_refuses_a_step_on_a_stale_change_set(world):
         workflow.return_to_draft(db.session, change_set, actor=world["approver"], now=NOW)
     db.session.rollback()
     assert db.session.scalar(select(ChangeSetEvent).where(ChangeSetEvent.action == "returned")) is None
+
+
+def test_the_schedule_page_explains_and_offers_to_supersede(app, make_user, login):
+    """The form, with the real clock the views use: the policy that sets the earliest date, the pending
+    changes with what superseding them withdraws, a refusal next to the date, and the supersede box."""
+    now = now_utc()
+    demo.load(db.session, now)
+    db.session.commit()
+    privacy = reading.document(db.session, "privacy-policy")
+    v4 = reading.versions(db.session, privacy)[-1]
+    world = {"editor": make_user("editor"), "approver": make_user("approver")}
+    five = approved_version(world, privacy, v4.version.source_md + "\n\nFive.", title="Privacy v5")
+    workflow.schedule(db.session, five, effective_at=v4.effective_at + timedelta(days=2),
+                      actor=world["approver"], legal_timezone=TZ, now=now)
+    db.session.commit()
+    six = approved_version(world, privacy, v4.version.source_md + "\n\nSix.", title="Privacy v6")
+    client = login(make_user("approver"))
+    url = f"/admin/change-sets/{six.id}/schedule"
+
+    page = client.get(url).get_data(as_text=True)
+    assert ("Set by the notice policy <strong>Privacy Policy</strong>, which governs Privacy Policy "
+            "(new version)") in page
+    assert f"Change set #{v4.change_set.id}" in page and f"Change set #{five.id}" in page
+    assert "Superseding it also withdraws sub-processor Kestrel Messaging (added)." in page
+    assert f'name="supersede_ids" type="hidden" value="{v4.change_set.id},{five.id}"' in page
+
+    earliest = workflow.earliest_allowed(db.session, six, now_utc()).astimezone(WARSAW)
+    refused = client.post(url, data={"csrf_token": client.csrf(), "effective_time": "23:59",
+                                     "effective_date": earliest.date().isoformat(),
+                                     "supersede_ids": f"{v4.change_set.id},{five.id}"})
+    assert refused.status_code == 422
+    assert "Versions take effect in order" in refused.get_data(as_text=True)
+
+    between = (v4.effective_at + timedelta(days=1)).astimezone(WARSAW)
+    done = client.post(url, data={"csrf_token": client.csrf(), "effective_time": "00:00",
+                                  "effective_date": between.date().isoformat(), "supersede": "y",
+                                  "supersede_ids": f"{v4.change_set.id},{five.id}"})
+    assert done.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(ChangeSet, five.id).status == ChangeStatus.WITHDRAWN
+    assert db.session.get(ChangeSet, v4.change_set.id).status == ChangeStatus.IN_NOTICE
+    assert db.session.get(ChangeSet, six.id).status == ChangeStatus.SCHEDULED
