@@ -375,3 +375,22 @@ def test_the_schedule_page_explains_and_offers_to_supersede(app, make_user, logi
     assert db.session.get(ChangeSet, five.id).status == ChangeStatus.WITHDRAWN
     assert db.session.get(ChangeSet, v4.change_set.id).status == ChangeStatus.IN_NOTICE
     assert db.session.get(ChangeSet, six.id).status == ChangeStatus.SCHEDULED
+
+
+def test_a_late_notice_moves_a_newer_change_to_the_same_subprocessor(world):
+    older = approved_subprocessor_change(world, "nordlicht-cloud", "change", {"countries": ["DE", "AT"]},
+                                         "Nordlicht adds Austria")
+    schedule(world, older, workflow.earliest_allowed(db.session, older, NOW))
+    db.session.commit()
+    newer = approved_subprocessor_change(world, "nordlicht-cloud", "change", {"website": "https://n.example"},
+                                         "Nordlicht's new website")
+    schedule(world, newer, older.effective_at + timedelta(days=1))
+    gap = newer.effective_at - older.effective_at
+
+    late = NOW + timedelta(days=20)
+    publishing.complete_notice(db.session, older, completed_at=late, now=late)
+
+    assert newer.effective_at - older.effective_at == gap > timedelta(0)
+    events = reading.subprocessor_events(db.session, "nordlicht-cloud")
+    assert [e.change_set_id for e in events][-2:] == [older.id, newer.id]
+    assert [e.action for e in newer.events if e.action == "effective_moved"] == ["effective_moved"]
