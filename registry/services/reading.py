@@ -96,18 +96,28 @@ class PublicVersion:
     version: DocumentVersion
     change_set: ChangeSet
     # The version in force immediately before this one takes effect (see `predecessor`).
-    previous_number: int | None = None
+    previous: PublicVersion | None = None
 
     @property
     def number(self) -> int:
         return self.version.number
 
     @property
+    def previous_number(self) -> int | None:
+        return self.previous.number if self.previous else None
+
+    @property
     def effective_at(self) -> datetime:
         return self.change_set.effective_at
 
     def is_effective(self, now: datetime) -> bool:
-        return effective_moment(self.change_set, now) <= now
+        """In force at `now`: its date has come and its notice is done, and so for every older version."""
+        version: PublicVersion | None = self
+        while version is not None:
+            if effective_moment(version.change_set, now) > now:
+                return False
+            version = version.previous
+        return True
 
 
 def versions(session: Session, doc: Document) -> list[PublicVersion]:
@@ -118,10 +128,12 @@ def versions(session: Session, doc: Document) -> list[PublicVersion]:
         .options(joinedload(DocumentVersion.change_set))
         .order_by(DocumentVersion.number)
     )
-    rows = list(rows)
     # Public versions that are not withdrawn take effect in number order: each one's predecessor is
     # the one before it in this list.
-    return [PublicVersion(v, v.change_set, rows[i - 1].number if i else None) for i, v in enumerate(rows)]
+    chain: list[PublicVersion] = []
+    for row in rows:
+        chain.append(PublicVersion(row, row.change_set, chain[-1] if chain else None))
+    return chain
 
 
 def current_version(all_versions: list[PublicVersion], now: datetime) -> PublicVersion | None:

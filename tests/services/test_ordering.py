@@ -196,6 +196,7 @@ def test_a_newer_version_waits_for_an_older_one_still_in_notice(world):
     versions = reading.versions(db.session, world["terms"])
     assert reading.effective_moment(older, later) == reading.NOT_YET
     assert reading.current_version(versions, later).number == 3
+    assert not versions[-1].is_effective(later)  # listed as upcoming (pages, API), not as superseded
     recorded = publishing.record_effective(db.session, now=later)
     assert recorded == [world["v4"].change_set]  # the demo's change: due, and nothing before it waits
     assert newer.status == ChangeStatus.IN_NOTICE
