@@ -61,6 +61,11 @@ class ChangeSet(db.Model):
     # The effective date the approver scheduled; effective_at moves later if the notice completes late.
     planned_effective_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     effective_moved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Every edit and transition bumps it; an UPDATE that read an older revision fails (StaleDataError),
+    # so an approval can never land on content edited after the approver read it.
+    revision: Mapped[int] = mapped_column(default=1, server_default="1")
+
+    __mapper_args__ = {"version_id_col": revision}
 
     document_versions: Mapped[list[DocumentVersion]] = relationship(  # noqa: F821
         back_populates="change_set", order_by="DocumentVersion.id"
@@ -68,6 +73,7 @@ class ChangeSet(db.Model):
     subprocessor_records: Mapped[list[SubProcessorRecord]] = relationship(  # noqa: F821
         back_populates="change_set", order_by="SubProcessorRecord.id"
     )
+
     @property
     def notice_pending(self) -> bool:
         """A material change whose notice has not completed can never be in force."""

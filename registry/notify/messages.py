@@ -19,8 +19,9 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from registry.models import ChangeSet, ChangeStatus, Delivery, MessageBody, Notice, SubProcessorRecord, Topic
+from registry.models import ChangeSet, ChangeStatus, Delivery, MessageBody, Notice, Topic
 from registry.notify.senders import personalize
+from registry.services import reading
 
 _INLINER = css_inline.CSSInliner()
 
@@ -125,15 +126,6 @@ def absolute_urls(endpoints: list[tuple[str, dict]]) -> list[str]:
         return [url_for(endpoint, _external=True, **values) for endpoint, values in endpoints]
 
 
-def _previous_record(session: Session, record: SubProcessorRecord) -> SubProcessorRecord | None:
-    return session.scalar(
-        select(SubProcessorRecord)
-        .where(SubProcessorRecord.subprocessor_id == record.subprocessor_id,
-               SubProcessorRecord.id < record.id)
-        .order_by(SubProcessorRecord.id.desc()).limit(1)
-    )
-
-
 def neutralise(value):
     """Staff text (strings, nested in lists and dicts) with no substitution key left in it."""
     if isinstance(value, str):
@@ -172,17 +164,18 @@ def notice_context(session: Session, notice: Notice) -> dict:
     documents = []
     for version in change_set.document_versions:
         number = version.number or 1
+        before = reading.predecessor(session, version)
         documents.append({"title": version.document.title, "number": number, "summary": version.summary,
-                          "is_material": version.is_material})
-        if number > 1:
-            links.append(("documents.compare", {"slug": version.document.slug, "from": number - 1,
+                          "is_material": version.is_material, "previous": before.number if before else None})
+        if before is not None:
+            links.append(("documents.compare", {"slug": version.document.slug, "from": before.number,
                                                 "to": number, "view": "redline"}))
         else:
             links.append(("documents.version", {"slug": version.document.slug, "number": number}))
     subprocessors = []
     for record in change_set.subprocessor_records:
         changed = []
-        if record.action == "change" and (previous := _previous_record(session, record)) is not None:
+        if record.action == "change" and (previous := reading.previous_record(session, record)) is not None:
             changed = [label for name, label in RECORD_FIELDS.items()
                        if getattr(previous, name) != getattr(record, name)]
         subprocessors.append({"action": record.action, "name": record.name, "purpose": record.purpose,

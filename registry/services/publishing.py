@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
+from registry.domain import ordering
 from registry.domain.clock import now_utc
 from registry.domain.diff import compare
 from registry.domain.markdown import render_markdown
@@ -26,12 +29,16 @@ from registry.models import (
     SubProcessorRecord,
     User,
 )
-from registry.services import audit, site
+from registry.services import audit, reading, site
 
 RECORD_FIELDS = (
     "name", "legal_entity", "address", "contact", "purpose", "description",
     "data_categories", "countries", "transfer_mechanism", "website", "feature",
 )
+
+
+SUBPROCESSOR_POLICY = "subprocessors"
+ACTION_WORDS = {"add": "added", "change": "changed", "remove": "removed"}
 
 
 class PublishError(ValueError):
@@ -114,6 +121,108 @@ def draft_subprocessor_change(session: Session, change_set: ChangeSet, slug: str
     return record
 
 
+def materiality_items(session: Session, change_set: ChangeSet) -> list[ordering.Item]:
+    items = [ordering.Item(ordering.ItemKind.DOCUMENT, v.document.title, v.is_material)
+             for v in change_set.document_versions]
+    for record in change_set.subprocessor_records:
+        replaces = False
+        if record.action == RecordAction.CHANGE:
+            before = reading.previous_record(session, record)
+            replaces = before is not None and before.legal_entity != record.legal_entity
+        items.append(ordering.Item(ordering.ItemKind(record.action), f"Sub-processor {record.name}",
+                                   replaces))
+    return items
+
+
+def derived_materiality(session: Session, change_set: ChangeSet) -> tuple[bool, list[str]]:
+    """Whether the items force the change set to be material, and which items do."""
+    return ordering.materiality(materiality_items(session, change_set))
+
+
+def apply_materiality(session: Session, change_set: ChangeSet) -> list[str]:
+    """Make the change set material if an item requires it; staff may raise materiality, never lower it."""
+    required, reasons = derived_materiality(session, change_set)
+    if required and not change_set.is_material:
+        change_set.is_material = True
+    return reasons
+
+
+def lock_ordering(session: Session, change_set: ChangeSet) -> None:
+    """Serialise the steps that read other change sets to keep version order (schedule, withdraw, a move).
+
+    PostgreSQL: the audit log's transaction lock, which each of these steps takes anyway to append its
+    entry (one lock for all, taken before any row lock, so no deadlock). Both: writing this change set
+    now checks its revision, and on SQLite takes the database's write lock, so that every read that
+    follows sees all committed changes.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": audit.ADVISORY_LOCK_KEY})
+    flag_modified(change_set, "status")
+    session.flush()
+
+
+@dataclass(frozen=True)
+class Related:
+    """Another public change set that changes one of the same documents or sub-processors."""
+
+    change_set: ChangeSet
+    subject: str  # what it changes: "version 4 of Privacy Policy"
+    is_older: bool  # it comes before this change set in version order
+
+
+def related_changes(session: Session, change_set: ChangeSet) -> list[Related]:
+    """Public change sets, not withdrawn, sharing a document or sub-processor with this one.
+
+    A document's versions are ordered by number, a sub-processor's records by id (a record is drafted
+    from the latest public one, and only one change set not yet public may change a sub-processor);
+    a change set not yet public comes after every public one.
+    """
+    mine_versions = {v.document_id: v for v in change_set.document_versions}
+    mine_records = {r.subprocessor_id: r for r in change_set.subprocessor_records}
+    related: list[Related] = []
+    if mine_versions:
+        others = session.scalars(
+            select(DocumentVersion).join(DocumentVersion.change_set)
+            .where(*reading.PUBLIC, DocumentVersion.document_id.in_(mine_versions),
+                   DocumentVersion.change_set_id != change_set.id)
+            .order_by(DocumentVersion.number)
+            .execution_options(populate_existing=True))
+        for other in others:
+            mine = mine_versions[other.document_id]
+            related.append(Related(other.change_set, f"version {other.number} of {other.document.title}",
+                                   mine.number is None or other.number < mine.number))
+    if mine_records:
+        others = session.scalars(
+            select(SubProcessorRecord).join(SubProcessorRecord.change_set)
+            .where(*reading.PUBLIC, SubProcessorRecord.subprocessor_id.in_(mine_records),
+                   SubProcessorRecord.change_set_id != change_set.id)
+            .order_by(SubProcessorRecord.id)
+            .execution_options(populate_existing=True))
+        for other in others:
+            mine = mine_records[other.subprocessor_id]
+            related.append(Related(other.change_set,
+                                   f"sub-processor {other.name} ({ACTION_WORDS[other.action]})",
+                                   other.id < mine.id))
+    return related
+
+
+def pending_before(session: Session, change_set: ChangeSet, now: datetime) -> list[ordering.Pending]:
+    """The older changes of the same documents and sub-processors that are not in force yet."""
+    return [ordering.Pending(r.change_set.id, r.change_set.title, r.subject, r.change_set.effective_at)
+            for r in related_changes(session, change_set)
+            if r.is_older and reading.effective_moment(r.change_set, now) > now]
+
+
+def newer_changes(session: Session, change_set: ChangeSet) -> list[Related]:
+    """The public changes that come after this one in version order: each was announced against it."""
+    return [r for r in related_changes(session, change_set) if not r.is_older]
+
+
+def waits_for_older(session: Session, change_set: ChangeSet, now: datetime) -> bool:
+    """Whether an older change of one of its documents or sub-processors is not in force yet."""
+    return bool(pending_before(session, change_set, now))
+
+
 def notice_rule(policy: NoticePolicy) -> NoticeRule:
     return NoticeRule(length=policy.length, unit=policy.unit, calendars=tuple(policy.calendars),
                       timezone=policy.timezone, objection_days=policy.objection_days)
@@ -141,24 +250,50 @@ def policies_for(session: Session, change_set: ChangeSet) -> list[NoticePolicy]:
     """The notice policies that govern a change set: each document's, and the sub-processor list's."""
     policies = {v.document.notice_policy.id: v.document.notice_policy for v in change_set.document_versions}
     if change_set.subprocessor_records:
-        policy = session.scalar(select(NoticePolicy).where(NoticePolicy.key == "subprocessors"))
+        policy = session.scalar(select(NoticePolicy).where(NoticePolicy.key == SUBPROCESSOR_POLICY))
         if policy is not None:
             policies[policy.id] = policy
     return list(policies.values())
 
 
-def earliest_effective_for(session: Session, change_set: ChangeSet,
-                           notice_completed_at: datetime) -> datetime:
+@dataclass(frozen=True)
+class Earliest:
+    """The earliest effective date, and what sets it: the policy with the longest notice and its items."""
+
+    at: datetime
+    policy: str | None = None  # None: a non-material change, which may take effect at once
+    items: tuple[str, ...] = ()
+
+
+def _governed_items(change_set: ChangeSet, policy: NoticePolicy) -> tuple[str, ...]:
+    if policy.key == SUBPROCESSOR_POLICY:
+        return tuple(f"sub-processor {r.name} ({ACTION_WORDS[r.action]})"
+                     for r in change_set.subprocessor_records)
+    return tuple(f"{v.document.title} (new version)" for v in change_set.document_versions
+                 if v.document.notice_policy_id == policy.id)
+
+
+def earliest_explained(session: Session, change_set: ChangeSet, notice_completed_at: datetime, *,
+                       is_material: bool | None = None) -> Earliest:
     """The earliest moment the change may take effect if its notice completes at the given time.
 
     A non-material change may take effect at once; a material one waits for the longest notice
-    period among the policies that govern it.
+    period among the policies that govern it, and that policy and its items are named.
+    `is_material` overrides the stored flag (a page showing what scheduling will do).
     """
-    if not change_set.is_material:
-        return notice_completed_at
-    dates = [earliest_effective(notice_completed_at, notice_rule(p))
-             for p in policies_for(session, change_set)]
-    return max(dates, default=notice_completed_at)
+    if not (change_set.is_material if is_material is None else is_material):
+        return Earliest(notice_completed_at)
+    candidates = [(earliest_effective(notice_completed_at, notice_rule(p)), p)
+                  for p in policies_for(session, change_set)]
+    if not candidates:
+        return Earliest(notice_completed_at)
+    at, policy = max(candidates, key=lambda pair: (pair[0], pair[1].name))
+    return Earliest(at, policy.name, _governed_items(change_set, policy))
+
+
+def earliest_effective_for(session: Session, change_set: ChangeSet,
+                           notice_completed_at: datetime) -> datetime:
+    return earliest_explained(session, change_set, notice_completed_at).at
 
 
 def _objection_deadline(session: Session, change_set: ChangeSet, notice_at: datetime) -> datetime | None:
@@ -195,7 +330,7 @@ def publish(session: Session, change_set: ChangeSet, *, published_at: datetime,
     if notice_completed_at is None:
         change_set.status = ChangeStatus.SCHEDULED
     else:
-        change_set.status = ChangeStatus.EFFECTIVE if effective_at <= now else ChangeStatus.IN_NOTICE
+        change_set.status = _status_after_notice(session, change_set, now)
     for version in change_set.document_versions:
         last = session.scalar(
             select(DocumentVersion.number)
@@ -223,10 +358,20 @@ def publish(session: Session, change_set: ChangeSet, *, published_at: datetime,
     return change_set
 
 
+def _status_after_notice(session: Session, change_set: ChangeSet, now: datetime) -> str:
+    if change_set.effective_at <= now and not waits_for_older(session, change_set, now):
+        return ChangeStatus.EFFECTIVE
+    return ChangeStatus.IN_NOTICE
+
+
 def _move_effective_date(session: Session, change_set: ChangeSet, new_effective_at: datetime, *,
-                         reason: str, now: datetime) -> None:
+                         reason: str, now: datetime) -> list[ChangeSet]:
+    """Move the date, and every newer change of the same documents or sub-processors that would no
+    longer come strictly after it, each recorded, audited, mailed to approvers and told to those
+    already notified (a date-moved notice) like this one."""
     from registry.services import mail, notices
 
+    lock_ordering(session, change_set)
     before = change_set.effective_at
     change_set.effective_at = new_effective_at
     change_set.effective_moved_at = now
@@ -244,6 +389,17 @@ def _move_effective_date(session: Session, change_set: ChangeSet, new_effective_
             "before": before.isoformat(), "after": new_effective_at.isoformat(),
         })
     notices.effective_date_moved(session, change_set, before=before, reason=reason, now=now)
+    moved = [change_set]
+    newer = {r.change_set.id: r.change_set for r in newer_changes(session, change_set)}
+    for other in sorted(newer.values(), key=lambda c: (c.effective_at, c.id)):
+        if other.status not in (ChangeStatus.SCHEDULED, ChangeStatus.IN_NOTICE):
+            continue
+        to = ordering.cascaded_date(before, new_effective_at, other.effective_at)
+        if to is not None:
+            moved += _move_effective_date(
+                session, other, to, now=now,
+                reason=f"it follows change set #{change_set.id} ({change_set.title}), whose date moved")
+    return moved
 
 
 def complete_notice(session: Session, change_set: ChangeSet, *, completed_at: datetime,
@@ -263,7 +419,7 @@ def complete_notice(session: Session, change_set: ChangeSet, *, completed_at: da
                              now=now)
     change_set.objection_deadline_at = _objection_deadline(session, change_set, completed_at)
     previous = change_set.status
-    change_set.status = ChangeStatus.EFFECTIVE if change_set.effective_at <= now else ChangeStatus.IN_NOTICE
+    change_set.status = _status_after_notice(session, change_set, now)
     session.add(ChangeSetEvent(change_set=change_set, at=now, actor="system", action="notice_completed",
                                from_status=previous, to_status=change_set.status,
                                note=f"notice completed at {completed_at.isoformat()}"))
@@ -284,15 +440,15 @@ def postpone_overdue(session: Session, *, now: datetime | None = None) -> list[C
     """
     now = now or now_utc()
     moved = []
-    pending = session.scalars(select(ChangeSet).where(
+    pending = list(session.scalars(select(ChangeSet).where(
         ChangeSet.status == ChangeStatus.SCHEDULED, ChangeSet.notice_completed_at.is_(None),
-        ChangeSet.is_material.is_(True)))
+        ChangeSet.is_material.is_(True)).order_by(ChangeSet.effective_at, ChangeSet.id)))
     for change_set in pending:
         earliest = earliest_effective_for(session, change_set, now)
         if change_set.effective_at < earliest:
-            _move_effective_date(session, change_set, earliest, reason="the notice is still being sent",
-                                 now=now)
-            moved.append(change_set)
+            moved += [c for c in _move_effective_date(session, change_set, earliest, now=now,
+                                                      reason="the notice is still being sent")
+                      if c not in moved]
     if moved:
         site.touch(session, now)
     return moved
@@ -301,8 +457,11 @@ def postpone_overdue(session: Session, *, now: datetime | None = None) -> list[C
 def record_effective(session: Session, *, now: datetime | None = None) -> list[ChangeSet]:
     """Record the transition of every change now in force (the public pages never wait for this)."""
     now = now or now_utc()
-    due = list(session.scalars(select(ChangeSet).where(
-        ChangeSet.status == ChangeStatus.IN_NOTICE, ChangeSet.effective_at <= now)))
+    candidates = list(session.scalars(select(ChangeSet).where(
+        ChangeSet.status == ChangeStatus.IN_NOTICE, ChangeSet.effective_at <= now)
+        .order_by(ChangeSet.effective_at, ChangeSet.id)))
+    # A newer change never takes effect before an older one of the same document or entry.
+    due = [c for c in candidates if not waits_for_older(session, c, now)]
     for change_set in due:
         change_set.status = ChangeStatus.EFFECTIVE
         session.add(ChangeSetEvent(change_set=change_set, at=now, actor="system", action="transition",

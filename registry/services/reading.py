@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
 from registry.domain.clock import now_utc
+from registry.domain.ordering import in_force_prefix
 from registry.domain.subprocessors import Entry, Event
 from registry.models import (
     ChangeSet,
@@ -33,7 +34,7 @@ def effective_moment(change_set: ChangeSet, now: datetime | None = None) -> date
     return change_set.effective_at
 
 
-def _event(record: SubProcessorRecord) -> Event:
+def _event(record: SubProcessorRecord, effective_at: datetime) -> Event:
     entry = Entry(
         slug=record.subprocessor.slug, name=record.name, legal_entity=record.legal_entity,
         address=record.address, contact=record.contact, purpose=record.purpose,
@@ -41,10 +42,9 @@ def _event(record: SubProcessorRecord) -> Event:
         countries=tuple(record.countries), transfer_mechanism=record.transfer_mechanism,
         website=record.website, feature=record.feature,
     )
-    change_set = record.change_set
-    return Event(slug=entry.slug, action=record.action, effective_at=effective_moment(change_set),
+    return Event(slug=entry.slug, action=record.action, effective_at=effective_at,
                  entry=entry, summary=record.summary, change_set_id=record.change_set_id,
-                 new_customers_at=change_set.effective_new_customers_at)
+                 new_customers_at=record.change_set.effective_new_customers_at)
 
 
 def subprocessor_events(session: Session, slug: str | None = None) -> list[Event]:
@@ -58,7 +58,30 @@ def subprocessor_events(session: Session, slug: str | None = None) -> list[Event
     )
     if slug is not None:
         query = query.join(SubProcessorRecord.subprocessor).where(SubProcessor.slug == slug)
-    return [_event(r) for r in session.scalars(query)]
+    records = list(session.scalars(query))
+    # One entry's changes take effect in the order they were made (record id): a change whose date
+    # has come while an earlier one still waits for its notice waits too.
+    moments: dict[int, datetime] = {}
+    latest: dict[int, datetime] = {}
+    for record in sorted(records, key=lambda r: r.id):
+        own = effective_moment(record.change_set)
+        moments[record.id] = latest[record.subprocessor_id] = max(
+            own, latest.get(record.subprocessor_id, own))
+    return [_event(r, moments[r.id]) for r in sorted(records, key=lambda r: (moments[r.id], r.id))]
+
+
+def previous_record(session: Session, record: SubProcessorRecord) -> SubProcessorRecord | None:
+    """The state of the entry in force immediately before `record` takes effect, if it was listed.
+
+    An entry's changes take effect in record order, so it is the newest older public record that is
+    not withdrawn; drafts and withdrawn changes never were in force.
+    """
+    return session.scalar(
+        select(SubProcessorRecord).join(SubProcessorRecord.change_set)
+        .where(*PUBLIC, SubProcessorRecord.subprocessor_id == record.subprocessor_id,
+               SubProcessorRecord.id < record.id)
+        .order_by(SubProcessorRecord.id.desc()).limit(1)
+    )
 
 
 def documents(session: Session) -> list[Document]:
@@ -73,17 +96,29 @@ def document(session: Session, slug: str) -> Document | None:
 class PublicVersion:
     version: DocumentVersion
     change_set: ChangeSet
+    # The version in force immediately before this one takes effect (see `predecessor`).
+    previous: PublicVersion | None = None
 
     @property
     def number(self) -> int:
         return self.version.number
 
     @property
+    def previous_number(self) -> int | None:
+        return self.previous.number if self.previous else None
+
+    @property
     def effective_at(self) -> datetime:
         return self.change_set.effective_at
 
     def is_effective(self, now: datetime) -> bool:
-        return effective_moment(self.change_set, now) <= now
+        """In force at `now`: its date has come and its notice is done, and so for every older version."""
+        version: PublicVersion | None = self
+        while version is not None:
+            if effective_moment(version.change_set, now) > now:
+                return False
+            version = version.previous
+        return True
 
     @property
     def new_customers_at(self) -> datetime | None:
@@ -103,12 +138,35 @@ def versions(session: Session, doc: Document) -> list[PublicVersion]:
         .options(joinedload(DocumentVersion.change_set))
         .order_by(DocumentVersion.number)
     )
-    return [PublicVersion(v, v.change_set) for v in rows]
+    # Public versions that are not withdrawn take effect in number order: each one's predecessor is
+    # the one before it in this list.
+    chain: list[PublicVersion] = []
+    for row in rows:
+        chain.append(PublicVersion(row, row.change_set, chain[-1] if chain else None))
+    return chain
 
 
 def current_version(all_versions: list[PublicVersion], now: datetime) -> PublicVersion | None:
-    effective = [v for v in all_versions if v.is_effective(now)]
-    return max(effective, key=lambda v: (v.effective_at, v.number)) if effective else None
+    """The version in force: versions take effect in number order, so a version is in force only if
+    every older public one is too, whatever the dates say."""
+    ordered = sorted(all_versions, key=lambda v: v.number)
+    count = in_force_prefix([effective_moment(v.change_set, now) for v in ordered], now)
+    return ordered[count - 1] if count else None
+
+
+def predecessor(session: Session, version: DocumentVersion) -> DocumentVersion | None:
+    """The version that will be in force immediately before `version` takes effect.
+
+    Versions take effect in number order and withdrawn ones never do, so it is the newest older public
+    version that is not withdrawn (for a draft: the newest public one). Every comparison customers see
+    for a version is against this one.
+    """
+    query = (select(DocumentVersion).join(DocumentVersion.change_set)
+             .where(*PUBLIC, DocumentVersion.document_id == version.document_id,
+                    DocumentVersion.id != version.id))
+    if version.number is not None:
+        query = query.where(DocumentVersion.number < version.number)
+    return session.scalar(query.order_by(DocumentVersion.number.desc()).limit(1))
 
 
 def new_customers_version(all_versions: list[PublicVersion], now: datetime) -> PublicVersion | None:

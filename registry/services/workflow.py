@@ -3,18 +3,26 @@
 Every step records a ChangeSetEvent (who, when, from and to which status) and an audit entry.
 Four eyes: whoever created or edited a change set may never approve or schedule it.
 Editing a change set that is in review or approved sends it back to draft, so that an approval
-always covers exactly what will be published.
+always covers exactly what will be published; every step bumps the change set's revision, so a step
+taken on what someone else has just changed is refused instead of landing on it.
+Versions of a document (and changes to a sub-processor) take effect in the order they were published:
+scheduling one before an older pending one is refused unless staff supersede (withdraw) the older one.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
+from sqlalchemy.orm.exc import StaleDataError
 
+from registry.domain import ordering
 from registry.domain.clock import now_utc
 from registry.models import (
     ChangeSet,
@@ -36,8 +44,26 @@ AUTHORING = ("created", "edited")
 MAX_COMMENT = 10_000
 
 
+STALE = "This change set was changed by someone else meanwhile; reload and try again."
+
+
 class WorkflowError(ValueError):
-    """A step is not allowed as asked; the message tells staff why."""
+    """A step is not allowed as asked; the message tells staff why, `field` which input it concerns."""
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+def _refuses_stale(step):
+    """A step that would write over a change set someone else changed since it was read is refused."""
+    @functools.wraps(step)
+    def guarded(*args, **kwargs):
+        try:
+            return step(*args, **kwargs)
+        except StaleDataError:
+            raise WorkflowError(STALE) from None
+    return guarded
 
 
 @dataclass(frozen=True)
@@ -58,6 +84,9 @@ def _record(session: Session, change_set: ChangeSet, actor: User, action: str, *
     from_status = from_status or change_set.status
     if to_status is not None:
         change_set.status = to_status
+    # Even an edit that changes no column of the change set (a document version's text) bumps its
+    # revision, so that an approval read before the edit cannot be written after it.
+    flag_modified(change_set, "status")
     session.add(ChangeSetEvent(change_set=change_set, at=now, actor_id=actor.id, actor=actor.email,
                                action=action, from_status=from_status if to_status else None,
                                to_status=to_status, note=note))
@@ -103,6 +132,7 @@ def _edited(session: Session, change_set: ChangeSet, actor: User, what: str, now
     _record(session, change_set, actor, "edited", now=now, to_status=back, note=note)
 
 
+@_refuses_stale
 def create(session: Session, *, title: str, summary: str, is_material: bool, actor: User,
            now: datetime | None = None) -> ChangeSet:
     now = now or now_utc()
@@ -114,15 +144,24 @@ def create(session: Session, *, title: str, summary: str, is_material: bool, act
     return change_set
 
 
+def materiality(session: Session, change_set: ChangeSet) -> tuple[bool, list[str]]:
+    """Whether the items make the change set material, and which items do (for the forms and pages)."""
+    return publishing.derived_materiality(session, change_set)
+
+
+@_refuses_stale
 def edit_details(session: Session, change_set: ChangeSet, *, title: str, summary: str,
                  is_material: bool, actor: User, now: datetime | None = None) -> ChangeSet:
+    """Staff may raise materiality; a material item keeps the set material whatever the form says."""
     now = now or now_utc()
     _require_status(change_set, *EDITABLE, doing="edited")
     change_set.title, change_set.summary, change_set.is_material = title, summary, is_material
+    publishing.apply_materiality(session, change_set)
     _edited(session, change_set, actor, "title, summary or materiality changed", now)
     return change_set
 
 
+@_refuses_stale
 def save_document_version(session: Session, change_set: ChangeSet, document: Document, *,
                           source_md: str, summary: str, is_material: bool, actor: User,
                           now: datetime | None = None) -> DocumentVersion:
@@ -139,6 +178,7 @@ def save_document_version(session: Session, change_set: ChangeSet, document: Doc
         version.source_md, version.summary, version.is_material = source_md, summary, is_material
         version.author_id = actor.id
         what = f"new version of {document.title} edited"
+    publishing.apply_materiality(session, change_set)
     _edited(session, change_set, actor, what, now)
     return version
 
@@ -167,6 +207,7 @@ def _discard_record(session: Session, record: SubProcessorRecord) -> None:
         session.flush()
 
 
+@_refuses_stale
 def save_subprocessor_change(session: Session, change_set: ChangeSet, slug: str, action: str, *,
                              fields: dict, summary: str, actor: User,
                              now: datetime | None = None) -> SubProcessorRecord | None:
@@ -198,10 +239,12 @@ def save_subprocessor_change(session: Session, change_set: ChangeSet, slug: str,
     except publishing.PublishError as error:
         raise WorkflowError(str(error)) from None
     verb = {"add": "added", "change": "changed", "remove": "removed"}[record.action]
+    publishing.apply_materiality(session, change_set)
     _edited(session, change_set, actor, f"sub-processor {record.name} {verb}", now)
     return record
 
 
+@_refuses_stale
 def discard_item(session: Session, change_set: ChangeSet, *, version_id: int | None = None,
                  record_id: int | None = None, actor: User, now: datetime | None = None) -> None:
     """Take a document version or a sub-processor change out of a change set not yet public."""
@@ -222,6 +265,7 @@ def discard_item(session: Session, change_set: ChangeSet, *, version_id: int | N
     _edited(session, change_set, actor, what, now)
 
 
+@_refuses_stale
 def submit(session: Session, change_set: ChangeSet, *, actor: User, now: datetime | None = None) -> None:
     _require_status(change_set, ChangeStatus.DRAFT, doing="submitted for review")
     if not (change_set.document_versions or change_set.subprocessor_records):
@@ -229,12 +273,14 @@ def submit(session: Session, change_set: ChangeSet, *, actor: User, now: datetim
     _record(session, change_set, actor, "submitted", now=now or now_utc(), to_status=ChangeStatus.IN_REVIEW)
 
 
+@_refuses_stale
 def approve(session: Session, change_set: ChangeSet, *, actor: User, now: datetime | None = None) -> None:
     _require_status(change_set, ChangeStatus.IN_REVIEW, doing="approved")
     _four_eyes(change_set, actor, "approve")
     _record(session, change_set, actor, "approved", now=now or now_utc(), to_status=ChangeStatus.APPROVED)
 
 
+@_refuses_stale
 def return_to_draft(session: Session, change_set: ChangeSet, *, actor: User, note: str = "",
                     now: datetime | None = None) -> None:
     """Request changes (or take back a submission): in review or approved -> draft."""
@@ -244,8 +290,14 @@ def return_to_draft(session: Session, change_set: ChangeSet, *, actor: User, not
 
 
 def earliest_allowed(session: Session, change_set: ChangeSet, now: datetime) -> datetime:
-    """The earliest effective date for a notice sent now."""
-    return publishing.earliest_effective_for(session, change_set, now)
+    """The earliest effective date for a notice sent now (material if an item requires it)."""
+    return _earliest(session, change_set, now).at
+
+
+def _earliest(session: Session, change_set: ChangeSet, now: datetime) -> publishing.Earliest:
+    required, _reasons = publishing.derived_materiality(session, change_set)
+    return publishing.earliest_explained(session, change_set, now,
+                                         is_material=change_set.is_material or required)
 
 
 def describe_moment(moment: datetime, legal_timezone: str) -> str:
@@ -255,22 +307,97 @@ def describe_moment(moment: datetime, legal_timezone: str) -> str:
             f"{utc:%Y-%m-%d %H:%M} UTC")
 
 
+@dataclass(frozen=True)
+class PendingChange:
+    """An older change set the schedule form must respect: its date, and what superseding it withdraws."""
+
+    change_set: ChangeSet
+    subjects: list[str]  # what of it this change set follows: "version 4 of Privacy Policy"
+    other_items: list[str]  # what else superseding it would withdraw
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What the schedule page shows before staff choose a date."""
+
+    earliest: publishing.Earliest
+    pending: list[PendingChange]
+    material_reasons: list[str]
+
+
+def _items_of(change_set: ChangeSet) -> list[str]:
+    return ([f"version {v.number} of {v.document.title}" for v in change_set.document_versions]
+            + [f"sub-processor {r.name} ({publishing.ACTION_WORDS[r.action]})"
+               for r in change_set.subprocessor_records])
+
+
+def outlook(session: Session, change_set: ChangeSet, now: datetime) -> Outlook:
+    """The earliest date and what sets it, and the older pending changes a date must come after."""
+    _required, reasons = publishing.derived_materiality(session, change_set)
+    subjects: dict[int, list[str]] = {}
+    for item in publishing.pending_before(session, change_set, now):
+        subjects.setdefault(item.change_set_id, []).append(item.subject)
+    pending = []
+    for change_set_id, followed in subjects.items():
+        other = session.get(ChangeSet, change_set_id)
+        pending.append(PendingChange(other, followed, [i for i in _items_of(other) if i not in followed]))
+    pending.sort(key=lambda p: (p.change_set.effective_at, p.change_set.id))
+    return Outlook(_earliest(session, change_set, now), pending, reasons)
+
+
+def _supersede(session: Session, change_set: ChangeSet, crossed: list[ordering.Pending],
+               confirmed: Collection[int], *, actor: User, legal_timezone: str, now: datetime) -> list[int]:
+    """Withdraw the older changes a date overtakes, if staff confirmed exactly those; newest first,
+    so that no withdrawn change leaves a newer one announced against it."""
+    describe = functools.partial(describe_moment, legal_timezone=legal_timezone)
+    ids = sorted({p.change_set_id for p in crossed})
+    missing = [i for i in ids if i not in set(confirmed)]
+    if missing:
+        raise WorkflowError(
+            "Versions take effect in order, and this date comes before "
+            f"{ordering.describe_crossings(crossed, describe)}. Choose a later date, or supersede "
+            f"(withdraw) change set{'s' if len(ids) > 1 else ''} {', '.join(f'#{i}' for i in ids)}.",
+            field="effective_at")
+    changed_here = {r.subprocessor_id for r in change_set.subprocessor_records}
+    others = sorted((session.get(ChangeSet, i) for i in ids), key=lambda c: (c.effective_at, c.id),
+                    reverse=True)
+    for other in others:
+        added = [r for r in other.subprocessor_records
+                 if r.action == "add" and r.subprocessor_id in changed_here]
+        if added:
+            raise WorkflowError(f"Change set #{other.id} adds sub-processor {added[0].name}, which this "
+                                "change set changes: it cannot be superseded; choose a later date.",
+                                field="supersede")
+        withdraw(session, other, actor=actor, note=f"superseded by change set #{change_set.id}", now=now)
+    return ids
+
+
+@_refuses_stale
 def schedule(session: Session, change_set: ChangeSet, *, effective_at: datetime,
              effective_new_customers_at: datetime | None = None, actor: User, legal_timezone: str,
-             now: datetime | None = None) -> ChangeSet:
-    """Approved -> public with its notice starting now: the outbox is written in this transaction."""
+             supersede: Collection[int] = (), now: datetime | None = None) -> ChangeSet:
+    """Approved -> public with its notice starting now: the outbox is written in this transaction.
+
+    `supersede` names the older pending change sets staff agreed to withdraw if the date comes before
+    them; the new version's notice and redline are then against the version in force before them.
+    """
     now = now or now_utc()
     _require_status(change_set, ChangeStatus.APPROVED, doing="scheduled")
     _four_eyes(change_set, actor, "schedule")
-    earliest = earliest_allowed(session, change_set, now)
-    if effective_at < earliest:
+    publishing.lock_ordering(session, change_set)
+    publishing.apply_materiality(session, change_set)
+    earliest = publishing.earliest_explained(session, change_set, now)
+    if effective_at < earliest.at:
+        because = f" (set by {earliest.policy}: {', '.join(earliest.items)})" if earliest.policy else ""
         raise WorkflowError(
             f"The effective date is too early: with a notice sent now, the earliest allowed effective "
-            f"date is {describe_moment(earliest, legal_timezone)}."
-        )
+            f"date is {describe_moment(earliest.at, legal_timezone)}{because}.", field="effective_at")
     if effective_new_customers_at is not None and not now <= effective_new_customers_at <= effective_at:
         raise WorkflowError("The date for new customers must lie between now and the effective date "
-                            "for existing customers.")
+                            "for existing customers.", field="effective_new_customers_at")
+    crossed = ordering.crossings(publishing.pending_before(session, change_set, now), effective_at)
+    superseded = _supersede(session, change_set, crossed, supersede, actor=actor,
+                            legal_timezone=legal_timezone, now=now) if crossed else []
     approved_status = change_set.status
     try:
         publishing.publish(session, change_set, published_at=now, effective_at=effective_at,
@@ -278,26 +405,42 @@ def schedule(session: Session, change_set: ChangeSet, *, effective_at: datetime,
                            actor=actor.email, actor_id=actor.id, now=now)
     except publishing.PublishError as error:
         raise WorkflowError(str(error)) from None
+    note = f"effective {describe_moment(effective_at, legal_timezone)}"
+    if superseded:
+        note += "; supersedes " + ", ".join(f"change set #{i}" for i in superseded)
     _record(session, change_set, actor, "scheduled", now=now, to_status=change_set.status,
-            from_status=approved_status,
-            note=f"effective {describe_moment(effective_at, legal_timezone)}",
+            from_status=approved_status, note=note,
             audit_after={"effective_at": effective_at.isoformat(),
                          "effective_new_customers_at": effective_new_customers_at.isoformat()
-                         if effective_new_customers_at else None})
+                         if effective_new_customers_at else None,
+                         "is_material": change_set.is_material, "superseded": superseded})
     # With nobody to notify the notice completes at once, and its own event follows this one.
     notices.start_notice(session, change_set, now=now)
     return change_set
 
 
+@_refuses_stale
 def withdraw(session: Session, change_set: ChangeSet, *, actor: User, note: str = "",
              now: datetime | None = None) -> None:
-    """Withdraw before it takes effect; a public change set disappears from the public pages."""
+    """Withdraw before it takes effect; a public change set disappears from the public pages.
+
+    A public change that a newer public one was announced against is refused: withdrawing it would put
+    the newer one in force after a version customers never had. Withdraw the newer one first.
+    """
     now = now or now_utc()
     if change_set.status in (ChangeStatus.WITHDRAWN, ChangeStatus.EFFECTIVE):
         raise WorkflowError(f"A change set that is {change_set.status} cannot be withdrawn.")
     in_force = change_set.in_force_from()
     if change_set.published_at is not None and in_force is not None and in_force <= now:
         raise WorkflowError("This change set has already taken effect and cannot be withdrawn.")
+    if change_set.published_at is not None:
+        publishing.lock_ordering(session, change_set)
+        newer = publishing.newer_changes(session, change_set)
+        if newer:
+            first = newer[0]
+            raise WorkflowError(f"Change set #{first.change_set.id} ({first.change_set.title}) puts "
+                                f"{first.subject} in force after this one, and its notice compared it with "
+                                "this one: withdraw it first.")
     change_set.withdrawn_at = now
     _record(session, change_set, actor, "withdrawn", now=now, to_status=ChangeStatus.WITHDRAWN, note=note)
     if change_set.published_at is not None:
@@ -306,6 +449,7 @@ def withdraw(session: Session, change_set: ChangeSet, *, actor: User, note: str 
         site.touch(session, now)
 
 
+@_refuses_stale
 def comment(session: Session, change_set: ChangeSet, *, body: str, actor: User,
             now: datetime | None = None) -> Comment:
     now = now or now_utc()

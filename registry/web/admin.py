@@ -14,7 +14,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
-from wtforms import DateField, RadioField, StringField, TextAreaField, TimeField
+from wtforms import BooleanField, DateField, HiddenField, RadioField, StringField, TextAreaField, TimeField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
@@ -179,6 +179,15 @@ class ScheduleForm(FlaskForm):
     new_customers_date = DateField("Effective for new customers from (optional)",
                                    validators=[Optional(), year_range])
     new_customers_time = TimeField("Time", validators=[Optional()])
+    # The older pending change sets the page listed; ticking the box withdraws those the date overtakes.
+    supersede = BooleanField("Supersede: withdraw the pending changes listed above that this date comes "
+                             "before (each gets its withdrawal notice)")
+    supersede_ids = HiddenField()
+
+    def superseded(self) -> list[int]:
+        if not self.supersede.data:
+            return []
+        return [int(i) for i in (self.supersede_ids.data or "").split(",") if i.isascii() and i.isdigit()]
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -355,6 +364,7 @@ def change_set(change_set_id: int):
         select(User).where(User.id.in_({c.author_id for c in change_set.comments})))}
     return render_template(
         "admin/change_set.html", change_set=change_set, versions=versions, records=records,
+        material_reasons=workflow.materiality(db.session, change_set)[1],
         actions=actions_for(change_set, current_user), documents=reading.documents(db.session),
         entries=sorted(entries.values(), key=lambda item: item.entry.name.casefold()),
         comment_form=CommentForm(),
@@ -367,8 +377,10 @@ def change_set(change_set_id: int):
 def edit_change_set(change_set_id: int):
     change_set = get_change_set(change_set_id)
     form = ChangeSetForm(obj=change_set)
-    form.materiality.data = "material" if change_set.is_material else "non-material"
-    return render_template("admin/change_set_form.html", form=form, change_set=change_set)
+    reasons = workflow.materiality(db.session, change_set)[1]
+    form.materiality.data = "material" if change_set.is_material or reasons else "non-material"
+    return render_template("admin/change_set_form.html", form=form, change_set=change_set,
+                           material_reasons=reasons)
 
 
 @bp.post("/change-sets/<int:change_set_id>/edit")
@@ -376,15 +388,18 @@ def edit_change_set(change_set_id: int):
 def update_change_set(change_set_id: int):
     change_set = get_change_set(change_set_id)
     form = ChangeSetForm()
+    reasons = workflow.materiality(db.session, change_set)[1]
     if not form.validate_on_submit():
-        return invalid("admin/change_set_form.html", form=form, change_set=change_set)
+        return invalid("admin/change_set_form.html", form=form, change_set=change_set,
+                       material_reasons=reasons)
     try:
         workflow.edit_details(db.session, change_set, title=form.title.data, summary=form.summary.data,
                               is_material=is_material(form), actor=current_user)
     except WorkflowError as error:
         db.session.rollback()
         form.title.errors = [str(error)]
-        return invalid("admin/change_set_form.html", form=form, change_set=change_set)
+        return invalid("admin/change_set_form.html", form=form, change_set=change_set,
+                       material_reasons=reasons)
     db.session.commit()
     flash("Change set saved.", "success")
     return redirect(url_for("admin.change_set", change_set_id=change_set.id))
@@ -662,8 +677,9 @@ def add_comment(change_set_id: int):
     return redirect(url_for("admin.change_set", change_set_id=change_set.id) + "#comments")
 
 
-def _schedule_context(change_set: ChangeSet, form: ScheduleForm, earliest: datetime) -> dict:
-    return dict(form=form, change_set=change_set, earliest=earliest,
+def _schedule_context(change_set: ChangeSet, form: ScheduleForm, outlook: workflow.Outlook) -> dict:
+    earliest = outlook.earliest.at
+    return dict(form=form, change_set=change_set, earliest=earliest, outlook=outlook,
                 earliest_utc=earliest.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                 actions=actions_for(change_set, current_user), zone=legal_zone())
 
@@ -672,11 +688,12 @@ def _schedule_context(change_set: ChangeSet, form: ScheduleForm, earliest: datet
 @permission_required("approve")
 def schedule(change_set_id: int):
     change_set = get_change_set(change_set_id)
-    earliest = workflow.earliest_allowed(db.session, change_set, now_utc())
+    outlook = workflow.outlook(db.session, change_set, now_utc())
     form = ScheduleForm()
-    local = round_up_to_minute(earliest).astimezone(ZoneInfo(legal_zone()))
+    local = round_up_to_minute(outlook.earliest.at).astimezone(ZoneInfo(legal_zone()))
     form.effective_date.data, form.effective_time.data = local.date(), local.time().replace(tzinfo=None)
-    return render_template("admin/schedule.html", **_schedule_context(change_set, form, earliest))
+    form.supersede_ids.data = ",".join(str(p.change_set.id) for p in outlook.pending)
+    return render_template("admin/schedule.html", **_schedule_context(change_set, form, outlook))
 
 
 @bp.post("/change-sets/<int:change_set_id>/schedule")
@@ -684,9 +701,9 @@ def schedule(change_set_id: int):
 def save_schedule(change_set_id: int):
     change_set = get_change_set(change_set_id)
     now = now_utc()
-    earliest = workflow.earliest_allowed(db.session, change_set, now)
+    outlook = workflow.outlook(db.session, change_set, now)
     form = ScheduleForm()
-    context = _schedule_context(change_set, form, earliest)
+    context = _schedule_context(change_set, form, outlook)
     if not form.validate_on_submit():
         return invalid("admin/schedule.html", **context)
     if bool(form.new_customers_date.data) != bool(form.new_customers_time.data):
@@ -698,14 +715,11 @@ def save_schedule(change_set_id: int):
     try:
         workflow.schedule(db.session, change_set, effective_at=effective_at,
                           effective_new_customers_at=new_customers_at, actor=current_user,
-                          legal_timezone=legal_zone(), now=now)
+                          legal_timezone=legal_zone(), supersede=form.superseded(), now=now)
     except WorkflowError as error:
         db.session.rollback()
-        message = str(error)
-        if "new customers" in message:
-            form.new_customers_date.errors = [message]
-        else:
-            form.effective_date.errors = [message]
+        fields = {"effective_new_customers_at": form.new_customers_date, "supersede": form.supersede}
+        fields.get(error.field, form.effective_date).errors = [str(error)]
         return invalid("admin/schedule.html", **context)
     db.session.commit()
     flash(f"Scheduled: the notice has started. Effective "

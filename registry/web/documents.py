@@ -90,11 +90,11 @@ def _pair(slug: str):
 def compare(slug: str):
     now = now_utc()
     document, versions = _pair(slug)
-    current = reading.current_version(versions, now) or versions[-1]
     newest = versions[-1]
     new_number = params.positive_int("to", newest.number, maximum=10_000)
-    default_old = (newest if new_number == newest.number else current).number - 1
-    old_number = params.positive_int("from", max(default_old, 1), maximum=10_000)
+    # By default a version is compared with the one in force immediately before it.
+    shown = next((v for v in versions if v.number == new_number), newest)
+    old_number = params.positive_int("from", shown.previous_number or 1, maximum=10_000)
     view = params.choice("view", VIEWS, default="redline")
     if old_number == new_number:
         abort(400, description="Choose two different versions to compare.")

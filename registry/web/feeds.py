@@ -164,9 +164,9 @@ def _entry_html(change_set: ChangeSet, zone: ZoneInfo, document: Document | None
         page = _absolute(url_for("documents.version", slug=version.document.slug, number=version.number))
         item = Markup('<a href="{}">{}, version {}</a>').format(
             page, xml_text(version.document.title), version.number)
-        if version.number > 1:
+        if (before := reading.predecessor(db.session, version)) is not None:
             redline = _absolute(url_for("documents.compare", slug=version.document.slug,
-                                        to=version.number, **{"from": version.number - 1}))
+                                        to=version.number, **{"from": before.number}))
             item += Markup(' (<a href="{}">redline</a>)').format(redline)
         if version.summary:
             item += Markup(": {}").format(xml_text(version.summary))
@@ -185,9 +185,9 @@ def _entry_html(change_set: ChangeSet, zone: ZoneInfo, document: Document | None
 def _entry_link(change_set: ChangeSet, document: Document | None) -> str:
     for version in change_set.document_versions:
         if version.number and (document is None or version.document_id == document.id):
-            if version.number > 1:
+            if (before := reading.predecessor(db.session, version)) is not None:
                 return _absolute(url_for("documents.compare", slug=version.document.slug,
-                                         to=version.number, **{"from": version.number - 1}))
+                                         to=version.number, **{"from": before.number}))
             return _absolute(url_for("documents.version", slug=version.document.slug,
                                      number=version.number))
     for record in change_set.subprocessor_records:

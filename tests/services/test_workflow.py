@@ -148,6 +148,8 @@ def test_schedule_refuses_one_second_before_the_earliest_and_names_it(world, peo
     message = str(refused.value)
     assert "24 December 2026, 00:00 CET (Europe/Warsaw)" in message
     assert "2026-12-23 23:00 UTC" in message
+    assert "(set by Privacy Policy: Privacy Policy (new version))" in message
+    assert refused.value.field == "effective_at"
     assert change_set.status == ChangeStatus.APPROVED and change_set.published_at is None
 
     schedule(change_set, people["approver"], PRIVACY_EARLIEST)
@@ -157,6 +159,8 @@ def test_schedule_refuses_one_second_before_the_earliest_and_names_it(world, peo
 def test_the_longest_governing_notice_period_wins(world, people):
     change_set = approved(people, world, subprocessor=True)
     assert workflow.earliest_allowed(db.session, change_set, NOW) == SUBPROCESSOR_EARLIEST
+    earliest = workflow.outlook(db.session, change_set, NOW).earliest
+    assert (earliest.policy, earliest.items) == ("Sub-processor list", ("sub-processor NewCo (added)",))
     with pytest.raises(WorkflowError, match="2 January 2027, 00:00 CET"):
         schedule(change_set, people["approver"], PRIVACY_EARLIEST)
     schedule(change_set, people["approver"], SUBPROCESSOR_EARLIEST)
@@ -186,9 +190,11 @@ def test_the_date_for_new_customers_lies_between_now_and_the_effective_date(worl
         schedule(change_set, people["approver"], PRIVACY_EARLIEST, effective_new_customers_at=NOW + offset)
         assert change_set.effective_new_customers_at == NOW + offset
     else:
-        with pytest.raises(WorkflowError, match="new customers must lie between now and the effective"):
+        with pytest.raises(WorkflowError,
+                           match="new customers must lie between now and the effective") as refused:
             schedule(change_set, people["approver"], PRIVACY_EARLIEST,
                      effective_new_customers_at=NOW + offset)
+        assert refused.value.field == "effective_new_customers_at"
         assert change_set.published_at is None
 
 
