@@ -194,6 +194,37 @@ UPCOMING = {
     },
 }
 
+# An addition announced and then withdrawn before it took effect: customers were told both times.
+WITHDRAWN = {
+    "title": "Brightline Translate added",
+    "summary": "We planned to engage Brightline Translate to offer machine translation of comments and documents inside Ferncastle.",
+    "notice_started_days_ago": 40,
+    "planned_effective_days_ago": 25,
+    "withdrawn_days_ago": 33,
+    "reason": "Brightline could not commit to processing customer content only in the EEA, so we will not engage it and machine translation stays switched off.",
+    "subprocessor": {
+        "slug": "brightline-translate",
+        "history": [
+            {
+                "summary": "New sub-processor for optional machine translation of comments and documents.",
+                "fields": {
+                    "name": "Brightline Translate",
+                    "legal_entity": "Brightline Language Technologies Inc.",
+                    "address": "500 Howard Street, San Francisco, CA 94105, United States",
+                    "contact": "privacy@brightline-translate.example",
+                    "purpose": "Machine translation",
+                    "description": "Would have translated comments and documents that users chose to translate.",
+                    "data_categories": ["Customer content"],
+                    "countries": ["US"],
+                    "transfer_mechanism": "Standard Contractual Clauses",
+                    "website": "https://brightline-translate.example",
+                    "feature": "Machine translation",
+                },
+            },
+        ],
+    },
+}
+
 SUBPROCESSORS = [
     # ------------------------------------------------------------------ hosting
     {

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from registry.demo import content
 from registry.domain.clock import start_of_day
-from registry.models import Delivery, Document, NoticePolicy, Topic, User
-from registry.services import accounts, contacts, notices, publishing
+from registry.models import Delivery, Document, Notice, NoticePolicy, Topic, User
+from registry.services import accounts, contacts, notices, publishing, workflow
 
 LEGAL_ZONE = ZoneInfo("Europe/Warsaw")
 # The DPA promises 14 calendar days' notice of sub-processor changes, with a right to object.
@@ -105,6 +105,9 @@ def load(session: Session, now: datetime) -> str:
                            actor="demo", now=now)
         count += 1
 
+    report = contacts.import_contacts(session, CONTACTS.encode(), now=now - timedelta(days=70))
+    _withdrawn_change(session, documents, now)
+
     upcoming = content.UPCOMING
     change_set = publishing.create_change_set(session, title=upcoming["title"],
                                               summary=upcoming["summary"], is_material=True)
@@ -115,12 +118,12 @@ def load(session: Session, now: datetime) -> str:
            documents)
     notice = (now - timedelta(days=upcoming["notice_started_days_ago"])).replace(microsecond=0)
     effective = _at(now, -upcoming["effective_in_days"])
-    report = contacts.import_contacts(session, CONTACTS.encode(), now=notice - timedelta(days=30))
     publishing.publish(session, change_set, published_at=notice, notice_completed_at=None,
                        effective_at=effective, effective_new_customers_at=notice, actor="demo", now=now)
     _deliver_notice(session, change_set, notice, now)
     return (f"{len(content.SUBPROCESSORS) + 1} sub-processors, {len(documents)} documents, "
-            f"{count + 1} change sets, {report.created} subscribers, {len(STAFF)} staff accounts")
+            f"{count + 2} change sets (one withdrawn), {report.created} subscribers, "
+            f"{len(STAFF)} staff accounts")
 
 
 def _notice_start(session: Session, change_set, effective: datetime) -> datetime:
@@ -135,6 +138,28 @@ def _notice_start(session: Session, change_set, effective: datetime) -> datetime
     return start
 
 
+def _withdrawn_change(session: Session, documents: dict, now: datetime) -> None:
+    """An addition announced, then withdrawn with a reason before its date: both notices accepted."""
+    spec = content.WITHDRAWN
+    entry = spec["subprocessor"]
+    change_set = publishing.create_change_set(session, title=spec["title"], summary=spec["summary"],
+                                              is_material=True)
+    _draft(session, change_set, "subprocessor",
+           {**entry["history"][0], "slug": entry["slug"], "is_new": True}, documents)
+    notice = (now - timedelta(days=spec["notice_started_days_ago"])).replace(microsecond=0)
+    publishing.publish(session, change_set, published_at=notice, notice_completed_at=None,
+                       effective_at=_at(now, spec["planned_effective_days_ago"]), actor="demo", now=notice)
+    # Told as of then: the change was still in its notice period when it was withdrawn.
+    _deliver_notice(session, change_set, notice, notice + timedelta(minutes=2))
+    withdrawn_at = (now - timedelta(days=spec["withdrawn_days_ago"])).replace(microsecond=0)
+    approver = session.scalar(select(User).where(User.email == STAFF[1][0]))
+    workflow.withdraw(session, change_set, actor=approver, note=spec["reason"], now=withdrawn_at)
+    withdrawal = session.scalar(select(Notice).where(Notice.change_set_id == change_set.id,
+                                                     Notice.kind == "withdrawal"))
+    _accept_all(session, withdrawal, withdrawn_at + timedelta(minutes=1))
+    notices.settle(session, [withdrawal.id], now=withdrawn_at + timedelta(minutes=2))
+
+
 def _deliver_notice(session: Session, change_set, notice_at: datetime, now: datetime) -> None:
     """The upcoming change's notice as the worker and SendGrid would have left it: all accepted.
 
@@ -142,13 +167,18 @@ def _deliver_notice(session: Session, change_set, notice_at: datetime, now: date
     """
     notice = notices.start_notice(session, change_set, now=notice_at)
     accepted = notice_at + timedelta(minutes=1)
+    _accept_all(session, notice, accepted)
+    publishing.complete_notice(session, change_set, completed_at=accepted, now=now)
+
+
+def _accept_all(session: Session, notice: Notice, accepted: datetime) -> None:
+    """Every delivery of `notice` accepted by the provider at `accepted` and delivered just after."""
     deliveries = session.scalars(select(Delivery).where(Delivery.notice_id == notice.id))
     for index, delivery in enumerate(deliveries):
         delivery.status, delivery.sent_at, delivery.attempts = "sent", accepted, 1
         delivery.provider_message_id = f"demo-{notice.id}-{index // 1000}"
         delivery.last_event, delivery.last_event_at = "delivered", accepted + timedelta(seconds=20)
     notice.dispatch_completed_at = accepted
-    publishing.complete_notice(session, change_set, completed_at=accepted, now=now)
 
 
 def _title(items: list[tuple[str, dict]]) -> str:

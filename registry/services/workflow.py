@@ -424,6 +424,9 @@ def withdraw(session: Session, change_set: ChangeSet, *, actor: User, note: str 
              now: datetime | None = None) -> None:
     """Withdraw before it takes effect; a public change set disappears from the public pages.
 
+    An announced change needs a reason: customers read it in the withdrawal notice, the feeds and the
+    change log.
+
     A public change that a newer public one was announced against is refused: withdrawing it would put
     the newer one in force after a version customers never had. Withdraw the newer one first.
     """
@@ -433,6 +436,9 @@ def withdraw(session: Session, change_set: ChangeSet, *, actor: User, note: str 
     in_force = change_set.in_force_from()
     if change_set.published_at is not None and in_force is not None and in_force <= now:
         raise WorkflowError("This change set has already taken effect and cannot be withdrawn.")
+    if change_set.published_at is not None and not note.strip():
+        raise WorkflowError("Give the reason for withdrawing: the withdrawal notice, the feeds and the "
+                            "change log tell customers why.", field="note")
     if change_set.published_at is not None:
         publishing.lock_ordering(session, change_set)
         newer = publishing.newer_changes(session, change_set)

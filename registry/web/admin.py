@@ -166,6 +166,11 @@ class NoteForm(FlaskForm):
     note = TextAreaField("Note", filters=TEXT, validators=[Optional(), Length(max=5000), plain_text])
 
 
+class WithdrawForm(NoteForm):
+    # Asked only of an announced change, whose withdrawal customers are told of.
+    confirm = BooleanField("I confirm the withdrawal")
+
+
 class CommentForm(FlaskForm):
     body = TextAreaField("Comment", filters=TEXT,
                          validators=[DataRequired("Write a comment."), Length(max=workflow.MAX_COMMENT),
@@ -591,16 +596,16 @@ def save_removal(change_set_id: int, slug: str):
     return redirect(url_for("admin.change_set", change_set_id=change_set.id))
 
 
-def _step(change_set_id: int, run, done: str):
+def _step(change_set_id: int, run, done: str, form_class: type[NoteForm] = NoteForm):
     """Run one workflow step from a button on the change set page; a refusal is flashed there."""
     change_set = get_change_set(change_set_id)
-    form = NoteForm()
+    form = form_class()
     if not form.validate_on_submit():
         messages = [m for errors in form.errors.values() for m in errors]
         flash("; ".join(messages) or "The form was not accepted; please try again.", "error")
         return render_change_set_with_error(change_set.id, 422)
     try:
-        run(change_set, form.note.data or "")
+        run(change_set, form)
     except WorkflowError as error:
         db.session.rollback()
         flash(str(error), "error")
@@ -618,14 +623,14 @@ def render_change_set_with_error(change_set_id: int, status: int):
 @bp.post("/change-sets/<int:change_set_id>/submit")
 @permission_required("draft")
 def submit(change_set_id: int):
-    return _step(change_set_id, lambda c, note: workflow.submit(db.session, c, actor=current_user),
+    return _step(change_set_id, lambda c, form: workflow.submit(db.session, c, actor=current_user),
                  "Submitted for review.")
 
 
 @bp.post("/change-sets/<int:change_set_id>/approve")
 @permission_required("approve")
 def approve(change_set_id: int):
-    return _step(change_set_id, lambda c, note: workflow.approve(db.session, c, actor=current_user),
+    return _step(change_set_id, lambda c, form: workflow.approve(db.session, c, actor=current_user),
                  "Approved. It can now be scheduled.")
 
 
@@ -633,19 +638,24 @@ def approve(change_set_id: int):
 @permission_required("draft")
 def return_to_draft(change_set_id: int):
     return _step(change_set_id,
-                 lambda c, note: workflow.return_to_draft(db.session, c, actor=current_user, note=note),
+                 lambda c, form: workflow.return_to_draft(db.session, c, actor=current_user,
+                                                          note=form.note.data or ""),
                  "Returned to draft.")
 
 
 @bp.post("/change-sets/<int:change_set_id>/withdraw")
 @permission_required("draft")
 def withdraw(change_set_id: int):
-    def run(change_set: ChangeSet, note: str) -> None:
-        if change_set.published_at is not None and not can(current_user.role, "approve"):
-            raise WorkflowError("Only an approver can withdraw a change set that has been announced.")
-        workflow.withdraw(db.session, change_set, actor=current_user, note=note)
+    def run(change_set: ChangeSet, form: WithdrawForm) -> None:
+        if change_set.published_at is not None:
+            if not can(current_user.role, "approve"):
+                raise WorkflowError("Only an approver can withdraw a change set that has been announced.")
+            if not form.confirm.data:
+                raise WorkflowError("Tick the confirmation: customers who were told of this change are "
+                                    "told of its withdrawal, and the feeds and change log say so.")
+        workflow.withdraw(db.session, change_set, actor=current_user, note=form.note.data or "")
 
-    return _step(change_set_id, run, "Withdrawn.")
+    return _step(change_set_id, run, "Withdrawn.", WithdrawForm)
 
 
 @bp.post("/change-sets/<int:change_set_id>/discard")
@@ -654,7 +664,7 @@ def discard(change_set_id: int):
     version_id = params.row_id(request.form.get("version_id"))
     record_id = params.row_id(request.form.get("record_id"))
     return _step(change_set_id,
-                 lambda c, note: workflow.discard_item(db.session, c, version_id=version_id,
+                 lambda c, form: workflow.discard_item(db.session, c, version_id=version_id,
                                                        record_id=record_id, actor=current_user),
                  "Item taken out of the change set.")
 

@@ -130,7 +130,8 @@ class LegalStateMachine(RuleBasedStateMachine):
         number = change_set.document_versions[0].number
         newer = [c for c in waiting if c.document_versions[0].number > number]
         try:
-            workflow.withdraw(self.session, change_set, actor=self.approver, now=self.now)
+            workflow.withdraw(self.session, change_set, actor=self.approver,
+                              note="No longer needed", now=self.now)
         except WorkflowError as error:
             assert newer, str(error)
             return

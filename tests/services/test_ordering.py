@@ -158,10 +158,12 @@ def test_a_change_that_a_newer_one_was_announced_against_cannot_be_withdrawn_fir
     v4_set = world["v4"].change_set
     with pytest.raises(WorkflowError,
                        match=f"Change set #{v5.id} .*version 5 of Privacy Policy.*withdraw it first"):
-        workflow.withdraw(db.session, v4_set, actor=world["approver"], now=NOW)
+        workflow.withdraw(db.session, v4_set, actor=world["approver"], note="No longer needed", now=NOW)
     db.session.rollback()
-    workflow.withdraw(db.session, db.session.get(type(v5), v5.id), actor=world["approver"], now=NOW)
-    workflow.withdraw(db.session, db.session.get(type(v4_set), v4_set.id), actor=world["approver"], now=NOW)
+    workflow.withdraw(db.session, db.session.get(type(v5), v5.id), actor=world["approver"],
+                      note="No longer needed", now=NOW)
+    workflow.withdraw(db.session, db.session.get(type(v4_set), v4_set.id), actor=world["approver"],
+                      note="No longer needed", now=NOW)
 
 
 def test_a_late_notice_moves_the_newer_version_too(world):

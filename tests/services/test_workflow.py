@@ -336,20 +336,22 @@ def test_withdraw_a_scheduled_change_set_removes_it_from_public_pages(world, peo
     assert change_set not in reading.upcoming_change_sets(db.session, NOW)
     assert [v.number for v in reading.versions(db.session, world["document"])] == [1]
     with pytest.raises(WorkflowError, match="cannot be withdrawn"):
-        workflow.withdraw(db.session, change_set, actor=people["approver"], now=NOW)
+        workflow.withdraw(db.session, change_set, actor=people["approver"], note="No longer needed", now=NOW)
 
 
 def test_an_effective_change_set_cannot_be_withdrawn(world, people):
     with pytest.raises(WorkflowError, match="cannot be withdrawn"):
-        workflow.withdraw(db.session, world["first"], actor=people["approver"], now=NOW)
+        workflow.withdraw(db.session, world["first"], actor=people["approver"],
+                          note="No longer needed", now=NOW)
     change_set = approved(people, world)
     schedule(change_set, people["approver"], PRIVACY_EARLIEST)
     publishing.complete_notice(db.session, change_set, completed_at=NOW, now=NOW)
     assert change_set.status == ChangeStatus.IN_NOTICE  # the tick has not run yet, but it is in force
     with pytest.raises(WorkflowError, match="already taken effect"):
-        workflow.withdraw(db.session, change_set, actor=people["approver"], now=PRIVACY_EARLIEST)
+        workflow.withdraw(db.session, change_set, actor=people["approver"],
+                          note="No longer needed", now=PRIVACY_EARLIEST)
     workflow.withdraw(db.session, change_set, actor=people["approver"],
-                      now=PRIVACY_EARLIEST - timedelta(seconds=1))
+                      note="No longer needed", now=PRIVACY_EARLIEST - timedelta(seconds=1))
 
 
 def test_a_non_material_change_with_nobody_to_notify_is_effective_at_once(world, people):
@@ -442,7 +444,7 @@ def test_withdrawing_during_dispatch_stops_the_unsent_notices(world, people):
     deliveries = list(db.session.scalars(select(Delivery)))
     assert len(deliveries) >= 3 and {d.status for d in deliveries} == {"queued"}
     deliveries[0].status = "sent"  # the worker already sent one when the change was withdrawn
-    workflow.withdraw(db.session, change_set, actor=people["approver"], now=NOW)
+    workflow.withdraw(db.session, change_set, actor=people["approver"], note="No longer needed", now=NOW)
     db.session.expire_all()
     announcement = select(Delivery).where(Delivery.notice_id == deliveries[0].notice_id)
     statuses = sorted(d.status for d in db.session.scalars(announcement))
@@ -462,5 +464,5 @@ def test_withdrawing_before_anything_was_sent_tells_nobody(world, people):
     db.session.add(Subscriber(email="c@example.com", status="confirmed"))
     change_set = approved(people, world)
     schedule(change_set, people["approver"], PRIVACY_EARLIEST)
-    workflow.withdraw(db.session, change_set, actor=people["approver"], now=NOW)
+    workflow.withdraw(db.session, change_set, actor=people["approver"], note="No longer needed", now=NOW)
     assert not db.session.scalars(select(Notice).where(Notice.kind == "withdrawal")).all()

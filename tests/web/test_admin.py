@@ -296,10 +296,21 @@ def test_an_editor_cannot_withdraw_an_announced_change_set(world, editor, approv
     refused = post(writer, f"/admin/change-sets/{change_set.id}/withdraw")
     assert refused.status_code == 409 and "Only an approver" in refused.get_data(as_text=True)
     reviewer = login(approver)
-    assert reviewer.post(f"/admin/change-sets/{change_set.id}/withdraw",
-                         data={"csrf_token": reviewer.csrf()}).status_code == 302
+    url = f"/admin/change-sets/{change_set.id}/withdraw"
+    page = reviewer.get(f"/admin/change-sets/{change_set.id}").get_data(as_text=True)
+    assert "Reason for withdrawing (customers read it)" in page and 'name="confirm"' in page
+    # An announced change is withdrawn only with a reason customers read and an explicit confirmation.
+    no_reason = reviewer.post(url, data={"csrf_token": reviewer.csrf(), "confirm": "y"})
+    assert no_reason.status_code == 409 and "Give the reason" in no_reason.get_data(as_text=True)
+    unconfirmed = reviewer.post(url, data={"csrf_token": reviewer.csrf(), "note": "Vendor pulled out"})
+    assert unconfirmed.status_code == 409 and "Tick the confirmation" in unconfirmed.get_data(as_text=True)
+    db.session.expire_all()
+    assert change_set.status != ChangeStatus.WITHDRAWN
+    assert reviewer.post(url, data={"csrf_token": reviewer.csrf(), "note": "Vendor pulled out",
+                                    "confirm": "y"}).status_code == 302
     db.session.expire_all()
     assert change_set.status == ChangeStatus.WITHDRAWN
+    assert change_set.events[-1].note == "Vendor pulled out"
     assert b"Winter update" not in login(editor).get("/upcoming").data
 
 
