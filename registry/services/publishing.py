@@ -168,6 +168,7 @@ class Related:
     change_set: ChangeSet
     subject: str  # what it changes: "version 4 of Privacy Policy"
     is_older: bool  # it comes before this change set in version order
+    thing: tuple[str, int]  # the document or sub-processor both change: ("document", id), ...
 
 
 def related_changes(session: Session, change_set: ChangeSet) -> list[Related]:
@@ -190,7 +191,8 @@ def related_changes(session: Session, change_set: ChangeSet) -> list[Related]:
         for other in others:
             mine = mine_versions[other.document_id]
             related.append(Related(other.change_set, f"version {other.number} of {other.document.title}",
-                                   mine.number is None or other.number < mine.number))
+                                   mine.number is None or other.number < mine.number,
+                                   ("document", other.document_id)))
     if mine_records:
         others = session.scalars(
             select(SubProcessorRecord).join(SubProcessorRecord.change_set)
@@ -202,15 +204,27 @@ def related_changes(session: Session, change_set: ChangeSet) -> list[Related]:
             mine = mine_records[other.subprocessor_id]
             related.append(Related(other.change_set,
                                    f"sub-processor {other.name} ({ACTION_WORDS[other.action]})",
-                                   other.id < mine.id))
+                                   other.id < mine.id, ("subprocessor", other.subprocessor_id)))
     return related
 
 
 def pending_before(session: Session, change_set: ChangeSet, now: datetime) -> list[ordering.Pending]:
-    """The older changes of the same documents and sub-processors that are not in force yet."""
-    return [ordering.Pending(r.change_set.id, r.change_set.title, r.subject, r.change_set.effective_at)
-            for r in related_changes(session, change_set)
-            if r.is_older and reading.effective_moment(r.change_set, now) > now]
+    """The older changes of the same documents and sub-processors that are not in force yet.
+
+    A change whose date has come is still not in force while an older change of the same document or
+    sub-processor waits (its notice still going out): changes come into force in order. Related
+    changes arrive in that order for each document and sub-processor.
+    """
+    waiting: set[tuple[str, int]] = set()
+    pending = []
+    for related in related_changes(session, change_set):
+        if not related.is_older:
+            continue
+        if related.thing in waiting or reading.effective_moment(related.change_set, now) > now:
+            waiting.add(related.thing)
+            pending.append(ordering.Pending(related.change_set.id, related.change_set.title,
+                                            related.subject, related.change_set.effective_at))
+    return pending
 
 
 def newer_changes(session: Session, change_set: ChangeSet) -> list[Related]:

@@ -434,7 +434,8 @@ def withdraw(session: Session, change_set: ChangeSet, *, actor: User, note: str 
     if change_set.status in (ChangeStatus.WITHDRAWN, ChangeStatus.EFFECTIVE):
         raise WorkflowError(f"A change set that is {change_set.status} cannot be withdrawn.")
     in_force = change_set.in_force_from()
-    if change_set.published_at is not None and in_force is not None and in_force <= now:
+    if (change_set.published_at is not None and in_force is not None and in_force <= now
+            and not publishing.waits_for_older(session, change_set, now)):
         raise WorkflowError("This change set has already taken effect and cannot be withdrawn.")
     if change_set.published_at is not None and not note.strip():
         raise WorkflowError("Give the reason for withdrawing: the withdrawal notice, the feeds and the "

@@ -188,7 +188,8 @@ class LegalStateMachine(RuleBasedStateMachine):
         self.checked_until = self.now
 
 
-def test_the_version_in_force_is_always_lawful(app, make_user):
+def base_data(make_user) -> None:
+    """Privacy Policy version 1 in force since long before START, one subscriber, one approver."""
     policy = NoticePolicy(key="privacy-policy", name="Privacy Policy", length=3, unit="business_days",
                           calendars=["PL"], timezone=TZ, objection_days=None)
     document = Document(slug="privacy-policy", title="Privacy Policy", notice_policy=policy)
@@ -205,6 +206,35 @@ def test_the_version_in_force_is_always_lawful(app, make_user):
     db.session.commit()
     LegalStateMachine.document_id = document.id
     LegalStateMachine.approver_id = make_user("approver").id
+
+
+def test_the_version_in_force_is_always_lawful(app, make_user):
+    base_data(make_user)
     run_state_machine_as_test(LegalStateMachine, settings=settings(
         max_examples=EXAMPLES, stateful_step_count=10, deadline=None, database=None,
         suppress_health_check=list(HealthCheck)))
+
+
+def test_a_change_whose_date_came_still_waits_behind_an_older_one(app, make_user):
+    """A sequence the machine found after the branches met: B (non-material) reached its date while A
+    (material) still waited for its notice, so B was not in force; C was then accepted at B's instant
+    and B could not be withdrawn ("already taken effect")."""
+    base_data(make_user)
+    machine = LegalStateMachine()
+    machine.advance(hours=2)
+    machine.schedule(data=None, hours=98, material=True, sent=False, supersede=False)
+    machine.advance_to_next_date(seconds=0)
+    machine.legal_order()
+    machine.schedule(data=None, hours=151, material=False, sent=False, supersede=False)
+    machine.advance_to_next_date(seconds=0)
+    machine.legal_order()
+    first, second = machine.scheduled
+    assert first.status == ChangeStatus.SCHEDULED  # its notice still going out
+    assert second.effective_at == machine.now and second.status == ChangeStatus.IN_NOTICE
+    # C at B's own instant overtakes B, which waits behind A: refused, naming both.
+    machine.schedule(data=None, hours=0, material=False, sent=False, supersede=False)
+    assert len(machine.scheduled) == 2 and len(machine.drafts) == 1
+    workflow.withdraw(db.session, second, actor=machine.approver, note="Not needed", now=machine.now)
+    assert second.status == ChangeStatus.WITHDRAWN
+    machine.legal_order()
+    machine.teardown()
