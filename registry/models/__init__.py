@@ -4,7 +4,15 @@ from registry.models.audit import AuditEntry
 from registry.models.changes import ChangeSet, ChangeSetEvent, ChangeStatus, Comment, NoticePolicy
 from registry.models.documents import Comparison, Document, DocumentVersion
 from registry.models.mail import OutgoingMail
-from registry.models.notices import Delivery, Notice, SendAttempt, Suppression, WebhookEvent
+from registry.models.notices import (
+    Delivery,
+    DispatchClaim,
+    Notice,
+    ProviderPause,
+    SendAttempt,
+    Suppression,
+    WebhookEvent,
+)
 from registry.models.site import SiteState
 from registry.models.subprocessors import RecordAction, SubProcessor, SubProcessorRecord
 from registry.models.subscribers import ConfirmationToken, Subscriber, Subscription, Topic
@@ -19,12 +27,14 @@ __all__ = [
     "Comparison",
     "ConfirmationToken",
     "Delivery",
+    "DispatchClaim",
     "Document",
     "DocumentVersion",
     "Notice",
     "NoticePolicy",
     "OutgoingMail",
     "PasswordResetToken",
+    "ProviderPause",
     "RecordAction",
     "Role",
     "SendAttempt",

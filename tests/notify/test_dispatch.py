@@ -88,17 +88,25 @@ def test_backoff_grows_is_capped_and_never_beats_retry_after():
     assert backoff(1, options, rng, retry_after=30.0) == 30.0
 
 
-def test_retries_stop_after_max_attempts_as_failed(app, fake, sendgrid, make_user):
+def test_an_outage_longer_than_max_attempts_is_retried_until_sent_and_alerts_staff_once(
+        app, fake, sendgrid, make_user):
+    """Issue 9 item 19: 503s no longer use up attempts; the notice waits, and the staff hear it once."""
     admin = make_user("admin")
     dispatch = notice_with_deliveries(db.session, 10)
-    fake.script("500", "500", "500")
-    stats = Dispatcher(db.session, sendgrid, Options(backoff_base=0.01, max_attempts=3)).drain()
-    # No delivery reached the provider; the staff alert about them did.
-    assert stats.failed == 10 and fake.delivery_ids() == [] and stats.mails_sent == 1
-    assert [email for email, _, _ in fake.accepted] == [admin.email]
+    fake.script(*["503"] * 6)
+    worker = Dispatcher(db.session, sendgrid, Options(backoff_base=0.01, max_attempts=2))
+    worker.send_deliveries()
+    # Between failures the notice is not complete, and nothing counts as failed.
+    assert status_counts(db.session, dispatch.notice_id) == {"queued": 10}
+    assert db.session.get(ChangeSet, dispatch.change_set_id).notice_completed_at is None
+    db.session.commit()
+    stats = worker.drain()
+    assert stats.failed == 0 and stats.sent == 10 and stats.retried >= 10
+    assert Counter(fake.delivery_ids()) == Counter({str(d.id): 1 for d in deliveries(dispatch.notice_id)})
     rows = deliveries(dispatch.notice_id)
-    assert {d.status for d in rows} == {"failed"}
-    assert "gave up after 3 attempts" in rows[0].error and "HTTP 500" in rows[0].error
+    assert {d.status for d in rows} == {"sent"} and min(d.attempts for d in rows) > 2
+    alerts = list(db.session.scalars(select(OutgoingMail)))
+    assert [(a.to, a.template, a.status) for a in alerts] == [(admin.email, "dispatch_delayed", "sent")]
     assert_reconciled(dispatch)
 
 
