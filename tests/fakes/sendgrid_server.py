@@ -48,6 +48,8 @@ class FakeSendGrid:
         self.accepted: list[tuple[str, str | None, str]] = []  # (email, delivery_id, message id)
         self.requests: list[Request] = []
         self._script: deque[str] = deque()
+        # An outage: every request is answered with this status (and Retry-After) until then.
+        self._down: tuple[float, int, str | None] | None = None
         self._file = self.record.open("a", encoding="utf-8") if self.record else None
         fake = self
 
@@ -71,6 +73,11 @@ class FakeSendGrid:
         "garbage" (not HTTP), "drop" (close without answering), "nonjson:STATUS"."""
         with self.lock:
             self._script.extend(actions)
+
+    def fail_for(self, seconds: float, status: int = 503, retry_after: str | None = None) -> None:
+        """An outage: answer every request with `status` for the next `seconds`."""
+        with self.lock:
+            self._down = (time.monotonic() + seconds, status, retry_after)
 
     def count(self) -> int:
         with self.lock:
@@ -219,6 +226,12 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(min(length, MAX_BODY))
         if self.path != "/v3/mail/send":
             return self._error(404, "not found")
+        with fake.lock:
+            down = fake._down if fake._down and fake._down[0] > self._arrived else None
+        if down is not None:
+            _, status, retry_after = down
+            headers = {"Retry-After": retry_after} if retry_after else None
+            return self._error(status, "service unavailable", headers)
         action = fake._next_action()
         if fake.delay:
             time.sleep(fake.delay)

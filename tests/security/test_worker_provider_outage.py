@@ -1,0 +1,107 @@
+"""Issue 9 item 19: a provider outage no longer becomes a notice given to nobody.
+
+A 5-minute run of 503s failed all 5,006 deliveries after 8 attempts and the notice completed with
+nobody told; a Retry-After paused only the batch that received it. Now failures the provider reports
+(429, 5xx, a refused connection) are retried until it takes the request, the notice waits meanwhile,
+staff hear of it at once, and a Retry-After pauses every worker.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from registry.domain.clock import now_utc
+from registry.extensions import db
+from registry.models import ChangeSet, Delivery, Notice, OutgoingMail, ProviderPause
+from registry.notify.dispatch import Dispatcher, Options
+from registry.services import notices
+from tests.notify import conftest as notify_fixtures
+from tests.notify.factories import notice_with_deliveries, status_counts
+
+# The fake SendGrid over HTTP and the real client pointed at it, as in tests/notify.
+fake, sendgrid = notify_fixtures.fake, notify_fixtures.sendgrid
+
+QUICK = Options(batch_size=100, request_size=50, backoff_base=0.05, backoff_cap=0.4)
+
+
+def test_an_outage_of_many_attempts_delays_the_notice_and_loses_nobody(app, fake, sendgrid, make_user):
+    approver, admin = make_user("approver"), make_user("admin")
+    dispatch = notice_with_deliveries(db.session, 200)
+    fake.fail_for(3.0, 503)
+    outage_ends = now_utc() + timedelta(seconds=3.0)
+    worker = Dispatcher(db.session, sendgrid, QUICK)
+    worker.cycle()
+    # During the outage: nobody failed, the notice is not complete, the staff were told at once.
+    assert status_counts(db.session, dispatch.notice_id) == {"queued": 200}
+    progress = notices.progress(db.session, [dispatch.change_set_id])[dispatch.change_set_id]
+    assert progress.failed == 0 and not progress.is_complete
+    assert db.session.get(ChangeSet, dispatch.change_set_id).notice_completed_at is None
+    alerts = list(db.session.scalars(select(OutgoingMail).order_by(OutgoingMail.to)))
+    assert {(a.to, a.template) for a in alerts} == {(approver.email, "dispatch_delayed"),
+                                                    (admin.email, "dispatch_delayed")}
+    assert "HTTP 503" in alerts[0].context["reason"] and alerts[0].context["proof_url"].endswith(
+        f"/admin/notices/{dispatch.change_set_id}/")
+    db.session.commit()
+
+    stats = worker.drain()
+
+    rows = list(db.session.scalars(select(Delivery).where(Delivery.notice_id == dispatch.notice_id)))
+    db.session.commit()
+    # Far more attempts than --max-attempts (3), and still everyone accepted exactly once, unflagged.
+    assert min(d.attempts for d in rows) > QUICK.max_attempts
+    assert Counter(fake.delivery_ids()) == Counter({str(d.id): 1 for d in rows})
+    assert stats.failed == 0 and not any(d.is_resent for d in rows)
+    # The notice completed after the outage, so its notice period counts from then.
+    change_set = db.session.get(ChangeSet, dispatch.change_set_id)
+    assert change_set.notice_completed_at >= outage_ends
+    # One alert per staff member for the whole outage, sent once the provider came back.
+    alerts = list(db.session.scalars(select(OutgoingMail)))
+    assert len(alerts) == 2 and {a.status for a in alerts} == {"sent"}
+    assert db.session.get(Notice, dispatch.notice_id).delayed_at is not None
+
+
+def test_a_retry_after_pauses_every_worker(app, fake, sendgrid):
+    dispatch = notice_with_deliveries(db.session, 60)
+    options = Options(batch_size=30, request_size=10, backoff_base=0.05, backoff_cap=0.2)
+    fake.script("429:2")
+    first = Dispatcher(db.session, sendgrid, options)
+    first.send_deliveries()
+    # The 429 reached only the first request of the claim: the next two stayed home.
+    assert [r.status for r in fake.requests] == [429]
+    pause = db.session.get(ProviderPause, "sendgrid")
+    assert pause is not None and pause.until > now_utc()
+    db.session.commit()
+    # Another worker claims nothing while the pause lasts...
+    second = Dispatcher(db.session, sendgrid, options)
+    assert second.send_deliveries() == 0 and second.send_mails() == 0
+    assert len(fake.requests) == 1
+    second.drain()
+    # ...and once it is over, everyone is sent once; no request went out during the pause.
+    times = [r.at for r in fake.requests]
+    assert times[1] - times[0] >= 1.9
+    assert [r.status for r in fake.requests] == [429] + [202] * 6
+    assert Counter(fake.delivery_ids()) == Counter(
+        {str(d.id): 1 for d in db.session.scalars(select(Delivery))})
+    # The requests the pause held back cost no attempt.
+    attempts = sorted(d.attempts for d in db.session.scalars(
+        select(Delivery).where(Delivery.notice_id == dispatch.notice_id)))
+    db.session.commit()
+    assert attempts == [1] * 50 + [2] * 10
+
+
+def test_retries_back_off_exponentially_up_to_the_cap(app, fake, sendgrid):
+    notice_with_deliveries(db.session, 5)
+    fake.fail_for(2.5, 500)
+    Dispatcher(db.session, sendgrid, Options(backoff_base=0.1, backoff_cap=0.8)).drain()
+    gaps = [b.at - a.at for a, b in itertools.pairwise(fake.requests)]
+    # 0.1 * 2**n with equal jitter, capped at 0.8: never sooner than half of each ceiling.
+    ceilings = [min(0.8, 0.1 * 2 ** n) for n in range(len(gaps))]
+    assert all(gap >= ceiling / 2 - 0.01 for gap, ceiling in zip(gaps, ceilings, strict=True))
+    assert max(gaps) <= 0.8 + 0.5
+    # Sent once, by the first request after the outage.
+    assert fake.count() == 5 and [r.status for r in fake.requests][-1] == 202
+    assert fake.requests[-1].at - fake.requests[0].at >= 2.5 - 0.01
