@@ -310,7 +310,7 @@ class Dispatcher:
             DELIVERIES.c.id.between(ATTEMPTS.c.first_delivery_id, ATTEMPTS.c.last_delivery_id))
         stale = and_(DELIVERIES.c.status == "sending", DELIVERIES.c.claimed_at < cutoff,
                      ~_alive(DELIVERIES, cutoff))
-        reason = (f"no answer from the provider to {limit} requests (each may have been accepted): "
+        reason = (f"no answer from the provider to {limit} request(s) (each may have been accepted): "
                   "not sent again")
         exhausted = self.session.execute(
             update(DELIVERIES).where(stale, handed_over, DELIVERIES.c.unknown_outcomes + 1 >= limit)
