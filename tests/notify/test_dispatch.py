@@ -208,6 +208,23 @@ def test_a_stale_claim_recovered_by_another_worker_is_not_sent(app, fake, sendgr
     assert fake.count() == 3 and not any(d.is_resent for d in rows)
 
 
+def test_the_delayed_alert_renders_with_its_link_and_says_the_notice_waits(app, make_user):
+    from registry.notify import messages
+    from registry.notify.dispatch import alert_staff
+
+    make_user("admin")
+    dispatch = notice_with_deliveries(db.session, 1)
+    alert_staff(db.session, notice_id=dispatch.notice_id, count=7, reason="HTTP 503: unavailable",
+                now=now_utc(), template="dispatch_delayed")
+    [alert] = db.session.scalars(select(OutgoingMail))
+    rendered = messages.render_email(alert.template, alert.context)
+    link = f"/admin/notices/{dispatch.change_set_id}/"
+    assert rendered.subject == f"Notice {dispatch.notice_id} is delayed: the mail provider is failing"
+    for body in (rendered.text, rendered.html):
+        assert link in body and "HTTP 503: unavailable" in body and "keeps retrying" in body
+        assert "not complete" in body and "7 recipients" in body
+
+
 def test_the_staff_alert_names_the_notice_the_count_and_the_reason(app, make_user):
     from registry.notify.dispatch import alert_staff
 
