@@ -419,10 +419,9 @@ class Dispatcher:
                 if in_flight is not None:
                     self._wait(in_flight)
                 request = self._submit(prepared) if prepared is not None else None
-                if in_flight is not None:
-                    done, in_flight = in_flight, None
+                done, in_flight = in_flight, request
+                if done is not None:
                     self._finish(done)
-                in_flight = request
         finally:
             # Whatever went wrong meanwhile, the answer of a request that went out is recorded.
             if in_flight is not None:
