@@ -9,18 +9,20 @@ staff hear of it at once, and a Retry-After pauses every worker.
 from __future__ import annotations
 
 import itertools
+import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.models import ChangeSet, Delivery, Notice, OutgoingMail, ProviderPause
-from registry.notify.dispatch import Dispatcher, Options
+from registry.notify.dispatch import Dispatcher, Options, tick_workflow
 from registry.services import notices
 from tests.notify import conftest as notify_fixtures
 from tests.notify.factories import notice_with_deliveries, status_counts
+from tests.test_cli_registry import scheduled
 
 # The fake SendGrid over HTTP and the real client pointed at it, as in tests/notify.
 fake, sendgrid = notify_fixtures.fake, notify_fixtures.sendgrid
@@ -105,3 +107,27 @@ def test_retries_back_off_exponentially_up_to_the_cap(app, fake, sendgrid):
     # Sent once, by the first request after the outage.
     assert fake.count() == 5 and [r.status for r in fake.requests][-1] == 202
     assert fake.requests[-1].at - fake.requests[0].at >= 2.5 - 0.01
+
+
+def test_an_outage_past_the_date_moves_the_effective_date_instead_of_completing(
+        app, fake, sendgrid, make_user):
+    """The change's notice cannot complete while the provider is down, so the periodic tick moves a
+    date the notice can no longer make (before the fix the notice completed with nobody told)."""
+    now = datetime.now(UTC)
+    change_set = scheduled(make_user, now + timedelta(days=20), now=now - timedelta(days=20))
+    change_set.effective_at = now + timedelta(hours=1)
+    db.session.commit()
+    fake.fail_for(60.0, 503)
+    worker = Dispatcher(db.session, sendgrid, QUICK)
+    for _ in range(4):
+        worker.cycle()
+        time.sleep(0.2)
+    tick_workflow(db.session, now_utc())
+    moved = db.session.get(ChangeSet, change_set.id)
+    assert moved.notice_completed_at is None and moved.effective_at >= now + timedelta(days=2)
+    waiting = select(Delivery.status).where(Delivery.email == "customer@example.com")
+    assert db.session.scalar(waiting) == "queued"
+    fake.fail_for(0.0)
+    worker.drain()
+    assert fake.acceptances()["customer@example.com"] == 1
+    assert db.session.get(ChangeSet, change_set.id).notice_completed_at is not None
