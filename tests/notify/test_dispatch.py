@@ -129,6 +129,26 @@ def test_a_4xx_fails_with_the_reason_and_alerts_approvers_and_admins(app, fake, 
     assert_reconciled(dispatch)
 
 
+def test_single_mails_are_retried_through_an_outage_for_the_retry_window(app, fake, sendgrid, make_user):
+    from datetime import timedelta
+
+    admin = make_user("admin")
+    old = mail_service.queue(db.session, to=admin.email, template="dispatch_failed",
+                             context={"notice_id": 1, "change_set_id": 1, "count": 1, "reason": "x"},
+                             now=now_utc() - timedelta(hours=73))
+    fresh = mail_service.queue(db.session, to=admin.email, template="dispatch_failed",
+                               context={"notice_id": 1, "change_set_id": 1, "count": 1, "reason": "x"})
+    db.session.commit()
+    fake.script("503", "503")
+    worker = Dispatcher(db.session, sendgrid, Options(max_attempts=1))
+    worker.send_mails()
+    old, fresh = db.session.get(OutgoingMail, old.id), db.session.get(OutgoingMail, fresh.id)
+    assert old.status == "failed" and old.error == "gave up after 72 hours: HTTP 503: scripted 503"
+    # A provider failure is no unknown outcome: --max-attempts 1 does not end the fresh one.
+    assert fresh.status == "queued" and fresh.next_attempt_at is not None
+    db.session.commit()
+
+
 def test_queued_single_mails_are_sent_too(app, fake, sendgrid, make_user):
     admin = make_user("admin")
     dispatch = notice_with_deliveries(db.session, 1)
