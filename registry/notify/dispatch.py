@@ -677,6 +677,13 @@ class Dispatcher:
             if mail is None or mail.claim_token != token or mail.status != "sending":
                 self.session.rollback()
                 return None
+            paused = self.paused_until()
+            if paused is not None:
+                # A Retry-After came meanwhile (to any worker): back to the queue, no attempt spent.
+                mail.status, mail.claim_token, mail.next_attempt_at = "queued", None, paused
+                mail.attempts -= 1
+                self.session.commit()
+                return None
             self._heartbeat(token)
             self.session.commit()
             return mail

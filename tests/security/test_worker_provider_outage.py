@@ -19,6 +19,7 @@ from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.models import ChangeSet, Delivery, Notice, OutgoingMail, ProviderPause
 from registry.notify.dispatch import Dispatcher, Options, tick_workflow
+from registry.services import mail as mail_service
 from registry.services import notices
 from tests.notify import conftest as notify_fixtures
 from tests.notify.factories import notice_with_deliveries, status_counts
@@ -131,3 +132,17 @@ def test_an_outage_past_the_date_moves_the_effective_date_instead_of_completing(
     worker.drain()
     assert fake.acceptances()["customer@example.com"] == 1
     assert db.session.get(ChangeSet, change_set.id).notice_completed_at is not None
+
+
+def test_a_retry_after_to_a_staff_alert_holds_back_the_next_mails(app, fake, sendgrid, make_user):
+    admin = make_user("admin")
+    context = {"notice_id": 1, "change_set_id": 1, "count": 1, "reason": "x"}
+    for _ in range(3):
+        mail_service.queue(db.session, to=admin.email, template="dispatch_failed", context=context)
+    db.session.commit()
+    fake.script("429:1")
+    Dispatcher(db.session, sendgrid).drain()
+    assert [r.status for r in fake.requests] == [429, 202, 202, 202]
+    assert fake.requests[1].at - fake.requests[0].at >= 0.95
+    mails = db.session.scalars(select(OutgoingMail).order_by(OutgoingMail.id))
+    assert [(m.status, m.attempts) for m in mails] == [("sent", 2), ("sent", 1), ("sent", 1)]
