@@ -55,11 +55,9 @@ def dispatch_command(once: bool, batch_size: int, claim_requests: int, client_ti
         raise click.BadParameter(
             f"must be at least --client-timeout times --claim-requests ({least:g} s), "
             "or a live worker's requests would be sent again", param_hint="--sending-timeout")
-    # A result is retried into the database for at most half the sending timeout: past that, another
-    # worker may take the claim over, and would rather find the rows "sending" than half recorded.
     options = dispatch.Options(batch_size=batch_size * claim_requests, request_size=batch_size,
                                max_attempts=max_attempts, sending_timeout=sending_timeout,
-                               backoff_base=backoff_base, database_patience=min(300.0, sending_timeout / 2))
+                               backoff_base=backoff_base)
     stopping = []
 
     def stop(_signum, _frame) -> None:

@@ -99,6 +99,8 @@ class Options:
     retry_window: float = 72 * 3600.0
     mail_batch_size: int = 100
     # How long the database work of one step is retried through lost connections and lock timeouts.
+    # Longer than the sending timeout is fine: a result recorded late is only written if the claim is
+    # still this worker's (by token), and one recorded at all is a recipient not sent twice.
     database_patience: float = 300.0
 
 
