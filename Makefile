@@ -22,7 +22,10 @@ run: $(VENV)/.installed
 	$(BIN)/flask demo load --if-empty
 	$(BIN)/flask demo credentials
 	@echo "Mail goes to instance/outbox/ (the staff Mailbox shows it); the worker runs beside the site."
-	trap 'kill 0' INT TERM EXIT; $(BIN)/flask notices dispatch & $(BIN)/flask run --host 127.0.0.1 --port 5000
+	# The worker is restarted whenever it exits (as systemd's Restart=always would), 5 s later.
+	trap 'kill 0' INT TERM EXIT; \
+	while :; do $(BIN)/flask notices dispatch; echo "the mail worker exited ($$?); starting it again in 5 s" >&2; sleep 5; done & \
+	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
 # Chromium and its driver come from Debian, axe-core and Stoplight Prism from npm; only root can install Chromium here.
 browser:

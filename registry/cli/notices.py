@@ -29,21 +29,37 @@ PURGE_SECONDS = 24 * 3600.0
               show_default=True, help="Deliveries per Mail Send request.")
 @click.option("--claim-requests", type=click.IntRange(1, 20), default=4, show_default=True,
               help="Requests' worth of deliveries claimed at once; their sending overlaps database work.")
+@click.option("--client-timeout", type=click.FloatRange(0.1), default=30.0, show_default=True,
+              help="Seconds a Mail Send request waits for SendGrid's answer; without one its outcome is "
+                   "unknown.")
 @click.option("--sending-timeout", type=click.FloatRange(0), default=600.0, show_default=True,
-              help="Seconds after which a delivery left 'sending' by a dead worker is resolved or re-sent.")
-@click.option("--max-attempts", type=click.IntRange(1), default=8, show_default=True)
+              help="Seconds after a claim's last heartbeat when its deliveries still 'sending' "
+                   "(a dead worker) are resolved or re-sent. At least --client-timeout times "
+                   "--claim-requests.")
+@click.option("--max-attempts", type=click.IntRange(1), default=3, show_default=True,
+              help="Requests without an answer (each may have been accepted) before a delivery fails "
+                   "rather than going out again. Failures SendGrid reports (429, 5xx) are retried until "
+                   "it takes the request.")
 @click.option("--backoff-base", type=click.FloatRange(0), default=2.0, show_default=True,
               help="Seconds before the first retry; doubles with each attempt (plus jitter).")
 @click.option("--poll", type=click.FloatRange(0.01), default=5.0, show_default=True,
               help="Seconds between looks at an empty queue (loop mode).")
 @click.option("--max-wait", type=click.FloatRange(0), default=900.0, show_default=True,
               help="With --once: the longest wait for a retry before exiting.")
-def dispatch_command(once: bool, batch_size: int, claim_requests: int, sending_timeout: float,
-                     max_attempts: int, backoff_base: float, poll: float, max_wait: float) -> None:
+def dispatch_command(once: bool, batch_size: int, claim_requests: int, client_timeout: float,
+                     sending_timeout: float, max_attempts: int, backoff_base: float, poll: float,
+                     max_wait: float) -> None:
     """Send queued notice deliveries and single mails. Several workers may run at once."""
+    if sending_timeout < client_timeout * claim_requests:
+        # A live worker's claim could be taken over while its last request still waits for an answer,
+        # and every recipient of it sent twice.
+        least = client_timeout * claim_requests
+        raise click.BadParameter(
+            f"must be at least --client-timeout times --claim-requests ({least:g} s), "
+            "or a live worker's requests would be sent again", param_hint="--sending-timeout")
     options = dispatch.Options(batch_size=batch_size * claim_requests, request_size=batch_size,
-                               max_attempts=max_attempts,
-                               sending_timeout=sending_timeout, backoff_base=backoff_base)
+                               max_attempts=max_attempts, sending_timeout=sending_timeout,
+                               backoff_base=backoff_base)
     stopping = []
 
     def stop(_signum, _frame) -> None:
@@ -51,11 +67,11 @@ def dispatch_command(once: bool, batch_size: int, claim_requests: int, sending_t
         stopping.append(True)
 
     previous = signal.signal(signal.SIGTERM, stop)
-    sender = sender_for(current_app.config["REGISTRY"])
+    sender = sender_for(current_app.config["REGISTRY"], timeout=client_timeout)
     worker = dispatch.Dispatcher(db.session, sender, options)
     bar = None
     if sys.stdout.isatty():
-        total = worker.pending()
+        total = worker.durably(worker.pending)
         db.session.commit()
         bar = click.progressbar(length=max(total, 1), label="Dispatching", show_pos=True)
         bar.__enter__()
@@ -73,17 +89,32 @@ def dispatch_command(once: bool, batch_size: int, claim_requests: int, sending_t
     click.echo(worker.stats.line())
 
 
+def _purge() -> None:
+    retention.purge(db.session)
+    db.session.commit()
+
+
 def _loop(worker: dispatch.Dispatcher, poll: float, should_stop) -> None:
+    """Until SIGTERM. A database that is away (a lost connection, a lock held too long) costs a pause,
+    not the worker; any other error ends it, and its supervisor (systemd, `make run`) starts it again."""
     last_tick, last_purge = 0.0, None
+    failures = 0
     while not should_stop():
         if last_purge is None or time.monotonic() - last_purge >= PURGE_SECONDS:
             # The subscriber retention job, daily (cron users run `flask subscribers purge`).
-            retention.purge(db.session)
-            db.session.commit()
+            ok, _ = worker.survive(lambda: _purge(), failures)
+            if not ok:
+                failures += 1
+                continue
             last_purge = time.monotonic()
         if time.monotonic() - last_tick >= TICK_SECONDS:
-            dispatch.tick_workflow(db.session, now_utc())
+            ok, _ = worker.survive(lambda: dispatch.tick_workflow(db.session, now_utc()), failures)
+            if not ok:
+                failures += 1
+                continue
             last_tick = time.monotonic()
-        if worker.cycle():
+        ok, handled = worker.survive(worker.cycle, failures)
+        failures = 0 if ok else failures + 1
+        if ok and handled:
             continue
         time.sleep(poll)

@@ -5,7 +5,16 @@ from registry.models.changes import ChangeSet, ChangeSetEvent, ChangeStatus, Com
 from registry.models.documents import Comparison, Document, DocumentVersion
 from registry.models.mail import OutgoingMail
 from registry.models.messages import MessageBody
-from registry.models.notices import Delivery, Notice, SendAttempt, Suppression, WebhookBatch, WebhookEvent
+from registry.models.notices import (
+    Delivery,
+    DispatchClaim,
+    Notice,
+    ProviderPause,
+    SendAttempt,
+    Suppression,
+    WebhookBatch,
+    WebhookEvent,
+)
 from registry.models.site import SiteState
 from registry.models.subprocessors import RecordAction, SubProcessor, SubProcessorRecord
 from registry.models.subscribers import ConfirmationToken, MailQuota, Subscriber, Subscription, Topic
@@ -20,6 +29,7 @@ __all__ = [
     "Comparison",
     "ConfirmationToken",
     "Delivery",
+    "DispatchClaim",
     "Document",
     "DocumentVersion",
     "LoginThrottle",
@@ -29,6 +39,7 @@ __all__ = [
     "NoticePolicy",
     "OutgoingMail",
     "PasswordResetToken",
+    "ProviderPause",
     "RecordAction",
     "RefusalWindow",
     "Role",

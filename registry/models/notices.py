@@ -31,6 +31,9 @@ class Notice(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     dispatch_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     feed_published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the provider first failed a request of this notice for its own reasons (an outage, a
+    # timeout); staff are alerted once, when it is set.
+    delayed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Delivery(db.Model):
@@ -55,6 +58,9 @@ class Delivery(db.Model):
     topic_id: Mapped[int | None] = mapped_column(ForeignKey("topics.id"))
     status: Mapped[str] = mapped_column(String(20), default="queued")
     attempts: Mapped[int] = mapped_column(default=0)
+    # Requests that may have reached the provider without an answer: each one may have been accepted,
+    # so `--max-attempts` caps these (transient failures known not to be taken are retried by time).
+    unknown_outcomes: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     # A retry after a temporary failure waits until then; null means as soon as a worker is free.
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -90,6 +96,29 @@ class SendAttempt(db.Model):
     last_delivery_id: Mapped[int]
     recipients: Mapped[int]
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
+
+
+class DispatchClaim(db.Model):
+    """A worker's claim, kept alive by a heartbeat at each request: its "sending" rows are recovered
+    only once the heartbeat is older than the sending timeout, never while the worker still sends."""
+
+    __tablename__ = "dispatch_claims"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # host:pid, for whoever reads the table during an incident.
+    worker: Mapped[str] = mapped_column(String(200))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ProviderPause(db.Model):
+    """A Retry-After from the provider: no worker sends before `until`."""
+
+    __tablename__ = "provider_pauses"
+
+    provider: Mapped[str] = mapped_column(String(40), primary_key=True)
+    until: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text)
 
 
 class Suppression(db.Model):

@@ -15,13 +15,12 @@ from zoneinfo import ZoneInfo
 import css_inline
 from flask import current_app, render_template, url_for
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from registry.models import ChangeSet, ChangeStatus, Delivery, MessageBody, Notice, Topic
 from registry.notify.senders import personalize
 from registry.services import reading
+from registry.services.sql import dialect_insert
 
 _INLINER = css_inline.CSSInliner()
 
@@ -246,9 +245,7 @@ def notice_batch_message(session: Session, notice: Notice, plan: Plan | None = N
 
 def store_body(session: Session, batch: BatchMessage, *, now: datetime) -> None:
     """Keep the message exactly as handed to the provider; the same message is stored once."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(MessageBody).values(
+    session.execute(dialect_insert(session)(MessageBody).values(
         sha256=batch.body_sha256, subject=batch.subject, text=batch.text, html=batch.html, created_at=now,
     ).on_conflict_do_nothing(index_elements=["sha256"]))
 

@@ -44,11 +44,17 @@ class TemporaryFailure(Exception):
 
 
 class PermanentFailure(Exception):
-    """The provider refused the request for good (a 4xx other than 429): retrying cannot help."""
+    """The provider refused the request for good (a 4xx other than 429): retrying cannot help.
 
-    def __init__(self, reason: str):
+    `per_recipient`: a 400 whose errors name personalizations (an address SendGrid's schema refuses,
+    such as a non-ASCII one): the rest of the request is fine, and a smaller request without the
+    refused recipients would be taken.
+    """
+
+    def __init__(self, reason: str, *, per_recipient: bool = False):
         super().__init__(reason)
         self.reason = reason
+        self.per_recipient = per_recipient
 
 
 class Sender(Protocol):
@@ -99,16 +105,28 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, min(seconds, 24 * 3600.0))
 
 
-def _error_reason(status: int, body: bytes | str | None) -> str:
+def _errors(body: bytes | str | None) -> tuple[str, list[dict]]:
+    """The body as text, and SendGrid's `errors` list when the body is its JSON error."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
     try:
         errors = json.loads(text).get("errors") or []
-        messages = [str(e.get("message", "")) for e in errors if isinstance(e, dict)]
-        detail = "; ".join(m for m in messages if m) or text
     except (ValueError, AttributeError):
-        detail = text
+        return text, []
+    return text, [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+
+
+def _error_reason(status: int, body: bytes | str | None) -> str:
+    text, errors = _errors(body)
+    messages = [str(e.get("message", "")) for e in errors]
+    detail = "; ".join(m for m in messages if m) or text
     detail = " ".join(detail.split())[:500]
     return f"HTTP {status}: {detail}" if detail else f"HTTP {status}"
+
+
+def _names_personalizations(body: bytes | str | None) -> bool:
+    """SendGrid's field path of a refused address is `personalizations.N.to.M.email`."""
+    _, errors = _errors(body)
+    return any(str(e.get("field") or "").startswith("personalizations") for e in errors)
 
 
 class SendGridSender:
@@ -154,7 +172,7 @@ def _classify(status: int, body, headers) -> Exception:
         # A gateway gave up waiting: the request may still have been accepted behind it.
         return TemporaryFailure(reason, outcome_unknown=True)
     if 400 <= status < 500:
-        return PermanentFailure(reason)
+        return PermanentFailure(reason, per_recipient=status == 400 and _names_personalizations(body))
     return TemporaryFailure(reason, outcome_unknown=True)
 
 
@@ -229,10 +247,12 @@ class RecordingSender:
 _RECORDING: dict[str, RecordingSender] = {}
 
 
-def sender_for(settings: Settings) -> Sender:
+def sender_for(settings: Settings, *, timeout: float = 30.0) -> Sender:
+    """`timeout`: how long a SendGrid request may wait for its answer (the worker's --client-timeout)."""
     if settings.mail_sender == "sendgrid":
         return SendGridSender(api_key=settings.sendgrid_api_key, host=settings.sendgrid_api_host,
-                              from_email=settings.mail_from, from_name=settings.mail_from_name)
+                              from_email=settings.mail_from, from_name=settings.mail_from_name,
+                              timeout=timeout)
     if settings.mail_sender == "outbox":
         return OutboxSender(settings.instance_path / "outbox", from_email=settings.mail_from,
                             from_name=settings.mail_from_name)

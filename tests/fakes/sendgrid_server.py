@@ -3,6 +3,10 @@
 In a test: `with FakeSendGrid(record=path) as fake: ...` (fake.url for REGISTRY_SENDGRID_API_HOST).
 Alone:     python -m tests.fakes.sendgrid_server --port 0 --record FILE   (prints the port)
 
+Addresses SendGrid's schema refuses (non-ASCII, as in `zoë@example.com` or `user@exämple.pl`, an
+emoji local part, `double..dot@example.com`) get SendGrid's 400 naming each refused personalization, and
+nothing of that request is accepted.
+
 Each accepted request appends one JSON line per personalization to the record file (flushed before the
 202 is written), so counts survive a worker that was killed. Behaviour can be scripted per request:
 `fake.script("500", "429:2", "sleep:0.5", "garbage", "drop", "418")`, each entry used by one request,
@@ -13,11 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -46,6 +51,8 @@ class FakeSendGrid:
         self.accepted: list[tuple[str, str | None, str]] = []  # (email, delivery_id, message id)
         self.requests: list[Request] = []
         self._script: deque[str] = deque()
+        # An outage: every request is answered with this status (and Retry-After) until then.
+        self._down: tuple[float, int, str | None] | None = None
         self._file = self.record.open("a", encoding="utf-8") if self.record else None
         fake = self
 
@@ -70,9 +77,19 @@ class FakeSendGrid:
         with self.lock:
             self._script.extend(actions)
 
+    def fail_for(self, seconds: float, status: int = 503, retry_after: str | None = None) -> None:
+        """An outage: answer every request with `status` for the next `seconds`."""
+        with self.lock:
+            self._down = (time.monotonic() + seconds, status, retry_after)
+
     def count(self) -> int:
         with self.lock:
             return len(self.accepted)
+
+    def acceptances(self) -> Counter[str]:
+        """How many times each address was accepted."""
+        with self.lock:
+            return Counter(email for email, _, _ in self.accepted)
 
     def delivery_ids(self) -> list[str]:
         with self.lock:
@@ -164,6 +181,21 @@ def _problems(body: object) -> list[str]:
     return problems
 
 
+# RFC 5322 dot-atom in ASCII, as SendGrid's schema checks it: no leading, trailing or doubled dot.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                      rf"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+")
+INVALID_ADDRESS = "Does not contain a valid address."
+ADDRESS_HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#message.personalizations.to"
+
+
+def refused_addresses(personalizations: list[dict]) -> list[dict]:
+    """SendGrid's errors for addresses its schema refuses, one per address, by field path."""
+    return [{"message": INVALID_ADDRESS, "field": f"personalizations.{i}.to.{j}.email", "help": ADDRESS_HELP}
+            for i, p in enumerate(personalizations) for j, to in enumerate(p["to"])
+            if not _ADDRESS.fullmatch(to["email"])]
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_fake: FakeSendGrid
     protocol_version = "HTTP/1.1"
@@ -197,6 +229,12 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(min(length, MAX_BODY))
         if self.path != "/v3/mail/send":
             return self._error(404, "not found")
+        with fake.lock:
+            down = fake._down if fake._down and fake._down[0] > self._arrived else None
+        if down is not None:
+            _, status, retry_after = down
+            headers = {"Retry-After": retry_after} if retry_after else None
+            return self._error(status, "service unavailable", headers)
         action = fake._next_action()
         if fake.delay:
             time.sleep(fake.delay)
@@ -232,6 +270,9 @@ class _Handler(BaseHTTPRequestHandler):
         problems = _problems(body)
         if problems:
             return self._error(400, "; ".join(problems))
+        refused = refused_addresses(body["personalizations"])
+        if refused:
+            return self._answer(400, {"errors": refused}, recipients=len(body["personalizations"]))
         message_id = fake._accept(body["personalizations"])
         if fake.keep_bodies:
             with fake.lock:

@@ -88,17 +88,25 @@ def test_backoff_grows_is_capped_and_never_beats_retry_after():
     assert backoff(1, options, rng, retry_after=30.0) == 30.0
 
 
-def test_retries_stop_after_max_attempts_as_failed(app, fake, sendgrid, make_user):
+def test_an_outage_longer_than_max_attempts_is_retried_until_sent_and_alerts_staff_once(
+        app, fake, sendgrid, make_user):
+    """Issue 9 item 19: 503s no longer use up attempts; the notice waits, and the staff hear it once."""
     admin = make_user("admin")
     dispatch = notice_with_deliveries(db.session, 10)
-    fake.script("500", "500", "500")
-    stats = Dispatcher(db.session, sendgrid, Options(backoff_base=0.01, max_attempts=3)).drain()
-    # No delivery reached the provider; the staff alert about them did.
-    assert stats.failed == 10 and fake.delivery_ids() == [] and stats.mails_sent == 1
-    assert [email for email, _, _ in fake.accepted] == [admin.email]
+    fake.script(*["503"] * 6)
+    worker = Dispatcher(db.session, sendgrid, Options(backoff_base=0.01, max_attempts=2))
+    worker.send_deliveries()
+    # Between failures the notice is not complete, and nothing counts as failed.
+    assert status_counts(db.session, dispatch.notice_id) == {"queued": 10}
+    assert db.session.get(ChangeSet, dispatch.change_set_id).notice_completed_at is None
+    db.session.commit()
+    stats = worker.drain()
+    assert stats.failed == 0 and stats.sent == 10 and stats.retried >= 10
+    assert Counter(fake.delivery_ids()) == Counter({str(d.id): 1 for d in deliveries(dispatch.notice_id)})
     rows = deliveries(dispatch.notice_id)
-    assert {d.status for d in rows} == {"failed"}
-    assert "gave up after 3 attempts" in rows[0].error and "HTTP 500" in rows[0].error
+    assert {d.status for d in rows} == {"sent"} and min(d.attempts for d in rows) > 2
+    alerts = list(db.session.scalars(select(OutgoingMail)))
+    assert [(a.to, a.template, a.status) for a in alerts] == [(admin.email, "dispatch_delayed", "sent")]
     assert_reconciled(dispatch)
 
 
@@ -119,6 +127,26 @@ def test_a_4xx_fails_with_the_reason_and_alerts_approvers_and_admins(app, fake, 
     assert {a.status for a in alerts} == {"sent"}
     assert sorted(email for email, _, _ in fake.accepted) == sorted([approver.email, admin.email])
     assert_reconciled(dispatch)
+
+
+def test_single_mails_are_retried_through_an_outage_for_the_retry_window(app, fake, sendgrid, make_user):
+    from datetime import timedelta
+
+    admin = make_user("admin")
+    old = mail_service.queue(db.session, to=admin.email, template="dispatch_failed",
+                             context={"notice_id": 1, "change_set_id": 1, "count": 1, "reason": "x"},
+                             now=now_utc() - timedelta(hours=73))
+    fresh = mail_service.queue(db.session, to=admin.email, template="dispatch_failed",
+                               context={"notice_id": 1, "change_set_id": 1, "count": 1, "reason": "x"})
+    db.session.commit()
+    fake.script("503", "503")
+    worker = Dispatcher(db.session, sendgrid, Options(max_attempts=1))
+    worker.send_mails()
+    old, fresh = db.session.get(OutgoingMail, old.id), db.session.get(OutgoingMail, fresh.id)
+    assert old.status == "failed" and old.error == "gave up after 72 hours: HTTP 503: scripted 503"
+    # A provider failure is no unknown outcome: --max-attempts 1 does not end the fresh one.
+    assert fresh.status == "queued" and fresh.next_attempt_at is not None
+    db.session.commit()
 
 
 def test_queued_single_mails_are_sent_too(app, fake, sendgrid, make_user):
@@ -198,6 +226,23 @@ def test_a_stale_claim_recovered_by_another_worker_is_not_sent(app, fake, sendgr
     assert {d.status for d in rows} == {"sent"}
     # Claimed but never handed to the provider: sent once, by the other worker, and not flagged.
     assert fake.count() == 3 and not any(d.is_resent for d in rows)
+
+
+def test_the_delayed_alert_renders_with_its_link_and_says_the_notice_waits(app, make_user):
+    from registry.notify import messages
+    from registry.notify.dispatch import alert_staff
+
+    make_user("admin")
+    dispatch = notice_with_deliveries(db.session, 1)
+    alert_staff(db.session, notice_id=dispatch.notice_id, count=7, reason="HTTP 503: unavailable",
+                now=now_utc(), template="dispatch_delayed")
+    [alert] = db.session.scalars(select(OutgoingMail))
+    rendered = messages.render_email(alert.template, alert.context)
+    link = f"/admin/notices/{dispatch.change_set_id}/"
+    assert rendered.subject == f"Notice {dispatch.notice_id} is delayed: the mail provider is failing"
+    for body in (rendered.text, rendered.html):
+        assert link in body and "HTTP 503: unavailable" in body and "keeps retrying" in body
+        assert "not complete" in body and "7 recipients" in body
 
 
 def test_the_staff_alert_names_the_notice_the_count_and_the_reason(app, make_user):

@@ -108,6 +108,22 @@ def test_answers_are_classified(app, fake, sendgrid, answer, kind, unknown):
     assert fake.count() == 0
 
 
+def test_a_400_naming_personalizations_can_be_split_and_any_other_cannot(app, fake, sendgrid):
+    batch, recipients = notice_parts(2)
+    bad = recipients[1].__class__(email="zoë@example.com", substitutions=recipients[1].substitutions,
+                                  headers=recipients[1].headers, custom_args=recipients[1].custom_args)
+    with pytest.raises(PermanentFailure) as raised:
+        sendgrid.send(batch, [recipients[0], bad])
+    assert raised.value.per_recipient is True
+    assert raised.value.reason == "HTTP 400: Does not contain a valid address."
+    # A 400 that names no personalization (the request as a whole) is not helped by splitting.
+    fake.script("400")
+    with pytest.raises(PermanentFailure) as raised:
+        sendgrid.send(batch, recipients)
+    assert raised.value.per_recipient is False
+    assert fake.count() == 0
+
+
 def test_a_wrong_api_key_is_a_permanent_failure(app, fake):
     batch, recipients = notice_parts(1)
     sender = SendGridSender(api_key="SG.wrong", host=fake.url, from_email="notices@example.com")

@@ -71,7 +71,10 @@ def test_sigkill_mid_dispatch_then_restart_sends_each_recipient_once(app, fake, 
         provider_events.apply_provider_events(db.session, fake.processed_events(in_flight))
         db.session.commit()
 
-    stats = finish(start_worker(app, fake, "--batch-size", "100", "--sending-timeout", "0"))
+    # The dead worker's claim is stale once its last heartbeat is older than the sending timeout.
+    time.sleep(2.1)
+    stats = finish(start_worker(app, fake, "--batch-size", "100", "--client-timeout", "0.5",
+                                "--sending-timeout", "2"))
 
     # Counted at the fake, from its durable record: every recipient accepted...
     record = read_record(fake.record)
@@ -115,5 +118,11 @@ def test_two_workers_on_postgresql_share_a_dispatch_without_duplicates(app, fake
 def test_the_cli_reports_and_validates_its_options(app, runner):
     result = runner.invoke(args=["notices", "dispatch", "--once", "--batch-size", "5000"])
     assert result.exit_code == 2 and "--batch-size" in result.output
+    # Issue 9 item 20: a claim of 4 requests of up to 30 s each outlives a 60 s sending timeout.
+    result = runner.invoke(args=["notices", "dispatch", "--once", "--sending-timeout", "60"])
+    assert result.exit_code == 2 and "--sending-timeout" in result.output and "120 s" in result.output
+    result = runner.invoke(args=["notices", "dispatch", "--once", "--sending-timeout", "60",
+                                 "--client-timeout", "15"])
+    assert result.exit_code == 0
     result = runner.invoke(args=["notices", "dispatch", "--once"])
     assert result.exit_code == 0 and "sent=0 failed=0" in result.output
