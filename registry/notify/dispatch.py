@@ -69,6 +69,7 @@ from registry.notify.webhook import apply_stored_batches
 from registry.services import mail as mail_service
 from registry.services import notices as notice_service
 from registry.services import workflow
+from registry.services.sql import dialect_insert
 
 log = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ class Dispatcher:
         until = self.clock() + timedelta(seconds=seconds)
 
         def work() -> None:
-            statement = notice_service.dialect_insert(self.session)(ProviderPause).values(
+            statement = dialect_insert(self.session)(ProviderPause).values(
                 provider=PROVIDER, until=until, reason=reason[:1000])
             self.session.execute(statement.on_conflict_do_update(
                 index_elements=[PAUSES.c.provider],

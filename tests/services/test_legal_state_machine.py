@@ -28,6 +28,7 @@ from registry.extensions import db
 from registry.models import ChangeSet, ChangeStatus, Document, NoticePolicy, Subscriber, Topic, User
 from registry.services import publishing, reading, workflow
 from registry.services.workflow import WorkflowError
+from tests.conftest import IN_CI
 
 # Monday 30 November 2026, 09:00 UTC: business days, a weekend and (later) Christmas all get crossed.
 START = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
@@ -210,9 +211,11 @@ def base_data(make_user) -> None:
 
 def test_the_version_in_force_is_always_lawful(app, make_user):
     base_data(make_user)
+    # In CI the same 500 sequences every run, so a red run can be repeated; locally new ones each time,
+    # which is how the sequence in the test below was found.
     run_state_machine_as_test(LegalStateMachine, settings=settings(
         max_examples=EXAMPLES, stateful_step_count=10, deadline=None, database=None,
-        suppress_health_check=list(HealthCheck)))
+        derandomize=IN_CI, suppress_health_check=list(HealthCheck)))
 
 
 def test_a_change_whose_date_came_still_waits_behind_an_older_one(app, make_user):
