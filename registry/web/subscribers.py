@@ -51,6 +51,21 @@ def index():
                            statuses=STATUSES, counts=counts)
 
 
+@bp.get("/told")
+@permission_required("subscribers")
+def told():
+    """Was this address told? Found under the address, or under its keyed hash once it was erased."""
+    raw = params.text("email", max_length=320)
+    notices, error = [], None
+    if raw:
+        try:
+            notices = subscriptions.notices_to_address(db.session, raw, limit=500)
+        except subscriptions.SubscriptionError as refused:
+            error = refused.message
+    return render_template("subscribers/told.html", email=raw, notices=notices, error=error,
+                           asked=bool(raw) and error is None), 400 if error else 200
+
+
 @bp.get("/<int:subscriber_id>")
 @permission_required("subscribers")
 def show(subscriber_id: int):

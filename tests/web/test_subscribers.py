@@ -91,6 +91,34 @@ def test_a_subscriber_page_shows_topics_and_deliveries(make_user, login, topics)
     assert login(make_user("editor")).get("/admin/subscribers/1000000000").status_code == 404
 
 
+def test_staff_can_tell_whether_an_erased_address_was_told(make_user, login, topics):
+    """After deletion only a keyed hash of the address remains; typing the address still finds it."""
+    subscriber = Subscriber(email="ana@customer.example", status="confirmed", source="import")
+    change_set = ChangeSet(title="Kestrel added", status="in_notice", published_at=now_utc())
+    db.session.add_all([subscriber, change_set])
+    db.session.flush()
+    notice = Notice(change_set_id=change_set.id, subject="Notice of a new sub-processor")
+    db.session.add(notice)
+    db.session.flush()
+    db.session.add(Delivery(notice_id=notice.id, subscriber_id=subscriber.id, email=subscriber.email,
+                            topic_id=topics[0].id, status="sent", sent_at=now_utc(), last_event="delivered"))
+    subscriptions.delete_subscription(db.session, subscriber)
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.email == "ana@customer.example")) == 0
+    staff = login(make_user("editor"))
+    assert "Was this address told?" in staff.get("/admin/subscribers/").get_data(as_text=True)
+    found = staff.get("/admin/subscribers/told?email=ANA@customer.example").get_data(as_text=True)
+    assert "Notice of a new sub-processor" in found and "Kestrel added" in found and "delivered" in found
+    nobody = staff.get("/admin/subscribers/told?email=bob@customer.example").get_data(as_text=True)
+    assert "No notice was sent to this address." in nobody
+    for garbage in ("not-an-address", "a@b", "z\u202eoe@example.com"):
+        refused = staff.get("/admin/subscribers/told", query_string={"email": garbage})
+        assert refused.status_code == 400 and 'id="email-error"' in refused.get_data(as_text=True), garbage
+    too_long = staff.get("/admin/subscribers/told", query_string={"email": "x" * 400})
+    assert too_long.status_code == 400 and "longer than 320" in too_long.get_data(as_text=True)
+
+
 def test_import_reports_rejected_rows_is_idempotent_and_audited(make_user, login, topics):
     client = login(make_user("approver"))
     first = upload(client, CSV)
