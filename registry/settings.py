@@ -43,6 +43,10 @@ class Settings:
     proxy_count: int = 0
     page_cache_seconds: float = 1.0
     cdn_max_age: int = 60
+    # The HMAC key that replaces an erased subscriber's address in the proof. Kept apart from the
+    # secret key so that rotating that one does not make old proof unanswerable; derived from it
+    # when unset.
+    erasure_key: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -75,6 +79,8 @@ class Settings:
                 problems.append(
                     "REGISTRY_SENDGRID_WEBHOOK_PUBLIC_KEY is required with the sendgrid sender"
                 )
+            if self.erasure_key and len(self.erasure_key) < 32:
+                problems.append("REGISTRY_ERASURE_KEY must be 32+ characters when set")
             if not self.base_url.startswith("https://"):
                 problems.append("REGISTRY_BASE_URL must be an https:// address in production")
             if self.ratelimit_storage_uri.startswith("memory://") and not self.ratelimit_allow_memory:
@@ -111,6 +117,7 @@ class Settings:
             proxy_count=int(_number(env, "REGISTRY_PROXY_COUNT", cls.proxy_count)),
             page_cache_seconds=_number(env, "REGISTRY_PAGE_CACHE_SECONDS", cls.page_cache_seconds),
             cdn_max_age=int(_number(env, "REGISTRY_CDN_MAX_AGE", cls.cdn_max_age)),
+            erasure_key=env.get("REGISTRY_ERASURE_KEY", ""),
         )
         settings.validate()
         return settings.with_development_defaults()

@@ -34,8 +34,9 @@ SETTLED = ("sent", "suppressed", "failed")
 
 def erased_address(address: str) -> str:
     """What the records keep of a (normalised) address once its subscription is deleted."""
-    key = hmac.new(current_app.config["SECRET_KEY"].encode(), b"registry.retention.erasure",
-                   hashlib.sha256).digest()
+    dedicated = current_app.config["REGISTRY"].erasure_key
+    key = dedicated.encode() if dedicated else hmac.new(
+        current_app.config["SECRET_KEY"].encode(), b"registry.retention.erasure", hashlib.sha256).digest()
     return ERASED_PREFIX + hmac.new(key, address.encode(), hashlib.sha256).hexdigest()
 
 

@@ -110,6 +110,16 @@ def test_the_hash_depends_on_the_secret_key(app):
         app.config["SECRET_KEY"] = app.config["REGISTRY"].secret_key
 
 
+def test_a_dedicated_erasure_key_survives_a_new_secret_key(app, monkeypatch):
+    derived = retention.erased_address("ana@example.com")
+    settings = app.config["REGISTRY"]
+    monkeypatch.setitem(app.config, "REGISTRY", settings.with_overrides(erasure_key="e" * 40))
+    dedicated = retention.erased_address("ana@example.com")
+    assert dedicated != derived
+    monkeypatch.setitem(app.config, "SECRET_KEY", "another-secret-" + "y" * 40)
+    assert retention.erased_address("ana@example.com") == dedicated
+
+
 def test_the_same_address_subscribing_and_deleting_twice_keeps_both_proofs(topics):
     """Deliveries are unique per notice and address: the hashes carry the subscriber id to stay so."""
     first = imported("ana@example.com")
@@ -190,6 +200,9 @@ def test_the_long_running_worker_purges_when_it_starts_and_daily(app, topics, mo
     class IdleWorker:
         def cycle(self):
             return 0
+
+        def survive(self, step, failures):
+            return True, step()
 
     clock = [1000.0]  # each idle sleep lets 13 hours pass: purges at 0 h and 26 h, none at 13 h
 
