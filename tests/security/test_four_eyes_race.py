@@ -142,5 +142,5 @@ def test_two_schedules_of_one_document_at_once_never_cross(app, make_user):
         for change_set in sorted((db.session.get(ChangeSet, i) for i in ids),
                                  key=lambda c: c.document_versions[0].number or 0, reverse=True):
             if change_set.published_at is not None and change_set.status != ChangeStatus.WITHDRAWN:
-                workflow.withdraw(db.session, change_set, actor=approver, now=NOW)
+                workflow.withdraw(db.session, change_set, actor=approver, note="Raced", now=NOW)
         db.session.commit()

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from registry.extensions import db
 from registry.models import Delivery, OutgoingMail
 from registry.notify.dispatch import Dispatcher, Options
-from registry.services import notices
+from registry.services import provider_events
 from tests.notify import conftest as notify_fixtures
 from tests.notify.factories import notice_with_deliveries, status_counts
 
@@ -87,7 +87,7 @@ def test_answers_slower_than_the_client_are_settled_by_the_webhook_not_sent_agai
         while not done.is_set():
             fresh = set(fake.delivery_ids()) - reported
             if fresh:
-                notices.apply_provider_events(db.session, fake.processed_events(fresh))
+                provider_events.apply_provider_events(db.session, fake.processed_events(fresh))
                 db.session.commit()
                 reported |= fresh
             time.sleep(0.1)
