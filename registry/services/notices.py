@@ -227,34 +227,47 @@ def start_withdrawal_notice(session: Session, change_set: ChangeSet, *,
     notice).
     """
     now = now or now_utc()
-    announced = select(Notice.id).where(Notice.change_set_id == change_set.id, Notice.kind == "announcement")
-    sent = (select(Delivery.subscriber_id, func.min(Delivery.topic_id).label("topic_id"))
-            .where(Delivery.notice_id.in_(announced), TOLD)
-            .group_by(Delivery.subscriber_id).subquery())
-    if not session.scalar(select(func.count()).select_from(sent)):
+    announced, told = _announced_and_told(change_set)
+    if not session.scalar(select(func.count()).select_from(told)):
         return None
     notice = Notice(change_set_id=change_set.id, kind="withdrawal", created_at=now, feed_published_at=now,
                     topic_id=session.scalar(select(Notice.topic_id).where(Notice.id.in_(announced)).limit(1)),
                     subject=f"Withdrawn: {change_set.title}"[:300],
                     reason=withdrawal_reasons(session, [change_set.id]).get(change_set.id, ""))
+    _tell_those_told(session, notice, told, now)  # settles at once when every recipient is suppressed
+    return notice
+
+
+def _announced_and_told(change_set: ChangeSet):
+    """The change's announcement notices, and who was told by them (TOLD) with the topic they were
+    told under: the recipients of every follow-up notice (a moved date, a withdrawal)."""
+    announced = select(Notice.id).where(Notice.change_set_id == change_set.id, Notice.kind == "announcement")
+    told = (select(Delivery.subscriber_id, func.min(Delivery.topic_id).label("topic_id"))
+            .where(Delivery.notice_id.in_(announced), TOLD)
+            .group_by(Delivery.subscriber_id).subquery())
+    return announced, told
+
+
+def _tell_those_told(session: Session, notice: Notice, told, now: datetime) -> None:
+    """Write a follow-up notice and one delivery per subscriber told and still subscribed (a suppressed
+    address gets a "suppressed" one), then settle it: at once when nobody is left to send to."""
     session.add(notice)
     session.flush()
     chosen = {
         "notice_id": literal(notice.id),
         "subscriber_id": Subscriber.id,
         "email": Subscriber.email,
-        "topic_id": sent.c.topic_id,
+        "topic_id": told.c.topic_id,
         "status": case((Suppression.email.is_not(None), "suppressed"), else_="queued"),
     }
     chosen |= _column_defaults(set(chosen))
-    query = (select(*chosen.values()).select_from(sent)
-             .join(Subscriber, Subscriber.id == sent.c.subscriber_id)
+    query = (select(*chosen.values()).select_from(told)
+             .join(Subscriber, Subscriber.id == told.c.subscriber_id)
              .outerjoin(Suppression, Suppression.email == func.lower(Subscriber.email))
              .where(Subscriber.status == "confirmed", Subscriber.deleted_at.is_(None)))
     session.execute(insert(Delivery).from_select(list(chosen), query))
     session.expire(notice)
-    settle(session, [notice.id], now=now)  # settles at once when every recipient is suppressed
-    return notice
+    settle(session, [notice.id], now=now)
 
 
 def _bound_deadline(change_set: ChangeSet) -> None:
@@ -292,31 +305,12 @@ def start_date_moved_notice(session: Session, change_set: ChangeSet, *, before: 
     on its way (TOLD), still subscribed; a suppressed address gets a "suppressed" delivery.
     """
     now = now or now_utc()
-    announced = select(Notice.id).where(Notice.change_set_id == change_set.id, Notice.kind == "announcement")
-    told = (select(Delivery.subscriber_id, func.min(Delivery.topic_id).label("topic_id"))
-            .where(Delivery.notice_id.in_(announced), TOLD)
-            .group_by(Delivery.subscriber_id).subquery())
+    announced, told = _announced_and_told(change_set)
     notice = Notice(change_set_id=change_set.id, kind="date_moved", created_at=now, feed_published_at=now,
                     topic_id=session.scalar(select(Notice.topic_id).where(Notice.id.in_(announced)).limit(1)),
                     subject=f"Date moved: {change_set.title}"[:300], reason=reason, moved_from_at=before,
                     moved_to_at=change_set.effective_at)
-    session.add(notice)
-    session.flush()
-    chosen = {
-        "notice_id": literal(notice.id),
-        "subscriber_id": Subscriber.id,
-        "email": Subscriber.email,
-        "topic_id": told.c.topic_id,
-        "status": case((Suppression.email.is_not(None), "suppressed"), else_="queued"),
-    }
-    chosen |= _column_defaults(set(chosen))
-    query = (select(*chosen.values()).select_from(told)
-             .join(Subscriber, Subscriber.id == told.c.subscriber_id)
-             .outerjoin(Suppression, Suppression.email == func.lower(Subscriber.email))
-             .where(Subscriber.status == "confirmed", Subscriber.deleted_at.is_(None)))
-    session.execute(insert(Delivery).from_select(list(chosen), query))
-    session.expire(notice)
-    settle(session, [notice.id], now=now)  # settles at once when nobody was told yet
+    _tell_those_told(session, notice, told, now)  # settles at once when nobody was told yet
     return notice
 
 
