@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from registry.domain.clock import now_utc
 from registry.models import ConfirmationToken, Delivery, MailQuota, OutgoingMail, Subscriber, Subscription
-from registry.services import audit
+from registry.services import audit, notices
 
 ERASED_PREFIX = "erased:"
 RETENTION = timedelta(days=365)
@@ -51,11 +51,17 @@ def erase(session: Session, subscriber: Subscriber) -> None:
     erased_as = f"{hashed}:{subscriber.id}"
     session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber.id))
     session.execute(delete(ConfirmationToken).where(ConfirmationToken.subscriber_id == subscriber.id))
-    # Deliveries still queued or in flight keep the address the worker sends to; `purge` hashes them
-    # once they are settled.
+    # A notice still queued for them is not sent: they are no longer subscribed (the proof says so).
+    # One in flight keeps the address the worker sends to; `purge` hashes it once it is settled.
+    cancelled = session.scalars(
+        update(Delivery).where(Delivery.subscriber_id == subscriber.id, Delivery.status == "queued")
+        .values(status="failed", error="not sent: the subscription was deleted", next_attempt_at=None)
+        .returning(Delivery.notice_id).execution_options(synchronize_session=False)).all()
     session.execute(update(Delivery)
                     .where(Delivery.subscriber_id == subscriber.id, Delivery.status.in_(SETTLED))
                     .values(email=erased_as).execution_options(synchronize_session=False))
+    if cancelled:
+        notices.settle(session, sorted(set(cancelled)), now=now_utc())
     # A confirmation still queued would confirm nothing now (its token is gone): it is not sent.
     session.execute(update(OutgoingMail).where(OutgoingMail.to == address, OutgoingMail.status == "queued")
                     .values(status="dropped", error="not sent: the subscription was deleted")

@@ -110,6 +110,22 @@ def test_the_hash_depends_on_the_secret_key(app):
         app.config["SECRET_KEY"] = app.config["REGISTRY"].secret_key
 
 
+def test_a_notice_still_queued_for_a_deleted_subscription_is_not_sent(topics):
+    ana = imported("ana@example.com")
+    queued = deliver(ana, "queued")
+    notice_id = queued.notice_id
+    db.session.commit()
+    subscriptions.delete_subscription(db.session, ana)
+    db.session.commit()
+    db.session.expire_all()
+    delivery = db.session.get(Delivery, queued.id)
+    assert (delivery.status, delivery.error) == ("failed", "not sent: the subscription was deleted")
+    assert delivery.email.startswith("erased:")
+    assert rows_mentioning("ana@example.com") == []
+    # That was its only delivery: the notice is settled, not left waiting for a mail never to be sent.
+    assert db.session.get(Notice, notice_id).dispatch_completed_at is not None
+
+
 def test_a_dedicated_erasure_key_survives_a_new_secret_key(app, monkeypatch):
     derived = retention.erased_address("ana@example.com")
     settings = app.config["REGISTRY"]
