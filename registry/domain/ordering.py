@@ -11,6 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from registry.domain.clock import start_of_day
 
 # Where a date must move behind an older change that already sat at or after it (data from before
 # the ordering rule): the smallest step that still puts the newer change strictly after the older.
@@ -53,6 +56,16 @@ def cascaded_date(older_before: datetime, older_after: datetime, newer_at: datet
         return None
     gap = newer_at - older_before
     return older_after + (gap if gap > timedelta(0) else MINIMUM_GAP)
+
+
+def suggested_date(earliest: datetime, pending: Iterable[datetime], timezone: str) -> datetime:
+    """The date the schedule form offers: the earliest allowed one, or, when an older pending change
+    comes at or after it, the next midnight in the legal zone after the latest of those (a date
+    that would be refused is never offered)."""
+    latest = max(pending, default=None)
+    if latest is None or latest < earliest:
+        return earliest
+    return start_of_day(latest.astimezone(ZoneInfo(timezone)).date() + timedelta(days=1), timezone)
 
 
 def in_force_prefix(moments: Sequence[datetime], now: datetime) -> int:

@@ -18,6 +18,7 @@ from wtforms import BooleanField, DateField, HiddenField, RadioField, StringFiel
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
+from registry.domain import ordering
 from registry.domain import subprocessors as sp
 from registry.domain.clock import now_utc
 from registry.domain.diff import compare
@@ -700,7 +701,9 @@ def schedule(change_set_id: int):
     change_set = get_change_set(change_set_id)
     outlook = workflow.outlook(db.session, change_set, now_utc())
     form = ScheduleForm()
-    local = round_up_to_minute(outlook.earliest.at).astimezone(ZoneInfo(legal_zone()))
+    offered = ordering.suggested_date(round_up_to_minute(outlook.earliest.at),
+                                      [p.change_set.effective_at for p in outlook.pending], legal_zone())
+    local = offered.astimezone(ZoneInfo(legal_zone()))
     form.effective_date.data, form.effective_time.data = local.date(), local.time().replace(tzinfo=None)
     form.supersede_ids.data = ",".join(str(p.change_set.id) for p in outlook.pending)
     return render_template("admin/schedule.html", **_schedule_context(change_set, form, outlook))

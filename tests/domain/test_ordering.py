@@ -15,6 +15,7 @@ from registry.domain.ordering import (
     describe_crossings,
     in_force_prefix,
     materiality,
+    suggested_date,
 )
 
 T = datetime(2027, 1, 10, 23, 0, tzinfo=UTC)
@@ -96,3 +97,17 @@ def test_non_material_items_leave_the_choice_to_staff():
     assert materiality([Item(ItemKind.DOCUMENT, "Privacy Policy"), Item(ItemKind.CHANGE, "Acme"),
                         Item(ItemKind.REMOVE, "Beta")]) == (False, [])
     assert materiality([]) == (False, [])
+
+
+def test_the_offered_date_is_the_earliest_unless_an_older_change_comes_at_or_after_it():
+    warsaw = "Europe/Warsaw"
+    earliest = datetime(2026, 12, 4, 23, 0, tzinfo=UTC)  # 5 December, 00:00 in Warsaw
+    assert suggested_date(earliest, [], warsaw) == earliest
+    assert suggested_date(earliest, [earliest - timedelta(days=1)], warsaw) == earliest
+    # An older change on 13 December at 00:00 Warsaw: the form offers 14 December at 00:00 Warsaw.
+    pending = datetime(2026, 12, 12, 23, 0, tzinfo=UTC)
+    offered = suggested_date(earliest, [pending, earliest], warsaw)
+    assert offered == datetime(2026, 12, 13, 23, 0, tzinfo=UTC)
+    assert crossings([Pending(1, "t", "s", pending)], offered) == []
+    # At the same instant as the older change is refused, so the same instant is never offered.
+    assert suggested_date(pending, [pending], warsaw) > pending

@@ -361,6 +361,9 @@ def test_the_schedule_page_explains_and_offers_to_supersede(app, make_user, logi
     assert f"Change set #{v4.change_set.id}" in page and f"Change set #{five.id}" in page
     assert "Superseding it also withdraws sub-processor Kestrel Messaging (added)." in page
     assert f'name="supersede_ids" type="hidden" value="{v4.change_set.id},{five.id}"' in page
+    # The date offered is one the server accepts: the day after the latest pending change (v5's).
+    after_five = (five.effective_at.astimezone(WARSAW) + timedelta(days=1)).date().isoformat()
+    assert f'value="{after_five}"' in page
 
     earliest = workflow.earliest_allowed(db.session, six, now_utc()).astimezone(WARSAW)
     refused = client.post(url, data={"csrf_token": client.csrf(), "effective_time": "23:59",
