@@ -39,10 +39,13 @@ browser:
 	elif command -v npm >/dev/null; then cd $(CONTRACT) && npm ci --no-audit --no-fund --silent; \
 	else echo "The SendGrid contract test needs Stoplight Prism: install Node.js and npm"; fi
 
-# PostgreSQL is started by this kind of machine; start it again if it stopped.
+# PostgreSQL and Redis (the shared rate-limit test) are started by this kind of machine; start them
+# again if they stopped.
 services:
 	@if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && [ "$$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null; then \
 		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start; fi
+	@if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && command -v redis-server >/dev/null; then \
+		redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no; fi
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
