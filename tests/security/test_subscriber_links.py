@@ -12,18 +12,14 @@ from registry.models import OutgoingMail, Subscriber, Subscription, Topic
 from registry.services import subscriptions
 from registry.web import subscriptions as views
 from tests.conftest import csrf_token
+from tests.factories import subscription_topics
 
 ONE_CLICK = {"data": "List-Unsubscribe=One-Click", "content_type": "application/x-www-form-urlencoded"}
 
 
 @pytest.fixture
 def topics(app):
-    rows = {"administrative": Topic(key="administrative", name="Administrative", is_administrative=True,
-                                    position=0),
-            "documents": Topic(key="documents", name="Document updates", position=1)}
-    db.session.add_all(rows.values())
-    db.session.commit()
-    return rows
+    return subscription_topics()
 
 
 def confirmed(client, email="ana@example.com") -> Subscriber:

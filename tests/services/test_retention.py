@@ -18,21 +18,16 @@ from registry.models import (
     OutgoingMail,
     Subscriber,
     Subscription,
-    Topic,
 )
 from registry.services import contacts, retention, subscriptions
+from tests.factories import subscription_topics
 
 NOW = now_utc()
 
 
 @pytest.fixture
 def topics(app):
-    rows = {"administrative": Topic(key="administrative", name="Administrative", is_administrative=True,
-                                    position=0),
-            "documents": Topic(key="documents", name="Document updates", position=1)}
-    db.session.add_all(rows.values())
-    db.session.commit()
-    return rows
+    return subscription_topics()
 
 
 def new_notice() -> Notice:
