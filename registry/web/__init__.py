@@ -97,6 +97,7 @@ def init_app(app: Flask) -> None:
         api,
         audit,
         auth,
+        calendar,
         documents,
         feeds,
         notices,
@@ -122,7 +123,7 @@ def init_app(app: Flask) -> None:
     app.before_request(staff_forms_take_form_data)
     for blueprint in (public.bp, subprocessors.bp, documents.bp, api.bp, subscriptions.bp, feeds.bp,
                       webhooks.bp, auth.bp, admin.bp, users.bp, subscribers.bp, notices.bp, audit.bp,
-                      policies.bp):
+                      policies.bp, calendar.bp):
         app.register_blueprint(blueprint)
 
     @app.template_filter("local_date")
