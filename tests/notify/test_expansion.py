@@ -35,13 +35,13 @@ def audience(count: int, *, every: int = 4):
 def test_chunks_write_exactly_what_one_step_would(app, monkeypatch, material):
     audience(40)
     document = make_document()
-    monkeypatch.setattr(notices, "EXPAND_CHUNK", 1_000_000)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 1_000_000)
     whole = notices.start_notice(db.session, scheduled_change(material=material, document=document), now=NOW)
     assert not whole.is_expanding
     expected = recipients(whole.id)
     assert expected and sum(expected.values()) == len(expected)
 
-    monkeypatch.setattr(notices, "EXPAND_CHUNK", 7)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 7)
     chunked = notices.start_notice(db.session, scheduled_change(material=material, document=document,
                                                                 title="Second"), now=NOW)
     steps = 1
@@ -58,7 +58,7 @@ def test_a_notice_does_not_settle_while_recipients_are_still_being_written(app, 
     topics = make_topics()
     for i in range(10):
         make_subscriber(f"s{i}@example.com", topics)
-    monkeypatch.setattr(notices, "EXPAND_CHUNK", 4)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 4)
     change_set = scheduled_change(material=True, document=make_document())
     notice = notices.start_notice(db.session, change_set, now=NOW)
     db.session.execute(Delivery.__table__.update().where(Delivery.notice_id == notice.id)
@@ -78,7 +78,7 @@ def test_a_withdrawal_stops_writing_recipients(app, monkeypatch):
     topics = make_topics()
     for i in range(9):
         make_subscriber(f"s{i}@example.com", topics)
-    monkeypatch.setattr(notices, "EXPAND_CHUNK", 3)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 3)
     change_set = scheduled_change(material=True, document=make_document())
     notice = notices.start_notice(db.session, change_set, now=NOW)
     notices.cancel_unsent(db.session, change_set, now=NOW)
@@ -93,7 +93,7 @@ def test_the_worker_writes_the_rest_and_sends_it_all(app, monkeypatch, fake, sen
     topics = make_topics()
     for i in range(50):
         make_subscriber(f"s{i:02d}@example.com", topics)
-    monkeypatch.setattr(notices, "EXPAND_CHUNK", 8)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 8)
     now = now_utc()  # the worker's clock: a change due in the past would have its date moved
     change_set = scheduled_change(material=True, document=make_document(), now=now)
     notice = notices.start_notice(db.session, change_set, now=now)
@@ -110,7 +110,7 @@ def test_two_workers_writing_the_same_notice_at_once_never_duplicate(app, monkey
     topics = make_topics()
     for i in range(60):
         make_subscriber(f"s{i:02d}@example.com", topics)
-    monkeypatch.setattr(notices, "EXPAND_CHUNK", 5)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 5)
     notice = notices.start_notice(db.session, scheduled_change(material=True, document=make_document()),
                                   now=NOW)
     db.session.commit()
