@@ -44,6 +44,10 @@ def webhook_bench() -> tuple[int, str]:
     return script_bench("Event Webhook", "bench/webhook_bench.py")
 
 
+def million_bench() -> tuple[int, str]:
+    return script_bench("A million subscribers", "bench/million_bench.py")
+
+
 def script_bench(title: str, script: str) -> tuple[int, str]:
     """Run another benchmark as its own process, echoing its output as it comes."""
     print(f"\n== {title}: {script}", flush=True)
@@ -68,6 +72,7 @@ def main() -> int:
     parser.add_argument("--no-dispatch", action="store_true", help="skip bench/dispatch_bench.py")
     parser.add_argument("--no-markdown", action="store_true", help="skip bench/markdown_bench.py")
     parser.add_argument("--no-webhook", action="store_true", help="skip bench/webhook_bench.py")
+    parser.add_argument("--no-million", action="store_true", help="skip bench/million_bench.py")
     args = parser.parse_args()
     load = http_bench.load_from(args)
     signal.signal(signal.SIGTERM, stop_on_sigterm)
@@ -87,6 +92,7 @@ def main() -> int:
     markdown_code, markdown_output = (None, "") if args.no_markdown else markdown_bench()
     dispatch_code, dispatch_output = (None, "") if args.no_dispatch else dispatch_bench()
     webhook_code, webhook_output = (None, "") if args.no_webhook else webhook_bench()
+    million_code, million_output = (None, "") if args.no_million else million_bench()
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
@@ -100,6 +106,7 @@ def main() -> int:
         "markdown": {"exit_code": markdown_code, "output": markdown_output},
         "dispatch": {"exit_code": dispatch_code, "output": dispatch_output},
         "webhook": {"exit_code": webhook_code, "output": webhook_output},
+        "million": {"exit_code": million_code, "output": million_output},
     }, indent=2) + "\n")
     print(f"\nResults written to {RESULTS.relative_to(ROOT)}")
 
@@ -114,6 +121,8 @@ def main() -> int:
         failed.append(f"dispatch_bench exited with {dispatch_code}")
     if webhook_code:
         failed.append(f"webhook_bench exited with {webhook_code}")
+    if million_code:
+        failed.append(f"million_bench exited with {million_code}")
     for failure in failed:
         print(f"MISS {failure}", file=sys.stderr)
     return 1 if failed else 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry.domain.clock import now_utc
@@ -14,6 +14,11 @@ from registry.models.types import UTCDateTime
 
 class Notice(db.Model):
     __tablename__ = "notices"
+    __table_args__ = (
+        # The worker's question "which notices still have recipients to write?" on a table that only grows.
+        Index("ix_notices_expanding", "id", postgresql_where=text("is_expanding"),
+              sqlite_where=text("is_expanding")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     change_set_id: Mapped[int] = mapped_column(ForeignKey("change_sets.id"), index=True)
@@ -30,6 +35,11 @@ class Notice(db.Model):
     body_sha256: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     dispatch_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # services.notices.start_notice writes the recipients a chunk of subscribers at a time (`expand`):
+    # while `is_expanding`, the deliveries of every subscriber with an id up to `recipients_through`
+    # exist and the rest are still to be written, and the notice cannot be settled.
+    is_expanding: Mapped[bool] = mapped_column(default=False, server_default=false())
+    recipients_through: Mapped[int] = mapped_column(default=0, server_default="0")
     feed_published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When the provider first failed a request of this notice for its own reasons (an outage, a
     # timeout); staff are alerted once, when it is set.

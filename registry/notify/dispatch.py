@@ -100,6 +100,8 @@ class Options:
     # Notice deliveries are retried until the provider takes them.
     retry_window: float = 72 * 3600.0
     mail_batch_size: int = 100
+    # Subscribers per step of writing a notice's recipients (services.notices.expand).
+    expand_chunk: int = notice_service.EXPAND_CHUNK
     # How long the database work of one step is retried through lost connections and lock timeouts.
     # Longer than the sending timeout is fine: a result recorded late is only written if the claim is
     # still this worker's (by token), and one recorded at all is a recipient not sent twice.
@@ -265,6 +267,8 @@ class Dispatcher:
         """When the next queued row may be sent, or this worker's unknown outcomes be recovered."""
         def work() -> datetime | None:
             times = []
+            if self.session.scalar(notice_service.unexpanded().with_only_columns(Notice.id).limit(1)):
+                times.append(self.clock())
             for table in (DELIVERIES, MAILS):
                 count, dated, earliest = self.session.execute(
                     select(func.count(), func.count(table.c.next_attempt_at),
@@ -793,10 +797,28 @@ class Dispatcher:
     # --- loops -----------------------------------------------------------------------------------
 
     def cycle(self) -> int:
-        """Recover stale claims, then send one claim of deliveries and one of mails."""
+        """Recover stale claims, write one chunk of a notice's recipients, then send one claim of
+        deliveries and one of mails."""
         apply_stored_batches(self.session, clock=self.clock)  # first: events settle what recover() re-sends
         self.recover()
-        return self.send_deliveries() + self.send_mails()
+        return self.expand() + self.send_deliveries() + self.send_mails()
+
+    def expand(self) -> int:
+        """Write the next chunk of recipients of the oldest notice that has some left (1 if it did).
+
+        A notice another worker is expanding is skipped (PostgreSQL's SKIP LOCKED); on SQLite the
+        conditional UPDATE in services.notices.expand makes the second writer a no-op."""
+        def work() -> int:
+            notice = self.session.scalar(notice_service.unexpanded().limit(1)
+                                         .with_for_update(skip_locked=True))
+            if notice is None:
+                self.session.commit()
+                return 0
+            notice_service.expand(self.session, notice, chunk=self.options.expand_chunk, now=self.clock())
+            self.session.commit()
+            return 1
+
+        return self.durably(work)
 
     def survive(self, step: Callable[[], T], failures: int) -> tuple[bool, T | None]:
         """Run one step of a loop; a database that stays unavailable past `database_patience` costs a

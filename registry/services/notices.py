@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, update
+from sqlalchemy import Select, and_, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from registry.domain.clock import now_utc
@@ -24,6 +24,10 @@ from registry.models import (
 from registry.services import publishing
 
 ADMINISTRATIVE = "administrative"
+# Subscribers whose deliveries one step writes: the first step runs in the request that starts the
+# notice (FIRST_CHUNK, so that it costs a few milliseconds), the worker runs the others.
+FIRST_CHUNK = 1_000
+EXPAND_CHUNK = 10_000
 NON_MATERIAL = "non-material"
 
 # A delivery is settled when the provider accepted it, it was suppressed, or it failed for good.
@@ -47,35 +51,84 @@ def topic_keys(change_set: ChangeSet) -> list[str]:
 
 
 def start_notice(session: Session, change_set: ChangeSet, *, now: datetime | None = None) -> Notice:
-    """Write the notice and its outbox: the worker sends it, the feed shows it from now on.
+    """Write the notice and the deliveries of its first `FIRST_CHUNK` subscribers; the worker writes
+    the rest (`expand`) and sends them; the feed shows the notice from now on.
 
     Material: every confirmed subscriber, under the Administrative topic. Non-material: each confirmed
     subscriber of a touched topic, once, under the first such topic (its one-click unsubscribe turns
     that topic off). Suppressed addresses get a delivery marked "suppressed", so that eligible =
-    sent + suppressed + failed. The rows are written with INSERT ... SELECT: a notice to 100,000
-    subscribers costs one statement per topic, not 100,000 objects.
+    sent + suppressed + failed. The rows are written with INSERT ... SELECT, a chunk of subscribers at a
+    time, so that the approver's request costs the same at any audience size.
     """
     now = now or now_utc()
     _bound_deadline(change_set)
     keys = topic_keys(change_set)
-    topics = {t.key: t for t in session.scalars(select(Topic).where(Topic.key.in_(keys)))}
-    ordered = [topics[k] for k in keys if k in topics]
-    notice = Notice(change_set_id=change_set.id, topic_id=ordered[0].id if ordered else None,
-                    subject=change_set.title[:300], created_at=now, feed_published_at=now)
+    first = session.scalar(select(Topic.id).where(Topic.key == keys[0])) if keys else None
+    notice = Notice(change_set_id=change_set.id, topic_id=first, subject=change_set.title[:300],
+                    created_at=now, feed_published_at=now, is_expanding=True)
     session.add(notice)
     session.flush()
+    expand(session, notice, chunk=FIRST_CHUNK, now=now)
+    return notice
+
+
+def expand(session: Session, notice: Notice, *, chunk: int | None = None,
+           now: datetime | None = None) -> bool:
+    """Write the deliveries of the next `chunk` subscribers (by id) of a notice whose recipients are
+    not all written yet; True once they are. Settles the notice when nothing is left to send.
+
+    Idempotent and crash-safe: the step claims its id range by moving `recipients_through` with a
+    conditional UPDATE first, in the same transaction as its rows, so a second worker doing the same
+    step at the same time updates nothing and writes nothing, and a crash rolls both back. Who receives a
+    notice is decided when their chunk is written: a subscriber who confirms or leaves in between is
+    counted as they are then, exactly as if the whole notice had been written at that moment.
+    """
+    now = now or now_utc()
+    if not notice.is_expanding:
+        return True
+    low = notice.recipients_through
+    high = session.scalar(select(Subscriber.id).where(Subscriber.id > low).order_by(Subscriber.id)
+                          .offset((chunk or EXPAND_CHUNK) - 1).limit(1))
+    last = high is None
+    claimed = session.execute(
+        update(Notice).where(Notice.id == notice.id, Notice.recipients_through == low, Notice.is_expanding)
+        .values(recipients_through=low if last else high, is_expanding=not last)
+        .execution_options(synchronize_session=False))
+    session.expire(notice, ["recipients_through", "is_expanding"])
+    if claimed.rowcount != 1:
+        return not notice.is_expanding
+    within = [Subscriber.id > low] + ([] if last else [Subscriber.id <= high])
+    change_set = session.get(ChangeSet, notice.change_set_id)
+    if notice.kind == "announcement":
+        _write_announcement(session, notice, change_set, within)
+    else:
+        _announced, told = _announced_and_told(change_set)
+        _write_follow_up(session, notice, told, within)
+    if last:
+        waiting = session.scalar(select(func.count()).select_from(Delivery).where(
+            Delivery.notice_id == notice.id, Delivery.status.not_in(SETTLED)))
+        if not waiting:
+            # Nobody to send to (or everyone suppressed): no worker batch will ever settle it, so do it now.
+            settle(session, [notice.id], now=now)
+    return last
+
+
+def unexpanded() -> Select:
+    """Notices whose recipients are not all written yet, oldest first."""
+    return select(Notice).where(Notice.is_expanding).order_by(Notice.id)
+
+
+def _write_announcement(session: Session, notice: Notice, change_set: ChangeSet, within: list) -> None:
+    keys = topic_keys(change_set)
+    topics = {t.key: t for t in session.scalars(select(Topic).where(Topic.key.in_(keys)))}
+    ordered = [topics[k] for k in keys if k in topics]
     if change_set.is_material:
-        _insert_deliveries(session, notice, ordered[0].id if ordered else None, everyone=True, first=True)
+        _insert_deliveries(session, notice, ordered[0].id if ordered else None, within, everyone=True,
+                           first=True)
     else:
         for index, topic in enumerate(ordered):
-            _insert_deliveries(session, notice, topic.id, everyone=topic.is_administrative, first=index == 0)
-    session.expire(notice)
-    waiting = session.scalar(select(func.count()).select_from(Delivery).where(
-        Delivery.notice_id == notice.id, Delivery.status.not_in(SETTLED)))
-    if not waiting:
-        # Nobody to send to (or everyone suppressed): no worker batch will ever settle it, so do it now.
-        settle(session, [notice.id], now=now)
-    return notice
+            _insert_deliveries(session, notice, topic.id, within, everyone=topic.is_administrative,
+                               first=index == 0)
 
 
 def _column_defaults(skip: set[str]) -> dict[str, object]:
@@ -90,8 +143,8 @@ def _column_defaults(skip: set[str]) -> dict[str, object]:
     return values
 
 
-def _insert_deliveries(session: Session, notice: Notice, topic_id: int | None, *, everyone: bool,
-                       first: bool) -> None:
+def _insert_deliveries(session: Session, notice: Notice, topic_id: int | None, within: list, *,
+                       everyone: bool, first: bool) -> None:
     """One INSERT ... SELECT. Joins, not IN-subqueries: right after a bulk import the planner's row
     estimates are stale, and an index lookup per subscriber stays fast whatever it believes.
     Suppression.email is stored lower-case (the webhook lower-cases it)."""
@@ -105,7 +158,7 @@ def _insert_deliveries(session: Session, notice: Notice, topic_id: int | None, *
     chosen |= _column_defaults(set(chosen))
     query = (select(*chosen.values())
              .outerjoin(Suppression, Suppression.email == func.lower(Subscriber.email))
-             .where(Subscriber.status == "confirmed", Subscriber.deleted_at.is_(None)))
+             .where(Subscriber.status == "confirmed", Subscriber.deleted_at.is_(None), *within))
     if not first:
         already = exists().where(Delivery.notice_id == notice.id, Delivery.email == Subscriber.email)
         query = query.where(~already)
@@ -170,7 +223,8 @@ def settle(session: Session, notice_ids: list[int], *, now: datetime | None = No
     if not notice_ids:
         return completed
     notices = list(session.scalars(
-        select(Notice).where(Notice.id.in_(notice_ids), Notice.dispatch_completed_at.is_(None))
+        select(Notice).where(Notice.id.in_(notice_ids), Notice.dispatch_completed_at.is_(None),
+                             Notice.is_expanding.is_(False))
         .order_by(Notice.id).with_for_update()
     ))
     for notice in notices:
@@ -208,6 +262,9 @@ def cancel_unsent(session: Session, change_set: ChangeSet, *, now: datetime | No
     ids = [n.id for n in change_set_notices(session, change_set)]
     if not ids:
         return 0
+    # Nobody else is told of it: recipients not yet written never will be.
+    session.execute(update(Notice).where(Notice.id.in_(ids), Notice.is_expanding)
+                    .values(is_expanding=False).execution_options(synchronize_session=False))
     result = session.execute(
         update(Delivery)
         .where(Delivery.notice_id.in_(ids), Delivery.status == "queued")
@@ -234,7 +291,7 @@ def start_withdrawal_notice(session: Session, change_set: ChangeSet, *,
                     topic_id=session.scalar(select(Notice.topic_id).where(Notice.id.in_(announced)).limit(1)),
                     subject=f"Withdrawn: {change_set.title}"[:300],
                     reason=withdrawal_reasons(session, [change_set.id]).get(change_set.id, ""))
-    _tell_those_told(session, notice, told, now)  # settles at once when every recipient is suppressed
+    _tell_those_told(session, notice, now)  # settles at once when every recipient is suppressed
     return notice
 
 
@@ -248,11 +305,18 @@ def _announced_and_told(change_set: ChangeSet):
     return announced, told
 
 
-def _tell_those_told(session: Session, notice: Notice, told, now: datetime) -> None:
-    """Write a follow-up notice and one delivery per subscriber told and still subscribed (a suppressed
-    address gets a "suppressed" one), then settle it: at once when nobody is left to send to."""
+def _tell_those_told(session: Session, notice: Notice, now: datetime) -> None:
+    """Write a follow-up notice and the deliveries of its first chunk of those told (`expand` writes
+    the rest); settled at once when nobody is left to send to."""
+    notice.is_expanding = True
     session.add(notice)
     session.flush()
+    expand(session, notice, chunk=FIRST_CHUNK, now=now)
+
+
+def _write_follow_up(session: Session, notice: Notice, told, within: list) -> None:
+    """One delivery per subscriber told and still subscribed (a suppressed address gets a "suppressed"
+    one), under the topic they were told under."""
     chosen = {
         "notice_id": literal(notice.id),
         "subscriber_id": Subscriber.id,
@@ -264,10 +328,8 @@ def _tell_those_told(session: Session, notice: Notice, told, now: datetime) -> N
     query = (select(*chosen.values()).select_from(told)
              .join(Subscriber, Subscriber.id == told.c.subscriber_id)
              .outerjoin(Suppression, Suppression.email == func.lower(Subscriber.email))
-             .where(Subscriber.status == "confirmed", Subscriber.deleted_at.is_(None)))
+             .where(Subscriber.status == "confirmed", Subscriber.deleted_at.is_(None), *within))
     session.execute(insert(Delivery).from_select(list(chosen), query))
-    session.expire(notice)
-    settle(session, [notice.id], now=now)
 
 
 def _bound_deadline(change_set: ChangeSet) -> None:
@@ -305,12 +367,12 @@ def start_date_moved_notice(session: Session, change_set: ChangeSet, *, before: 
     on its way (TOLD), still subscribed; a suppressed address gets a "suppressed" delivery.
     """
     now = now or now_utc()
-    announced, told = _announced_and_told(change_set)
+    announced, _told = _announced_and_told(change_set)
     notice = Notice(change_set_id=change_set.id, kind="date_moved", created_at=now, feed_published_at=now,
                     topic_id=session.scalar(select(Notice.topic_id).where(Notice.id.in_(announced)).limit(1)),
                     subject=f"Date moved: {change_set.title}"[:300], reason=reason, moved_from_at=before,
                     moved_to_at=change_set.effective_at)
-    _tell_those_told(session, notice, told, now)  # settles at once when nobody was told yet
+    _tell_those_told(session, notice, now)  # settles at once when nobody was told yet
     return notice
 
 

@@ -236,18 +236,21 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def export_rows(session: Session, change_set_id: int) -> Iterator[dict]:
-    """Every recipient, streamed from the database in chunks (a notice may have 100,000)."""
-    query = recipients_query(change_set_id).execution_options(yield_per=1000)
-    for delivery in session.scalars(query):
+    """Every recipient, streamed from the database in chunks (a notice may have 1,000,000): plain rows,
+    not ORM objects, so memory stays flat and a row costs microseconds."""
+    columns = (Delivery.id, Delivery.notice_id, Delivery.email, Delivery.status, Delivery.provider_message_id,
+               Delivery.sent_at, Delivery.last_event, Delivery.last_event_at, Delivery.attempts,
+               Delivery.is_resent, Delivery.error, Delivery.message_sha256)
+    query = recipients_query(change_set_id).with_only_columns(*columns).execution_options(yield_per=5000)
+    for row in session.execute(query):
         yield {
-            "delivery_id": delivery.id, "notice_id": delivery.notice_id, "email": delivery.email,
-            "status": delivery.status, "provider_message_id": delivery.provider_message_id,
-            "sent_at": _iso(delivery.sent_at), "last_event": delivery.last_event,
-            "last_event_at": _iso(delivery.last_event_at), "attempts": delivery.attempts,
-            "resent": bool(delivery.is_resent), "error": delivery.error,
-            "message_sha256": delivery.message_sha256,
+            "delivery_id": row.id, "notice_id": row.notice_id, "email": row.email,
+            "status": row.status, "provider_message_id": row.provider_message_id,
+            "sent_at": _iso(row.sent_at), "last_event": row.last_event,
+            "last_event_at": _iso(row.last_event_at), "attempts": row.attempts,
+            "resent": bool(row.is_resent), "error": row.error,
+            "message_sha256": row.message_sha256,
         }
-        session.expunge(delivery)
 
 
 def summary(item: Proof) -> dict:

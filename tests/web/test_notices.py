@@ -378,3 +378,12 @@ def test_the_csv_names_the_message_each_recipient_was_sent(staff, dispatched):
     rows = list(csv.DictReader(io.StringIO(staff.get(f"/admin/notices/{change_set.id}/proof.csv")
                                            .get_data(as_text=True))))
     assert rows[0]["message_sha256"] == "a" * 64 and rows[1]["message_sha256"] == ""
+
+
+def test_proof_says_while_recipients_are_still_being_written(staff, dispatched):
+    change_set, notice = dispatched
+    path = f"/admin/notices/{change_set.id}/"
+    assert "recipients still being written" not in staff.get(path).get_data(as_text=True)
+    notice.is_expanding = True
+    db.session.commit()
+    assert "recipients still being written" in staff.get(path).get_data(as_text=True)

@@ -1,0 +1,147 @@
+"""A notice's recipients are written a chunk of subscribers at a time (issue 13, a million subscribers):
+the request writes the first chunk, the worker the rest; the result is the same set of deliveries as
+writing them all at once, never a duplicate, and the notice never settles before the last chunk."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from sqlalchemy import func, select
+
+from registry.domain.clock import now_utc
+from registry.extensions import db
+from registry.models import Delivery, Notice, Subscriber
+from registry.notify.dispatch import Dispatcher, Options
+from registry.services import notices
+from tests.services.test_notices import NOW, make_document, make_subscriber, make_topics, scheduled_change
+
+
+def recipients(notice_id: int) -> Counter:
+    return Counter(db.session.scalars(select(Delivery.email).where(Delivery.notice_id == notice_id)))
+
+
+def audience(count: int, *, every: int = 4):
+    """`count` subscribers; every `every`-th unconfirmed, every `every`-th + 1 deleted, some on documents."""
+    topics = make_topics()
+    for i in range(count):
+        status = "pending" if i % every == 0 else "deleted" if i % every == 1 else "confirmed"
+        make_subscriber(f"s{i:04d}@example.com", topics, ("documents",) if i % 3 else (), status=status)
+    return topics
+
+
+@pytest.mark.parametrize("material", [True, False])
+def test_chunks_write_exactly_what_one_step_would(app, monkeypatch, material):
+    audience(40)
+    document = make_document()
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 1_000_000)
+    whole = notices.start_notice(db.session, scheduled_change(material=material, document=document), now=NOW)
+    assert not whole.is_expanding
+    expected = recipients(whole.id)
+    assert expected and sum(expected.values()) == len(expected)
+
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 7)
+    chunked = notices.start_notice(db.session, scheduled_change(material=material, document=document,
+                                                                title="Second"), now=NOW)
+    steps = 1
+    assert chunked.is_expanding and sum(recipients(chunked.id).values()) <= 7
+    while True:
+        steps += 1
+        if notices.expand(db.session, chunked, chunk=7, now=NOW):
+            break
+    assert steps == 40 // 7 + 1  # ids are dense: one step per 7 subscribers, the last one closes it
+    assert recipients(chunked.id) == expected
+
+
+def test_a_notice_does_not_settle_while_recipients_are_still_being_written(app, monkeypatch):
+    topics = make_topics()
+    for i in range(10):
+        make_subscriber(f"s{i}@example.com", topics)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 4)
+    change_set = scheduled_change(material=True, document=make_document())
+    notice = notices.start_notice(db.session, change_set, now=NOW)
+    db.session.execute(Delivery.__table__.update().where(Delivery.notice_id == notice.id)
+                       .values(status="sent"))
+    assert sum(recipients(notice.id).values()) == 4
+    assert notices.settle(db.session, [notice.id], now=NOW) == []
+    assert notice.dispatch_completed_at is None and change_set.notice_completed_at is None
+    assert notices.expand(db.session, notice, chunk=4, now=NOW) is False  # 5-8
+    assert notices.expand(db.session, notice, chunk=4, now=NOW) is True  # 9-10, and the end
+    assert notice.dispatch_completed_at is None  # two new rows are queued
+    db.session.execute(Delivery.__table__.update().where(Delivery.notice_id == notice.id)
+                       .values(status="sent"))
+    assert notices.settle(db.session, [notice.id], now=NOW) == [change_set]
+
+
+def test_a_withdrawal_stops_writing_recipients(app, monkeypatch):
+    topics = make_topics()
+    for i in range(9):
+        make_subscriber(f"s{i}@example.com", topics)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 3)
+    change_set = scheduled_change(material=True, document=make_document())
+    notice = notices.start_notice(db.session, change_set, now=NOW)
+    notices.cancel_unsent(db.session, change_set, now=NOW)
+    db.session.refresh(notice)
+    assert not notice.is_expanding
+    assert notices.expand(db.session, notice, chunk=3, now=NOW) is True
+    assert sum(recipients(notice.id).values()) == 3
+    assert db.session.scalar(select(func.count()).select_from(Notice).where(Notice.is_expanding)) == 0
+
+
+def test_the_worker_writes_the_rest_and_sends_it_all(app, monkeypatch, fake, sendgrid):
+    topics = make_topics()
+    for i in range(50):
+        make_subscriber(f"s{i:02d}@example.com", topics)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 8)
+    now = now_utc()  # the worker's clock: a change due in the past would have its date moved
+    change_set = scheduled_change(material=True, document=make_document(), now=now)
+    notice = notices.start_notice(db.session, change_set, now=now)
+    db.session.commit()
+    stats = Dispatcher(db.session, sendgrid, Options(expand_chunk=8)).drain()
+    assert stats.sent == 50
+    assert sorted(email for email, _, _ in fake.accepted) == [f"s{i:02d}@example.com" for i in range(50)]
+    db.session.refresh(notice)
+    assert not notice.is_expanding and notice.dispatch_completed_at is not None
+    assert change_set.notice_completed_at is not None
+
+
+def test_two_workers_writing_the_same_notice_at_once_never_duplicate(app, monkeypatch, databases):
+    topics = make_topics()
+    for i in range(60):
+        make_subscriber(f"s{i:02d}@example.com", topics)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 5)
+    notice = notices.start_notice(db.session, scheduled_change(material=True, document=make_document()),
+                                  now=NOW)
+    db.session.commit()
+    notice_id = notice.id
+    start, errors = threading.Barrier(2), []
+
+    def work() -> None:
+        with app.app_context():
+            try:
+                start.wait()
+                while True:
+                    row = db.session.get(Notice, notice_id)
+                    done = notices.expand(db.session, row, chunk=5, now=NOW)
+                    db.session.commit()
+                    if done:
+                        break
+            except Exception as error:
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    # SQLite has one writer: the loser of a race waits for the lock (or is told "database is locked",
+    # which the worker retries); it never writes a row twice.
+    assert all("locked" in str(e) for e in errors), errors
+    db.session.expire_all()
+    counts = recipients(notice_id)
+    assert len(counts) == 60 and set(counts.values()) == {1}
+    assert not db.session.get(Notice, notice_id).is_expanding
+    assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 60
