@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.models import Delivery, Notice, Subscriber
+from registry.models import ChangeSet, Delivery, Notice, Subscriber
 from registry.notify.dispatch import Dispatcher, Options
 from registry.services import notices
 from tests.services.test_notices import NOW, make_document, make_subscriber, make_topics, scheduled_change
@@ -145,3 +145,55 @@ def test_two_workers_writing_the_same_notice_at_once_never_duplicate(app, monkey
     assert len(counts) == 60 and set(counts.values()) == {1}
     assert not db.session.get(Notice, notice_id).is_expanding
     assert db.session.scalar(select(func.count()).select_from(Subscriber)) == 60
+
+
+def test_two_workers_finishing_a_notice_at_once_settle_it(app, databases, fake, sendgrid):
+    """Each worker marks its last rows sent and asks whether the notice is done, in one transaction;
+    whichever asks second must see the other's rows committed, or nobody ever settles the notice."""
+    if databases.backend != "postgresql":
+        pytest.skip("SQLite has one writer: the second worker's update waits for the first's commit")
+    topics = make_topics()
+    for i in range(4):
+        make_subscriber(f"s{i}@example.com", topics)
+    now = now_utc()
+    change_set = scheduled_change(material=True, document=make_document(), now=now)
+    notice = notices.start_notice(db.session, change_set, now=now)
+    db.session.execute(Delivery.__table__.update().where(Delivery.notice_id == notice.id)
+                       .values(status="sending"))
+    db.session.commit()
+    notice_id, change_set_id = notice.id, change_set.id
+    ids = sorted(db.session.scalars(select(Delivery.id).where(Delivery.notice_id == notice_id)))
+    first_updated, first_checked, errors = threading.Event(), threading.Event(), []
+
+    def finish(mine: list[int], before=None, after=None) -> None:
+        with app.app_context():
+            try:
+                worker = Dispatcher(db.session, sendgrid)
+                if before:
+                    before.wait(10)
+                db.session.execute(Delivery.__table__.update().where(Delivery.id.in_(mine))
+                                   .values(status="sent"))
+                if after is first_updated:
+                    first_updated.set()
+                    first_checked.wait(10)
+                worker._settle(notice_id, now)
+                if after is first_checked:
+                    first_checked.set()
+                    threading.Event().wait(0.5)  # hold the transaction open a little
+                db.session.commit()
+            except Exception as error:
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    one = threading.Thread(target=finish, args=(ids[:2],), kwargs={"after": first_updated})
+    two = threading.Thread(target=finish, args=(ids[2:],), kwargs={"before": first_updated,
+                                                                   "after": first_checked})
+    for thread in (one, two):
+        thread.start()
+    for thread in (one, two):
+        thread.join(30)
+    assert errors == []
+    db.session.expire_all()
+    assert db.session.get(Notice, notice_id).dispatch_completed_at is not None
+    assert db.session.get(ChangeSet, change_set_id).notice_completed_at is not None
