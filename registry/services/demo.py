@@ -183,7 +183,6 @@ def _accept_all(session: Session, notice: Notice, accepted: datetime) -> None:
 
 def _title(items: list[tuple[str, dict]]) -> str:
     titles = {spec["slug"]: spec["title"] for spec in content.DOCUMENTS}
-    vendors = {spec["slug"]: spec["history"][0]["fields"]["name"] for spec in content.SUBPROCESSORS}
     if len(items) > 3:
         documents = sum(kind == "document" for kind, _item in items)
         return (f"Trust center launch: {documents} documents and "
@@ -193,12 +192,23 @@ def _title(items: list[tuple[str, dict]]) -> str:
         if kind == "document":
             names.append(f"New version of the {titles[item['slug']]}")
         elif item.get("removed"):
-            names.append(f"{vendors[item['slug']]} removed")
+            names.append(f"{_vendor_name(item)} removed")
         elif item["is_new"]:
-            names.append(f"{item['fields']['name']} added")
+            names.append(f"{_vendor_name(item)} added")
         else:
-            names.append(f"{vendors[item['slug']]} updated")
+            names.append(f"{_vendor_name(item)} updated")
     return "; ".join(names)
+
+
+def _vendor_name(item: dict) -> str:
+    """The vendor's name before this change, and its current one when it has been renamed since,
+    to go before a verb: "Metricula, now Clearsight Analytics," (updated)."""
+    spec = next(s for s in content.SUBPROCESSORS if s["slug"] == item["slug"])
+    named = [(event["days_ago"], event["fields"]["name"]) for event in spec["history"]
+             if "name" in event.get("fields", {})]
+    then = ([name for days, name in named if days > item["days_ago"]] or [named[0][1]])[-1]
+    current = named[-1][1]
+    return then if then == current else f"{then}, now {current},"
 
 
 def _draft(session: Session, change_set, kind: str, item: dict, documents: dict) -> None:

@@ -57,18 +57,51 @@ def test_sort_by_recently_changed_puts_the_latest_change_first(demo_client):
     assert body.index("Logwarden") < body.index("Nordlicht")
 
 
-@pytest.mark.parametrize("query", [
-    "as_of=2025-13-45", "as_of=yesterday", "as_of=0001-01-01",
-    "country=XX", "sort=random", "q=" + "a" * 500, "q=%00",
-    "from=2025-01-01&to=2024-01-01",
+@pytest.mark.parametrize(("query", "field", "message"), [
+    ("as_of=2025-13-45", "as_of", "must be a date written YYYY-MM-DD"),
+    ("as_of=yesterday", "as_of", "must be a date written YYYY-MM-DD"),
+    ("as_of=0001-01-01", "as_of", "between 1970 and 2200"),
+    ("as_of=0002", "as_of", "must be a date written YYYY-MM-DD"),
+    ("country=XX", "country", "ISO 3166-1 country code"),
+    ("sort=random", "sort", "Unknown value for"),
+    ("announced=maybe", "announced", "Unknown value for"),
+    ("q=" + "a" * 500, "q", "longer than 200 characters"),
+    ("q=%00", "q", "control characters"),
+    ("from=2025-01-01&to=2024-01-01", "from", "must be on or before"),
+    ("from=01012025", "from", "must be a date written YYYY-MM-DD"),
+    ("to=2025-02-30", "to", "must be a date written YYYY-MM-DD"),
 ])
-def test_malformed_parameters_get_a_clear_400(demo_client, query):
-    path = "/subprocessors/compare" if query.startswith("from") else "/subprocessors/"
+def test_a_filter_that_cannot_be_read_is_a_400_page_with_the_error_beside_its_field(
+        demo_client, query, field, message):
+    path = "/subprocessors/compare" if query.startswith(("from", "to")) else "/subprocessors/"
     page = demo_client.get(f"{path}?{query}")
     assert page.status_code == 400
     html = page.get_data(as_text=True)
-    assert "Bad Request" in html
     assert "Traceback" not in html
+    assert "<title>Error: " in html
+    # The summary takes the focus and links to the field; the message sits beside the field.
+    assert 'class="notice notice-error error-summary" role="alert" tabindex="-1" autofocus' in html
+    assert f'<a href="#{field}">' in html
+    assert f'<p class="field-error" id="{field}-error">' in html
+    beside = html.split(f'id="{field}-error">')[1].split("</p>")[0]
+    assert message in beside.replace("&#39;", "'")
+    assert 'aria-invalid="true" aria-describedby="' in html
+    if path == "/subprocessors/":
+        # The rest of the list is still there, the unreadable filter left out.
+        assert rows_of(html) == 17
+
+
+def test_a_typed_date_that_cannot_be_read_is_shown_back_to_be_corrected(demo_client):
+    html = demo_client.get("/subprocessors/?as_of=2025-13-45").get_data(as_text=True)
+    assert 'value="2025-13-45"' in html
+
+
+def test_the_csv_and_the_api_still_refuse_an_unreadable_filter(demo_client):
+    for path in ("/subprocessors/export.csv?as_of=yesterday", "/subprocessors/export.csv?bom=2",
+                 "/api/v1/subprocessors?as_of=yesterday"):
+        response = demo_client.get(path)
+        assert response.status_code == 400, path
+        assert "Traceback" not in response.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("query", ["purpose=Teleportation", "mechanism=Handshake", "country=BR"])
