@@ -154,3 +154,111 @@ def test_csv_export_matches_the_list(demo_client):
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert rows and all(r["purpose"] == "Payments" for r in rows)
     assert rows[0]["added_at"].endswith("+00:00")
+
+
+def names_listed(html: str) -> list[str]:
+    body = html.split("<tbody>")[1].split("</tbody>")[0]
+    return [cell.split('">', 1)[1].split("</a>")[0]
+            for cell in body.split('<th scope="row" data-label="Sub-processor">')[1:]]
+
+
+@pytest.mark.parametrize(("q", "present", "absent"), [
+    ("Germany", "Nordlicht", "Quayside"),        # a country's name, not only its code
+    ("Portugal", None, "Nordlicht"),
+    ("united states", "Cortexa", "Nordlicht"),
+    ("Postbrucke", "Postbrücke", "Nordlicht"),  # accents ignored
+    ("postbrü", "Postbrücke", "Nordlicht"),     # a word's beginning
+])
+def test_search_finds_country_names_word_prefixes_and_ignores_accents(demo_client, q, present, absent):
+    html = demo_client.get("/subprocessors/", query_string={"q": q}).get_data(as_text=True)
+    listed = names_listed(html)
+    assert listed, q
+    if present:
+        assert any(present in name for name in listed), (q, listed)
+    assert not any(absent in name for name in listed), (q, listed)
+
+
+def test_search_for_a_code_matches_whole_words_not_substrings(demo_client):
+    everything = names_listed(demo_client.get("/subprocessors/").get_data(as_text=True))
+    us = names_listed(demo_client.get("/subprocessors/?q=US").get_data(as_text=True))
+    ai = names_listed(demo_client.get("/subprocessors/?q=AI").get_data(as_text=True))
+    # US: the entries processing in the United States, not every entry with "us" inside a word.
+    united_states = names_listed(
+        demo_client.get("/subprocessors/?country=US").get_data(as_text=True))
+    assert sorted(us) == sorted(united_states)
+    assert len(us) < len(everything) / 2
+    assert "Ledgerfield" not in " ".join(ai)
+    assert any("Cortexa" in name for name in ai)
+
+
+def test_result_count_agrees_with_its_number(demo_client):
+    one = demo_client.get("/subprocessors/?q=Postbrucke").get_data(as_text=True)
+    assert "1 sub-processor matches your filters." in one
+    many = demo_client.get("/subprocessors/?purpose=Payments").get_data(as_text=True)
+    assert "sub-processors match your filters." in many
+
+
+def test_an_announced_addition_is_listed_with_its_joining_date(demo_client):
+    html = demo_client.get("/subprocessors/").get_data(as_text=True)
+    row = html.split("Kestrel")[1].split("</tr>")[0]
+    assert "Joins on" in row
+    hidden = demo_client.get("/subprocessors/?announced=hide").get_data(as_text=True)
+    assert "Kestrel" not in hidden
+    assert "Joins on" not in hidden
+    assert rows_of(hidden) == rows_of(html) - 1
+
+
+def test_a_change_announced_for_later_is_listed_with_its_date(demo_client):
+    # As of a day before the analytics vendor's rename: the rename is announced for later.
+    day = (date.today() - timedelta(days=75)).isoformat()
+    html = demo_client.get(f"/subprocessors/?as_of={day}").get_data(as_text=True)
+    row = html.split(">Metricula</a>")[1].split("</tr>")[0]
+    assert "Changes on" in row
+    day = (date.today() - timedelta(days=50)).isoformat()
+    html = demo_client.get(f"/subprocessors/?as_of={day}").get_data(as_text=True)
+    assert "Leaves on" in html.split(">Lettermint</a>")[1].split("</tr>")[0]
+
+
+def test_recently_added_ties_read_a_to_z(demo_client):
+    html = demo_client.get("/subprocessors/?sort=added&announced=hide").get_data(as_text=True)
+    body = html.split("<tbody>")[1]
+    rows = body.split("</tr>")[:-1]
+    added = [(row.split('data-label="Added"><time datetime="')[1][:25],
+              row.split('">', 2)[2].split("</a>")[0]) for row in rows]
+    for (day_a, name_a), (day_b, name_b) in zip(added, added[1:], strict=False):
+        assert day_a >= day_b
+        if day_a == day_b:
+            assert name_a.casefold() <= name_b.casefold(), (name_a, name_b)
+    assert len({day for day, _name in added}) < len(added)  # the demo has ties to order
+
+
+def test_history_and_comparison_show_country_names(demo_client):
+    entry = demo_client.get("/subprocessors/bastionet").get_data(as_text=True)
+    history = entry.split('id="history"')[1]
+    assert "Singapore" in history and "United States" in history
+    assert "<ins>SE, US, SG" not in history
+    start = (date.today() - timedelta(days=60)).isoformat()
+    compare = demo_client.get(f"/subprocessors/compare?from={start}").get_data(as_text=True)
+    assert "Singapore" in compare
+
+
+def test_csv_has_a_local_date_beside_each_utc_timestamp(demo_client):
+    response = demo_client.get("/subprocessors/export.csv")
+    text = response.get_data(as_text=True)
+    assert not text.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    for row in rows:
+        assert row["added_at"].endswith("+00:00")
+        assert len(row["added_local_date"]) == 10
+        assert row["added_local_date"] >= row["added_at"][:10]
+    kestrel = next(r for r in rows if r["slug"].startswith("kestrel"))
+    assert kestrel["new_customers_change"] == "add"
+    assert kestrel["existing_customers_from_local_date"]
+    assert kestrel["existing_customers_from"].endswith("+00:00")
+
+
+def test_csv_with_a_byte_order_mark_for_spreadsheets(demo_client):
+    plain = demo_client.get("/subprocessors/export.csv").get_data()
+    marked = demo_client.get("/subprocessors/export.csv?bom=1").get_data()
+    assert marked == b"\xef\xbb\xbf" + plain
+    assert marked.decode("utf-8-sig") == plain.decode("utf-8")
