@@ -3,6 +3,7 @@
 import csv
 import io
 from datetime import date, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -225,7 +226,7 @@ def test_recently_added_ties_read_a_to_z(demo_client):
     rows = body.split("</tr>")[:-1]
     added = [(row.split('data-label="Added"><time datetime="')[1][:25],
               row.split('">', 2)[2].split("</a>")[0]) for row in rows]
-    for (day_a, name_a), (day_b, name_b) in zip(added, added[1:], strict=False):
+    for (day_a, name_a), (day_b, name_b) in pairwise(added):
         assert day_a >= day_b
         if day_a == day_b:
             assert name_a.casefold() <= name_b.casefold(), (name_a, name_b)
