@@ -60,6 +60,8 @@ class Event:
     change_set_id: int | None = None
     # When the change already applies to customers who sign up from then on (None: with everyone).
     new_customers_at: datetime | None = None
+    # When its notice was given: from then on the list shows it as announced (None: not known).
+    announced_at: datetime | None = None
 
     def applies_to_new_customers_only(self, at: datetime) -> bool:
         return self.new_customers_at is not None and self.new_customers_at <= at < self.effective_at
@@ -190,10 +192,12 @@ def listing_at(events: Iterable[Event], at: datetime) -> list[Listed]:
 
 
 def announced_after(events: Iterable[Event], at: datetime) -> dict[str, Event]:
-    """Each entry's first change effective after `at` that does not already apply to new customers."""
+    """Each entry's first change effective after `at`, announced by then, that does not already
+    apply to new customers."""
     coming: dict[str, Event] = {}
     for event in _ordered(events):
         if (event.effective_at > at and event.slug not in coming
+                and (event.announced_at is None or event.announced_at <= at)
                 and not event.applies_to_new_customers_only(at)):
             coming[event.slug] = event
     return coming
