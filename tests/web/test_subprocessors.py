@@ -6,6 +6,8 @@ from datetime import date, timedelta
 from itertools import pairwise
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 def rows_of(html: str) -> int:
@@ -263,3 +265,26 @@ def test_csv_with_a_byte_order_mark_for_spreadsheets(demo_client):
     marked = demo_client.get("/subprocessors/export.csv?bom=1").get_data()
     assert marked == b"\xef\xbb\xbf" + plain
     assert marked.decode("utf-8-sig") == plain.decode("utf-8")
+
+
+GARBAGE = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(["\x00", "0002", "01012025", "2025-1-1", "9999-12-31", "-1", "DE ", "de", "ÄÖ",
+                     "<script>", "a" * 300, "show ", "1 ", "\uff12\uff10\uff12\uff15-01-01", "%"]),
+)
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(field=st.sampled_from(["q", "purpose", "country", "mechanism", "sort", "announced", "as_of",
+                              "from", "to", "bom"]),
+       value=GARBAGE)
+def test_garbage_in_a_list_filter_is_a_page_with_its_message_never_a_500(demo_client, field, value):
+    path = {"from": "/subprocessors/compare", "to": "/subprocessors/compare",
+            "bom": "/subprocessors/export.csv"}.get(field, "/subprocessors/")
+    response = demo_client.get(path, query_string={field: value})
+    assert response.status_code in (200, 400), (field, value)
+    body = response.get_data(as_text=True)
+    assert "Traceback" not in body
+    if response.status_code == 400 and field != "bom":
+        assert f'id="{field}-error"' in body and "<title>Error: " in body
