@@ -153,7 +153,8 @@ def test_the_contents_fold_on_a_phone_and_are_not_numbered_twice(new_page):
     fold = phone.locator(".toc-fold")
     expect(fold).not_to_have_attribute("open", "")
     heading_top = phone.locator("article.document h1, article.document h2").first.bounding_box()["y"]
-    assert heading_top < 600, f"the document starts {heading_top:.0f} px down"
+    # It was about 880 px down with the contents open (issue 11).
+    assert heading_top < 650, f"the document starts {heading_top:.0f} px down"
     ARTIFACTS.mkdir(exist_ok=True)
     phone.screenshot(path=ARTIFACTS / "document-phone-first-screen.png")  # what a phone shows first
     phone.locator(".toc-fold summary").click()
