@@ -117,7 +117,10 @@ def index():
     rows, query, facets, as_of, at = listing(errors, announced=True)
     page = render_template("subprocessors/index.html", rows=rows, query=query, facets=facets,
                            as_of=as_of, at=at, sorts=SORT_LABELS, announced_labels=ANNOUNCED_LABELS,
-                           errors=errors, raw=request.args, today=now_utc().astimezone(_zone()).date(),
+                           errors=errors, raw=request.args,
+                           # The CSV of what is shown: without the filters that could not be read.
+                           csv_args={k: v for k, v in request.args.items() if k not in errors},
+                           today=now_utc().astimezone(_zone()).date(),
                            now=now_utc())
     # The page, with each unreadable filter's message beside it, is still a refused request.
     return (page, 400) if errors else page

@@ -95,8 +95,10 @@ def test_a_filter_that_cannot_be_read_is_a_400_page_with_the_error_beside_its_fi
 
 
 def test_a_typed_date_that_cannot_be_read_is_shown_back_to_be_corrected(demo_client):
-    html = demo_client.get("/subprocessors/?as_of=2025-13-45").get_data(as_text=True)
+    html = demo_client.get("/subprocessors/?as_of=2025-13-45&purpose=Payments").get_data(as_text=True)
     assert 'value="2025-13-45"' in html
+    # The CSV link downloads what is shown: the filters that apply, not the one that could not be read.
+    assert 'id="csv-link" href="/subprocessors/export.csv?purpose=Payments"' in html
 
 
 def test_the_csv_and_the_api_still_refuse_an_unreadable_filter(demo_client):
