@@ -72,7 +72,9 @@ class FilterErrors(dict[str, str]):
             return default
 
 
-def list_query(errors: FilterErrors | None = None) -> domain.ListQuery:
+def list_query(errors: FilterErrors | None = None, *, announced: bool = False) -> domain.ListQuery:
+    """The query the request asks for; `announced`: the page's and the CSV's announced filter is
+    read too (the API has none: it lists what is in effect)."""
     read = errors.read if errors is not None else (lambda name, parse, _default: parse(name))
     return domain.ListQuery(
         q=read("q", params.text, ""),
@@ -82,8 +84,8 @@ def list_query(errors: FilterErrors | None = None) -> domain.ListQuery:
         country=read("country", params.country, ""),
         mechanism=read("mechanism", params.text, ""),
         sort=read("sort", lambda name: params.choice(name, SORT_LABELS, default="name"), "name"),
-        announced=read("announced", lambda name: params.choice(name, ANNOUNCED_LABELS,
-                                                               default="show"), "show") == "show",
+        announced=announced and read("announced", lambda name: params.choice(
+            name, ANNOUNCED_LABELS, default="show"), "show") == "show",
     )
 
 
@@ -99,7 +101,7 @@ def listing(errors: FilterErrors | None = None, *, announced: bool = False
     events = reading.subprocessor_events(db.session)
     facets = _facets(events)
     as_of = errors.read("as_of", params.iso_date, None) if errors is not None else params.iso_date("as_of")
-    query = list_query(errors)
+    query = list_query(errors, announced=announced)
     at = _moment(as_of, now)
     if not announced:
         items = domain.listing_at(events, at)
