@@ -17,6 +17,7 @@ def demo_load(if_empty: bool) -> None:
     """Load the demo company's registry, dated relative to today (development only)."""
     from flask import current_app
 
+    from registry.notify.senders import sender_for
     from registry.services import demo
 
     # The demo's staff passwords and TOTP secrets are public (they are in the source).
@@ -30,9 +31,16 @@ def demo_load(if_empty: bool) -> None:
             click.echo("The database already has content; demo not loaded.")
             return
         raise click.ClickException("The database already has content; use an empty database.")
-    summary = demo.load(db.session, now_utc())
+    settings = current_app.config["REGISTRY"]
+    # The demo's notices were sent before it loads; with the development outbox, their mails are
+    # left there to read (staff: Mailbox). Never through a real provider: the addresses are made up.
+    outbox = sender_for(settings) if settings.mail_sender == "outbox" else None
+    summary = demo.load(db.session, now_utc(), outbox)
     db.session.commit()
     click.echo(f"Demo loaded: {summary}")
+    if outbox is not None:
+        click.echo(f"The demo's notice mails are in {settings.instance_path / 'outbox'} "
+                   "(staff: Mailbox).")
 
 
 @demo_cli.command("credentials")

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 from registry.demo import content
 from registry.domain.clock import start_of_day
 from registry.models import Delivery, Document, Notice, NoticePolicy, Topic, User
+from registry.notify import messages
+from registry.notify.senders import Sender
 from registry.services import accounts, contacts, notices, publishing, workflow
 
 LEGAL_ZONE = ZoneInfo("Europe/Warsaw")
@@ -58,7 +60,9 @@ def _at(now: datetime, days: int) -> datetime:
     return start_of_day((now - timedelta(days=days)).astimezone(LEGAL_ZONE).date(), LEGAL_ZONE.key)
 
 
-def load(session: Session, now: datetime) -> str:
+def load(session: Session, now: datetime, outbox: Sender | None = None) -> str:
+    """The demo registry. `outbox`: where the mails of its notices go, as the worker would have sent
+    them, so that a newcomer can read one at once (the development outbox; never a real provider)."""
     policies = {"subprocessors": NoticePolicy(key="subprocessors", name="Sub-processor list",
                                               **SUBPROCESSOR_POLICY)}
     documents = {}
@@ -106,7 +110,7 @@ def load(session: Session, now: datetime) -> str:
         count += 1
 
     report = contacts.import_contacts(session, CONTACTS.encode(), now=now - timedelta(days=70))
-    _withdrawn_change(session, documents, now)
+    _withdrawn_change(session, documents, now, outbox)
 
     upcoming = content.UPCOMING
     change_set = publishing.create_change_set(session, title=upcoming["title"],
@@ -120,7 +124,7 @@ def load(session: Session, now: datetime) -> str:
     effective = _at(now, -upcoming["effective_in_days"])
     publishing.publish(session, change_set, published_at=notice, notice_completed_at=None,
                        effective_at=effective, effective_new_customers_at=notice, actor="demo", now=now)
-    _deliver_notice(session, change_set, notice, now)
+    _deliver_notice(session, change_set, notice, now, outbox)
     return (f"{len(content.SUBPROCESSORS) + 1} sub-processors, {len(documents)} documents, "
             f"{count + 2} change sets (one withdrawn), {report.created} subscribers, "
             f"{len(STAFF)} staff accounts")
@@ -138,7 +142,7 @@ def _notice_start(session: Session, change_set, effective: datetime) -> datetime
     return start
 
 
-def _withdrawn_change(session: Session, documents: dict, now: datetime) -> None:
+def _withdrawn_change(session: Session, documents: dict, now: datetime, outbox: Sender | None) -> None:
     """An addition announced, then withdrawn with a reason before its date: both notices accepted."""
     spec = content.WITHDRAWN
     entry = spec["subprocessor"]
@@ -150,40 +154,52 @@ def _withdrawn_change(session: Session, documents: dict, now: datetime) -> None:
     publishing.publish(session, change_set, published_at=notice, notice_completed_at=None,
                        effective_at=_at(now, spec["planned_effective_days_ago"]), actor="demo", now=notice)
     # Told as of then: the change was still in its notice period when it was withdrawn.
-    _deliver_notice(session, change_set, notice, notice + timedelta(minutes=2))
+    _deliver_notice(session, change_set, notice, notice + timedelta(minutes=2), outbox)
     withdrawn_at = (now - timedelta(days=spec["withdrawn_days_ago"])).replace(microsecond=0)
     approver = session.scalar(select(User).where(User.email == STAFF[1][0]))
     workflow.withdraw(session, change_set, actor=approver, note=spec["reason"], now=withdrawn_at)
     withdrawal = session.scalar(select(Notice).where(Notice.change_set_id == change_set.id,
                                                      Notice.kind == "withdrawal"))
-    _accept_all(session, withdrawal, withdrawn_at + timedelta(minutes=1))
+    _accept_all(session, withdrawal, withdrawn_at + timedelta(minutes=1), outbox)
     notices.settle(session, [withdrawal.id], now=withdrawn_at + timedelta(minutes=2))
 
 
-def _deliver_notice(session: Session, change_set, notice_at: datetime, now: datetime) -> None:
+def _deliver_notice(session: Session, change_set, notice_at: datetime, now: datetime,
+                    outbox: Sender | None) -> None:
     """The upcoming change's notice as the worker and SendGrid would have left it: all accepted.
 
     Its times are in the past; the audit rows that record it are dated now, when the demo loads.
     """
     notice = notices.start_notice(session, change_set, now=notice_at)
     accepted = notice_at + timedelta(minutes=1)
-    _accept_all(session, notice, accepted)
+    _accept_all(session, notice, accepted, outbox)
     publishing.complete_notice(session, change_set, completed_at=accepted, now=now)
 
 
-def _accept_all(session: Session, notice: Notice, accepted: datetime) -> None:
-    """Every delivery of `notice` accepted by the provider at `accepted` and delivered just after."""
-    deliveries = session.scalars(select(Delivery).where(Delivery.notice_id == notice.id))
-    for index, delivery in enumerate(deliveries):
+def _accept_all(session: Session, notice: Notice, accepted: datetime, outbox: Sender | None) -> None:
+    """Every delivery of `notice` accepted by the provider at `accepted` and delivered just after.
+
+    Each keeps the message it was sent with, as the worker records it, so the staff pages can show
+    it; with an `outbox`, the mails are there to read as well.
+    """
+    deliveries = list(session.scalars(select(Delivery).where(Delivery.notice_id == notice.id)
+                                      .order_by(Delivery.id)))
+    batch = messages.notice_batch_message(session, notice, messages.current_plan(session, notice.id))
+    messages.store_body(session, batch, now=accepted)
+    recipients = messages.recipients((d.id, d.email, d.subscriber_id, d.topic_id) for d in deliveries)
+    for index, (delivery, recipient) in enumerate(zip(deliveries, recipients, strict=True)):
         delivery.status, delivery.sent_at, delivery.attempts = "sent", accepted, 1
         delivery.provider_message_id = f"demo-{notice.id}-{index // 1000}"
         delivery.last_event, delivery.last_event_at = "delivered", accepted + timedelta(seconds=20)
+        delivery.message_sha256 = batch.body_sha256
+        delivery.substitutions, delivery.headers = recipient.substitutions, recipient.headers
     notice.dispatch_completed_at = accepted
+    if outbox is not None and recipients:
+        outbox.send(batch, recipients)
 
 
 def _title(items: list[tuple[str, dict]]) -> str:
     titles = {spec["slug"]: spec["title"] for spec in content.DOCUMENTS}
-    vendors = {spec["slug"]: spec["history"][0]["fields"]["name"] for spec in content.SUBPROCESSORS}
     if len(items) > 3:
         documents = sum(kind == "document" for kind, _item in items)
         return (f"Trust center launch: {documents} documents and "
@@ -193,12 +209,23 @@ def _title(items: list[tuple[str, dict]]) -> str:
         if kind == "document":
             names.append(f"New version of the {titles[item['slug']]}")
         elif item.get("removed"):
-            names.append(f"{vendors[item['slug']]} removed")
+            names.append(f"{_vendor_name(item)} removed")
         elif item["is_new"]:
-            names.append(f"{item['fields']['name']} added")
+            names.append(f"{_vendor_name(item)} added")
         else:
-            names.append(f"{vendors[item['slug']]} updated")
+            names.append(f"{_vendor_name(item)} updated")
     return "; ".join(names)
+
+
+def _vendor_name(item: dict) -> str:
+    """The vendor's name before this change, and its current one when it has been renamed since,
+    to go before a verb: "Metricula, now Clearsight Analytics," (updated)."""
+    spec = next(s for s in content.SUBPROCESSORS if s["slug"] == item["slug"])
+    named = [(event["days_ago"], event["fields"]["name"]) for event in spec["history"]
+             if "name" in event.get("fields", {})]
+    then = ([name for days, name in named if days > item["days_ago"]] or [named[0][1]])[-1]
+    current = named[-1][1]
+    return then if then == current else f"{then}, now {current},"
 
 
 def _draft(session: Session, change_set, kind: str, item: dict, documents: dict) -> None:

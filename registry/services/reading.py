@@ -44,7 +44,8 @@ def _event(record: SubProcessorRecord, effective_at: datetime) -> Event:
     )
     return Event(slug=entry.slug, action=record.action, effective_at=effective_at,
                  entry=entry, summary=record.summary, change_set_id=record.change_set_id,
-                 new_customers_at=record.change_set.effective_new_customers_at)
+                 new_customers_at=record.change_set.effective_new_customers_at,
+                 announced_at=record.change_set.published_at)
 
 
 def subprocessor_events(session: Session, slug: str | None = None) -> list[Event]:

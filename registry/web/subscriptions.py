@@ -13,6 +13,13 @@ from registry.services.subscriptions import SubscriptionError
 bp = Blueprint("subscriptions", __name__, url_prefix="/subscriptions")
 
 FORM_LIMIT = "10 per hour"
+
+
+def _accepted(response) -> bool:
+    """Only a form the service took counts towards the limit: a typo corrected is not another request."""
+    return response.status_code == 200
+
+
 TOO_MANY = ("Too many subscription requests have come from your network in the last hour. "
             "Please wait an hour and try again.")
 LINK_PROBLEMS = {
@@ -53,7 +60,8 @@ def index():
 
 
 @bp.post("/")
-@limiter.shared_limit(FORM_LIMIT, scope="subscription-forms", error_message=TOO_MANY)
+@limiter.shared_limit(FORM_LIMIT, scope="subscription-forms", error_message=TOO_MANY,
+                      deduct_when=_accepted)
 def subscribe():
     email, topic_keys = _form_values()
     try:
@@ -69,7 +77,8 @@ def subscribe():
 
 
 @bp.post("/link")
-@limiter.shared_limit(FORM_LIMIT, scope="subscription-forms", error_message=TOO_MANY)
+@limiter.shared_limit(FORM_LIMIT, scope="subscription-forms", error_message=TOO_MANY,
+                      deduct_when=_accepted)
 def request_link():
     """The form on an expired or stale link's page: a fresh preferences link, by mail only."""
     email = request.form.get("email", "")

@@ -13,7 +13,11 @@ from registry.domain.subprocessors import (
     compare_states,
     field_changes,
     history,
+    in_effect_for_everyone,
     listing_at,
+    listing_with_announced,
+    matches_words,
+    search_words,
     select,
     standing,
     state_at,
@@ -195,3 +199,48 @@ def test_before_the_new_customer_date_and_after_the_effective_date_nothing_is_no
 def test_listing_without_early_changes_is_the_state():
     at = T0 + timedelta(days=25)
     assert {item.entry.slug: item for item in listing_at(EVENTS, at)} == state_at(EVENTS, at)
+
+
+def test_the_list_with_announced_changes_shows_what_was_announced_by_then():
+    joins = replace(event("delta", "add", 60), announced_at=T0 + timedelta(days=45))
+    events = [*EVENTS, joins]
+    before = listing_with_announced(events, T0 + timedelta(days=44))
+    assert "delta" not in {item.entry.slug for item in before}
+    after = {item.entry.slug: item for item in listing_with_announced(events, T0 + timedelta(days=45))}
+    assert after["delta"].is_announced_only
+    assert after["delta"].coming == ("add", T0 + timedelta(days=60))
+    assert "delta" not in {item.entry.slug for item in
+                           in_effect_for_everyone(listing_with_announced(events, T0 + timedelta(days=45)))}
+
+
+def test_a_change_and_a_removal_announced_are_carried_by_the_entry():
+    at = T0 + timedelta(days=15)
+    listed = {item.entry.slug: item for item in listing_with_announced(EVENTS, at)}
+    assert listed["acme"].coming == ("change", T0 + timedelta(days=20))
+    assert listed["beta"].coming == ("remove", T0 + timedelta(days=30))
+    assert listed["gamma"].coming == ("add", T0 + timedelta(days=40))
+    today = {item.entry.slug: item for item in in_effect_for_everyone(listing_with_announced(EVENTS, at))}
+    assert set(today) == {"acme", "beta"} and today["acme"].announced is not None
+
+
+@pytest.mark.parametrize(("needle", "found"), [
+    ("germany", True), ("GERM", True), ("deutschland", False), ("DE", True), ("d", False),
+    ("united states", False), ("runs serv", True), ("uns", False), ("acme gmbh", True),
+])
+def test_search_words_whole_codes_and_word_beginnings(needle, found):
+    assert matches_words(search_words(entry("acme")), needle) is found
+
+
+def test_search_ignores_accents_and_case_both_ways():
+    item = entry("postbruecke", name="Postbrücke Mail", legal_entity="Łódź Straße GmbH")
+    for needle in ("postbrucke", "POSTBRÜCKE", "lodz", "strasse", "Łódź"):
+        assert matches_words(search_words(item), needle), needle
+
+
+def test_ties_in_every_sort_read_a_to_z():
+    same_day = [replace(event(slug, "add", 0), entry=entry(slug, name=name))
+                for slug, name in [("c", "Charlie"), ("a", "alpha"), ("b", "Bravo")]]
+    listed = listing_at(same_day, T0)
+    for sort in ("added", "changed", "purpose", "name"):
+        names = [item.entry.name for item in select(listed, ListQuery(sort=sort))]
+        assert names == ["alpha", "Bravo", "Charlie"], sort

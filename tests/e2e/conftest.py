@@ -161,10 +161,10 @@ def axe() -> Callable[[Page], list[dict]]:
     """
     script = _require(AXE, "The accessibility checks")
 
-    def violations(page: Page) -> list[dict]:
+    def violations(page: Page, tags: list[str] = AXE_TAGS) -> list[dict]:
         page.add_script_tag(path=str(script))
         result = page.evaluate(
-            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", AXE_TAGS
+            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", tags
         )
         return result["violations"]
 

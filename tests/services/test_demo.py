@@ -82,3 +82,29 @@ def test_no_demo_deadline_falls_after_its_effective_date_and_every_notice_was_lo
         short = [c.title for c in change_sets if c.is_material and c.effective_at
                  < publishing.earliest_effective_for(db.session, c, c.notice_completed_at)]
         assert short == []
+
+
+def test_the_demo_leaves_its_notice_mails_in_the_outbox(databases, tmp_path):
+    from email import message_from_bytes, policy
+
+    from tests.conftest import dispose, fresh_app
+
+    app = fresh_app(databases.new(), tmp_path / "instance", mail_sender="outbox")
+    try:
+        result = app.test_cli_runner().invoke(args=["demo", "load"])
+        assert result.exit_code == 0, result.output
+        assert "notice mails are in" in result.output
+        files = sorted((tmp_path / "instance" / "outbox").glob("*.eml"))
+        with app.app_context():
+            sent = db.session.scalars(select(demo.Delivery).where(demo.Delivery.status == "sent")).all()
+            # One mail per delivery the demo's notices made, each the message its delivery records.
+            assert len(files) == len(sent) > 0
+            assert all(d.message_sha256 for d in sent)
+        subjects = {message_from_bytes(f.read_bytes(), policy=policy.default)["Subject"] for f in files}
+        assert any("Kestrel" in s or "change" in s.lower() for s in subjects), subjects
+        # The staff mailbox lists them.
+        with app.app_context():
+            from registry.web import notices as mailbox
+            assert len(mailbox._names()) == len(files)
+    finally:
+        dispose(app)

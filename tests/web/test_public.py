@@ -1,6 +1,10 @@
 """Home, upcoming changes, change log, and HTTP behaviour shared by every public page."""
 
+import re
+
 import pytest
+
+from registry.web.public import possessive
 
 PUBLIC_PAGES = [
     "/", "/upcoming", "/changes", "/subprocessors/", "/subprocessors/nordlicht-cloud",
@@ -85,3 +89,39 @@ def test_500_page_leaks_nothing(tmp_path):
     html = response.get_data(as_text=True)
     assert "secret internals" not in html and "Traceback" not in html
     assert "Something went wrong on our side" in html
+
+
+def test_recent_changes_on_the_home_page_are_only_changes_in_effect(demo_client):
+    html = demo_client.get("/").get_data(as_text=True)
+    coming_up, recent = html.split('id="recent-heading"')
+    assert "Kestrel" in coming_up
+    assert "Kestrel" not in recent
+    assert "Upcoming" not in recent
+
+
+def test_change_lines_give_a_renamed_entry_its_current_name(demo_client):
+    for path in ("/", "/changes"):
+        html = demo_client.get(path).get_data(as_text=True)
+        assert "Metricula, now Clearsight Analytics" in html, path
+    log = demo_client.get("/changes").get_data(as_text=True)
+    assert "Metricula, now Clearsight Analytics, updated" in log  # the demo's change title
+
+
+def test_notice_given_shows_its_time_and_zone(demo_client):
+    html = demo_client.get("/upcoming").get_data(as_text=True)
+    given = html.split("<dt>Notice given</dt>")[1].split("</dd>")[0]
+    assert re.search(r"\d{1,2} \w+ \d{4}, \d{2}:\d{2} (CET|CEST)", given), given
+
+
+@pytest.mark.parametrize("path", ["/", "/upcoming", "/changes", "/subprocessors/", "/documents/"])
+def test_page_titles_say_trust_center_once(demo_client, path):
+    html = demo_client.get(path).get_data(as_text=True)
+    title = html.split("<title>")[1].split("</title>")[0]
+    assert title.count("Trust Center") == 1, title
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Ferncastle Teamworks", "Ferncastle Teamworks'"), ("Acme", "Acme's"), ("ACME CORPS", "ACME CORPS'"),
+])
+def test_the_possessive_of_a_name(name, expected):
+    assert possessive(name) == expected

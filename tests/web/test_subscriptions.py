@@ -107,6 +107,16 @@ def test_per_ip_limit_on_the_form(client, topics):
     assert client.get("/subscriptions/").status_code == 200  # only the POST is limited
 
 
+def test_the_limit_counts_only_accepted_subscriptions(client, topics):
+    # Six typos, each corrected: the network may still make its ten subscriptions this hour.
+    for i in range(6):
+        refused = post_subscribe(client, f"typo{i}@@example")
+        assert refused.status_code == 422
+    for i in range(views_limit()):
+        assert post_subscribe(client, f"user{i}@example.com").status_code == 200, i
+    assert post_subscribe(client, "one-more@example.com").status_code == 429
+
+
 def views_limit() -> int:
     return int(views.FORM_LIMIT.split()[0])
 
@@ -283,3 +293,16 @@ def test_a_subscriber_downloads_their_own_data(client, topics):
         "administrative": True, "subprocessors": False, "non-material": True}
     assert data["notices"] == [] and data["confirmed_at"]
     assert client.get(f"/subscriptions/preferences/{'A' * 43}/data.json").status_code == 404
+
+
+def test_a_form_error_changes_the_title_and_the_summary_takes_the_focus(client, topics):
+    page = post_subscribe(client, "not-an-address")
+    assert page.status_code == 422
+    html = page.get_data(as_text=True)
+    assert html.split("<title>")[1].startswith("Error: Subscribe to notices")
+    summary = html.split('class="notice notice-error error-summary"')[1].split("</div>")[0]
+    assert 'tabindex="-1" autofocus' in summary
+    assert '<a href="#email">Email address: ' in summary
+    fine = client.get("/subscriptions/").get_data(as_text=True)
+    assert fine.split("<title>")[1].startswith("Subscribe to notices")
+    assert "error-summary" not in fine
