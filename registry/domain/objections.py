@@ -57,7 +57,7 @@ def check_transition(current: str, target: str, outcome: str | None = None) -> N
 
 def reference(year: int, number: int) -> str:
     """OBJ-2026-0042: the year it was received and its number within that year."""
-    if not 1 <= number or not 1000 <= year <= 9999:
+    if number < 1 or not 1000 <= year <= 9999:
         raise ValueError(f"no reference for year {year} number {number}")
     return f"OBJ-{year}-{number:04d}"
 

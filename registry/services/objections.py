@@ -30,10 +30,12 @@ from registry.services.sql import dialect_insert
 
 # Named here and not imported: subscriptions keeps its signing helpers private to its module, and these
 # links use the same construction (an HMAC keyed from SECRET_KEY and the link's purpose).
-from registry.services.subscriptions import _EPOCH, _sign, _unsign  # noqa: PLC2701
+from registry.services.subscriptions import _EPOCH, _sign, _unsign
 
 CONFIRM_TTL = timedelta(hours=24)
-CONFIRM_TEMPLATE, RECEIVED_TEMPLATE, UPDATE_TEMPLATE = "objection_confirm", "objection_received", "objection_update"
+CONFIRM_TEMPLATE = "objection_confirm"
+RECEIVED_TEMPLATE = "objection_received"
+UPDATE_TEMPLATE = "objection_update"
 # URL paths of the objections blueprint: the mail worker has no request to build them from.
 NOTICE_PATH = "/objections/from-notice/"
 CONFIRM_PATH = "/objections/confirm/"
@@ -131,7 +133,8 @@ def notice_token(delivery_id: int, *, secret: str | None = None, issued=None) ->
     return _sign(_NOTICE, struct.pack(">QI", delivery_id, day), secret)
 
 
-def notice_url(delivery_id: int, *, secret: str | None = None, base_url: str | None = None, issued=None) -> str:
+def notice_url(delivery_id: int, *, secret: str | None = None, base_url: str | None = None,
+               issued=None) -> str:
     base = base_url if base_url is not None else current_app.config["REGISTRY"].base_url
     return f"{base}{NOTICE_PATH}{notice_token(delivery_id, secret=secret, issued=issued)}"
 
@@ -206,7 +209,9 @@ def _check(change_set: ChangeSet, submission: Submission, now: datetime) -> None
 def _new(change_set: ChangeSet, submission: Submission, email: str, source: str, now: datetime) -> Objection:
     known = [key for key, _label in items_of(change_set)]
     # An approval with nothing ticked approves the whole change.
-    items = [key for key in known if key in submission.items] or (known if submission.kind == "approval" else [])
+    items = [key for key in known if key in submission.items]
+    if not items and submission.kind == "approval":
+        items = known
     return Objection(change_set_id=change_set.id, kind=submission.kind, status=rules.DRAFT, email=email,
                      organisation=submission.organisation, contact_name=submission.contact_name,
                      role=submission.role, items=items, grounds=submission.grounds.strip(),
@@ -305,7 +310,8 @@ def _next_number(session: Session, year: int) -> int:
     the year's row, SQLite its writers, so two objections received at once never share a number."""
     table = ObjectionSequence.__table__
     statement = dialect_insert(session)(table).values(year=year, last=1)
-    statement = statement.on_conflict_do_update(index_elements=[table.c.year], set_={"last": table.c.last + 1})
+    statement = statement.on_conflict_do_update(index_elements=[table.c.year],
+                                                set_={"last": table.c.last + 1})
     return session.scalar(statement.returning(table.c.last))
 
 
@@ -370,11 +376,11 @@ def move(session: Session, objection: Objection, *, to: str, version: int, actor
     if not moved:
         raise Stale()
     session.refresh(objection)
-    _event(session, objection, actor=actor.email, actor_id=actor.id, action="moved", from_status=before["status"],
-           to_status=to, outcome=outcome or None, body=reply, now=now)
+    _event(session, objection, actor=actor.email, actor_id=actor.id, action="moved",
+           from_status=before["status"], to_status=to, outcome=outcome or None, body=reply, now=now)
     session.flush()
-    audit.record(session, actor=actor.email, actor_id=actor.id, action=f"objection.{to}", object_type="objection",
-                 object_id=objection.reference, before=before, at=now,
+    audit.record(session, actor=actor.email, actor_id=actor.id, action=f"objection.{to}",
+                 object_type="objection", object_id=objection.reference, before=before, at=now,
                  after={"status": to, "outcome": objection.outcome, "reply": reply})
     _mail(session, objection, UPDATE_TEMPLATE, now, reply=reply)
 
@@ -417,7 +423,8 @@ def received(session: Session):
     return select(Objection).where(Objection.status != rules.DRAFT)
 
 
-def register(session: Session, *, status: str | None = None, change_set_id: int | None = None) -> list[Objection]:
+def register(session: Session, *, status: str | None = None,
+             change_set_id: int | None = None) -> list[Objection]:
     query = received(session)
     if status:
         query = query.where(Objection.status == status)
@@ -455,8 +462,9 @@ def unanswered(session: Session, now: datetime | None = None) -> list[Objection]
     for objection in waiting:
         if objection.change_set_id not in calendars:
             change_set = session.get(ChangeSet, objection.change_set_id)
+            policies = publishing.policies_for(session, change_set)
             calendars[objection.change_set_id] = tuple(sorted(
-                {code for policy in publishing.policies_for(session, change_set) for code in policy.calendars}))
+                {code for policy in policies for code in policy.calendars}))
         since = objection.answered_at or objection.received_at
         if rules.unanswered_since(since, zone, calendars[objection.change_set_id]) <= now:
             late.append(objection)

@@ -23,7 +23,8 @@ from registry.web.forms import plain_text
 
 bp = Blueprint("admin_objections", __name__, url_prefix="/admin/objections")
 
-MOVES = [(state, label) for state, label in rules.STATES.items() if state not in (rules.DRAFT, rules.RECEIVED)]
+MOVES = [(state, label) for state, label in rules.STATES.items()
+         if state not in (rules.DRAFT, rules.RECEIVED)]
 
 
 def strip(value):
@@ -76,7 +77,8 @@ def _page(objection: Objection, move_form=None, note_form=None, status: int = 20
     change_set = db.session.get(ChangeSet, objection.change_set_id)
     return render_template(
         "admin/objections/show.html", objection=objection, change_set=change_set, rules=rules,
-        items=objections.item_labels(db.session, objection), timeline=objections.timeline(objection, public=False),
+        items=objections.item_labels(db.session, objection),
+        timeline=objections.timeline(objection, public=False),
         moves=rules.TRANSITIONS[objection.status], move_form=move_form, note_form=note_form or NoteForm(),
     ), status
 
@@ -121,8 +123,8 @@ def note(objection_id: int):
     if not form.validate_on_submit():
         return _page(objection, note_form=form, status=422)
     try:
-        objections.add_note(db.session, objection, body=form.body.data, is_public=form.visibility.data == "reply",
-                            actor=current_user, now=now_utc())
+        objections.add_note(db.session, objection, body=form.body.data, actor=current_user, now=now_utc(),
+                            is_public=form.visibility.data == "reply")
     except ObjectionError as error:
         db.session.rollback()
         form.body.errors = [*form.body.errors, error.message]
@@ -150,6 +152,7 @@ def export_csv(change_set_id: int):
 def export_json(change_set_id: int):
     change_set = _export_change_set(change_set_id)
     body = json.dumps({"change_set": {"id": change_set.id, "title": change_set.title},
-                       "objections": objections.export_rows(db.session, change_set)}, indent=2, ensure_ascii=False)
+                       "objections": objections.export_rows(db.session, change_set)},
+                      indent=2, ensure_ascii=False)
     return Response(body, mimetype="application/json", headers={
         "Content-Disposition": f"attachment; filename=objections-change-set-{change_set.id}.json"})

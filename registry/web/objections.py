@@ -61,7 +61,8 @@ class ObjectionForm(FlaskForm):
         return objections.Submission(kind=self.kind.data, organisation=self.organisation.data,
                                      contact_name=self.contact_name.data, role=self.role.data,
                                      items=[str(i) for i in self.items.data or []],
-                                     grounds=self.grounds.data or "", asks_alternative=bool(self.asks_alternative.data))
+                                     grounds=self.grounds.data or "",
+                                     asks_alternative=bool(self.asks_alternative.data))
 
 
 class PublicObjectionForm(ObjectionForm):
