@@ -225,6 +225,7 @@ def submit_from_notice(session: Session, link: NoticeLink, submission: Submissio
     now = now or now_utc()
     _check(link.change_set, submission, now)
     objection = _new(link.change_set, submission, link.delivery.email, "email", now)
+    objection.status = rules.RECEIVED
     session.add(objection)
     session.flush()
     _receive(session, objection, now)
@@ -294,9 +295,9 @@ def confirm(session: Session, raw: str, now: datetime | None = None) -> Confirma
         return check
     objection = check.objection
     claimed = session.execute(
-        update(Objection).where(Objection.id == objection.id, Objection.status == rules.DRAFT,
-                                Objection.confirm_token_hash.is_not(None))
-        .values(confirm_token_hash=None).execution_options(synchronize_session=False)
+        update(Objection).where(Objection.id == objection.id, Objection.status == rules.DRAFT)
+        .values(status=rules.RECEIVED, version=Objection.version + 1)
+        .execution_options(synchronize_session=False)
     ).rowcount
     if not claimed:
         return Confirmation("used", objection)
@@ -316,13 +317,12 @@ def _next_number(session: Session, year: int) -> int:
 
 
 def _receive(session: Session, objection: Objection, now: datetime) -> None:
+    """Number an objection that has just become received, record it, and acknowledge it."""
     year = now.astimezone(UTC).year
     number = _next_number(session, year)
     objection.year, objection.number = year, number
     objection.reference = rules.reference(year, number)
-    objection.status, objection.received_at = rules.RECEIVED, now
-    objection.confirm_token_hash = None
-    objection.version += 1
+    objection.received_at = now
     _event(session, objection, actor=objection.email, action="received", from_status=rules.DRAFT,
            to_status=rules.RECEIVED, now=now)
     session.flush()
