@@ -33,7 +33,13 @@ def announced_change(now, *, deadline_in_days: float = 10, title: str = "New SMS
                           calendars=["PL"], timezone="Europe/Warsaw", objection_days=14)
     document = Document(slug=f"dpa-{abs(hash(title)) % 10**6}", title="Data Processing Agreement",
                         notice_policy=policy)
-    deadline = now + timedelta(days=deadline_in_days)
+    from zoneinfo import ZoneInfo
+
+    from registry.domain.clock import start_of_day
+
+    # Deadlines fall on a legal midnight (the end of the last day included).
+    day = (now + timedelta(days=deadline_in_days)).astimezone(ZoneInfo("Europe/Warsaw")).date()
+    deadline = start_of_day(day, "Europe/Warsaw")
     change_set = ChangeSet(title=title, summary="We add an SMS provider.", status=ChangeStatus.IN_NOTICE,
                            is_material=True, published_at=now - timedelta(days=3),
                            notice_completed_at=now - timedelta(days=3),

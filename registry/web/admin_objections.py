@@ -9,6 +9,7 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import HiddenField, RadioField, SelectField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
 from registry.domain import objections as rules
@@ -23,7 +24,7 @@ from registry.web.forms import plain_text
 
 bp = Blueprint("admin_objections", __name__, url_prefix="/admin/objections")
 
-MOVES = [(state, label) for state, label in rules.STATES.items()
+MOVES = [SelectChoice(state, label) for state, label in rules.STATES.items()
          if state not in (rules.DRAFT, rules.RECEIVED)]
 
 
@@ -33,7 +34,8 @@ def strip(value):
 
 class MoveForm(FlaskForm):
     to = SelectField("Move to", choices=MOVES, validators=[InputRequired("Choose the new state.")])
-    outcome = SelectField("Outcome (when resolving)", choices=[("", "—"), *rules.OUTCOMES.items()],
+    outcome = SelectField("Outcome (when resolving)", choices=[SelectChoice("", "—"),
+                                   *(SelectChoice(value, label) for value, label in rules.OUTCOMES.items())],
                           validators=[Optional()])
     reply = TextAreaField("Message to the customer (optional; mailed with the new state)", filters=[strip],
                           validators=[Optional(), Length(max=5000), plain_text])
@@ -44,8 +46,9 @@ class NoteForm(FlaskForm):
     body = TextAreaField("Note or reply", filters=[strip],
                          validators=[InputRequired("Write the note or reply."), Length(max=5000), plain_text])
     visibility = RadioField("Who sees it", default="internal",
-                            choices=[("internal", "Internal note (staff only)"),
-                                     ("reply", "Reply to the customer (mailed, and on their status page)")],
+                            choices=[SelectChoice("internal", "Internal note (staff only)"),
+                                     SelectChoice("reply", "Reply to the customer (mailed, and on their status "
+                                                           "page)")],
                             validators=[InputRequired("Choose who sees it.")])
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, SelectMultipleField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -33,12 +34,16 @@ LINK_PROBLEMS = {
 }
 
 
+def choices(pairs) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
 def strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
 class ObjectionForm(FlaskForm):
-    kind = RadioField("Your decision", choices=list(rules.KINDS.items()), default="objection",
+    kind = RadioField("Your decision", choices=choices(rules.KINDS.items()), default="objection",
                       validators=[InputRequired("Choose whether you object or approve.")])
     organisation = StringField("Organisation", filters=[strip],
                                validators=[InputRequired("Give your organisation's name."), Length(max=300),
@@ -46,7 +51,7 @@ class ObjectionForm(FlaskForm):
     contact_name = StringField("Your name", filters=[strip],
                                validators=[InputRequired("Give your name."), Length(max=200), plain_text,
                                            single_line])
-    role = RadioField("Your organisation's role", choices=list(rules.ROLES.items()),
+    role = RadioField("Your organisation's role", choices=choices(rules.ROLES.items()),
                       validators=[InputRequired("Choose your role: controller, or processor acting for a "
                                                 "controller.")])
     items = SelectMultipleField("What you object to", choices=[], validate_choice=False,
@@ -87,7 +92,7 @@ def _change_set(change_set_id: int) -> ChangeSet:
 
 def _form_page(form, change_set: ChangeSet, *, action: str, email: str | None = None, status: int = 200,
                error: str = ""):
-    form.items.choices = objections.items_of(change_set)
+    form.items.choices = choices(objections.items_of(change_set))
     state = objections.window(change_set, now_utc())
     return render_template("objections/form.html", form=form, change_set=change_set, window=state,
                            action=action, email=email, error=error), status
@@ -123,7 +128,7 @@ def submit(change_set_id: int):
     if not state.is_open:
         return _closed(change_set, state.closed_message)
     form = PublicObjectionForm()
-    form.items.choices = objections.items_of(change_set)
+    form.items.choices = choices(objections.items_of(change_set))
     if not form.validate_on_submit():
         return _form_page(form, change_set, status=422, **page)
     try:
@@ -158,7 +163,7 @@ def submit_from_notice(notice_token: str):
     if not state.is_open:
         return _closed(link.change_set, state.closed_message)
     form = ObjectionForm()
-    form.items.choices = objections.items_of(link.change_set)
+    form.items.choices = choices(objections.items_of(link.change_set))
     if not form.validate_on_submit():
         return _form_page(form, link.change_set, status=422, **page)
     try:
