@@ -10,8 +10,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from registry.models import ChangeSet, ChangeSetEvent, Delivery, MessageBody, Notice
-from registry.services.notices import SETTLED
 from registry.services import objections
+from registry.services.notices import SETTLED
 
 # Waiting to be sent, or sent without an answer yet: the worker or the webhook still owes an outcome.
 PENDING = ("queued", "sending")

@@ -4,6 +4,8 @@ notes and replies, and the exports for the file."""
 from __future__ import annotations
 
 import json
+import math
+from datetime import datetime
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
@@ -47,9 +49,32 @@ class NoteForm(FlaskForm):
                          validators=[InputRequired("Write the note or reply."), Length(max=5000), plain_text])
     visibility = RadioField("Who sees it", default="internal",
                             choices=[SelectChoice("internal", "Internal note (staff only)"),
-                                     SelectChoice("reply", "Reply to the customer (mailed, and on their status "
-                                                           "page)")],
+                                     SelectChoice("reply", "Reply to the customer (mailed, and on "
+                                                           "their status page)")],
                             validators=[InputRequired("Choose who sees it.")])
+
+
+@bp.app_template_global("objection_counts")
+def objection_counts(change_set_id: int) -> dict[str, int]:
+    """Open objections and everything received, for the dashboard and the change set's page."""
+    rows = objections.register(db.session, change_set_id=change_set_id)
+    return {"open": sum(o.kind == "objection" and o.status in rules.OPEN_STATES for o in rows),
+            "total": len(rows)}
+
+
+@bp.app_template_global("time_to")
+def time_to(moment: datetime | None) -> str:
+    """How long until a moment, in words staff read at a glance ("in 3 days", "in 5 hours")."""
+    if moment is None:
+        return ""
+    seconds = (moment - now_utc()).total_seconds()
+    if seconds <= 0:
+        return "already passed"
+    if seconds < 86400:
+        hours = max(1, math.ceil(seconds / 3600))
+        return f"in {hours} hour{'s' if hours != 1 else ''}"
+    days = math.ceil(seconds / 86400)
+    return f"in {days} day{'s' if days != 1 else ''}"
 
 
 def _objection(objection_id: int) -> Objection:
