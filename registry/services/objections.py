@@ -306,7 +306,7 @@ def confirm(session: Session, raw: str, now: datetime | None = None) -> Confirma
     return check
 
 
-def _next_number(session: Session, year: int) -> int:
+def next_number(session: Session, year: int) -> int:
     """This year's next reference number, by one upsert: PostgreSQL serialises concurrent upserts of
     the year's row, SQLite its writers, so two objections received at once never share a number."""
     table = ObjectionSequence.__table__
@@ -319,7 +319,7 @@ def _next_number(session: Session, year: int) -> int:
 def _receive(session: Session, objection: Objection, now: datetime) -> None:
     """Number an objection that has just become received, record it, and acknowledge it."""
     year = now.astimezone(UTC).year
-    number = _next_number(session, year)
+    number = next_number(session, year)
     objection.year, objection.number = year, number
     objection.reference = rules.reference(year, number)
     objection.received_at = now

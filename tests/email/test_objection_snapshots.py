@@ -1,4 +1,5 @@
-"""Snapshots of the objection mails (confirmation, acknowledgement, update); UPDATE_SNAPSHOTS=1 rewrites them."""
+"""Snapshots of the objection mails (confirmation, acknowledgement, update); UPDATE_SNAPSHOTS=1 rewrites
+them."""
 
 from datetime import UTC, datetime
 

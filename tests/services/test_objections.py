@@ -122,7 +122,8 @@ def test_a_notice_link_of_an_erased_address_does_not_work(change):
 ])
 def test_bad_submissions_are_refused_with_their_field(change, changes, field):
     with pytest.raises(ObjectionError) as refused:
-        objections.submit_from_form(db.session, change, "dpo@northwind.example", submission(change, **changes))
+        objections.submit_from_form(db.session, change, "dpo@northwind.example",
+                                    submission(change, **changes))
     assert refused.value.field == field
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Objection)) == 0
@@ -207,7 +208,7 @@ def test_two_staff_moving_the_same_objection_at_once_do_not_both_win(app, change
     for _trial in range(10):
         objection_id = received_objection(change).id
 
-        def step_for(user_id, target, outcome=None):
+        def step_for(user_id, target, outcome=None, objection_id=objection_id):
             def step(prepared):
                 if prepared == "prepare":
                     objection = db.session.get(Objection, objection_id)
@@ -235,7 +236,8 @@ def test_two_confirmations_at_once_get_different_references(app, change):
     for _trial in range(10):
         tokens = []
         for number in range(2):
-            objections.submit_from_form(db.session, change, f"dpo{number}@northwind.example", submission(change))
+            objections.submit_from_form(db.session, change, f"dpo{number}@northwind.example",
+                                        submission(change))
             db.session.commit()
             tokens.append(confirm_token(mails("objection_confirm")[-1]))
 
@@ -255,7 +257,8 @@ def test_two_confirmations_at_once_get_different_references(app, change):
 
 def test_open_count_and_unanswered(change, make_user, monkeypatch):
     editor = make_user("editor")
-    first, second = received_objection(change, "a@northwind.example"), received_objection(change, "b@x.example")
+    first = received_objection(change, "a@northwind.example")
+    second = received_objection(change, "b@x.example")
     assert objections.open_count(db.session, change) == 2
     objections.move(db.session, second, to="resolved", outcome="customer_accepted", version=second.version,
                     actor=editor)
@@ -284,9 +287,11 @@ def test_exports_list_each_objection_and_never_a_formula(change):
 
 def test_the_proof_lists_objections_with_their_outcome(change, make_user):
     objection = received_objection(change)
-    objections.move(db.session, objection, to="resolved", outcome="change_withdrawn", version=objection.version,
+    objections.move(db.session, objection, to="resolved", outcome="change_withdrawn",
+                    version=objection.version,
                     actor=make_user("approver"))
     listed = objections.for_proof(db.session, change)
-    assert listed == [{"reference": objection.reference, "kind": "objection", "organisation": "Northwind Logistics",
-                       "received_at": objection.received_at, "status": "Resolved", "outcome": "Change withdrawn"}]
+    assert listed == [{"reference": objection.reference, "kind": "objection",
+                       "organisation": "Northwind Logistics", "received_at": objection.received_at,
+                       "status": "Resolved", "outcome": "Change withdrawn"}]
 

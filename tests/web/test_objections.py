@@ -142,7 +142,8 @@ def test_the_notice_link_prefills_the_address_and_records_at_once(client, change
     done = client.post(url, data=form_data(client, change, email="someone@else.example"))
     assert done.status_code == 303
     objection = db.session.scalar(select(Objection))
-    assert (objection.email, objection.status, objection.source) == ("legal@orchard.example", "received", "email")
+    assert (objection.email, objection.status) == ("legal@orchard.example", "received")
+    assert objection.source == "email"
     bad = client.post(url, data=form_data(client, change, grounds=""))
     assert bad.status_code == 422 and stored() == 1
 
