@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.models import Delivery, Notice, Objection, ObjectionEvent, OutgoingMail
+from registry.models import ChangeSet, Delivery, Notice, Objection, ObjectionEvent, OutgoingMail
 from registry.services import objections
 from tests.conftest import csrf_token
 from tests.factories import announced_change
@@ -168,7 +168,8 @@ def test_staff_register_moves_notes_and_exports(client, change, make_user, login
                               "version": str(read)})
     assert stale.status_code == 409 and "Someone else changed" in stale.get_data(as_text=True)
     noted = editor.post(f"/admin/objections/{objection.id}/notes",
-                        data={"csrf_token": editor.csrf(), "body": "Internal only.", "visibility": "internal"})
+                        data={"csrf_token": editor.csrf(), "body": "Internal only.",
+                              "visibility": "internal"})
     assert noted.status_code == 303
     db.session.expire_all()
     objection = db.session.get(Objection, objection.id)
@@ -222,3 +223,14 @@ def test_roles_and_unknown_objections(client, change, make_user, login):
     assert editor.get("/admin/objections/?change_set=999999").status_code == 404
     assert editor.get("/admin/objections/?change_set=abc").status_code == 400
     assert editor.get("/admin/objections/?status=lost").status_code == 400
+
+
+def test_the_demo_has_one_objection_in_discussion_on_an_announced_change(demo_app):
+    with demo_app.app_context():
+        (objection,) = db.session.scalars(select(Objection)).all()
+        assert objection.status == "in_discussion" and objection.reference.startswith("OBJ-")
+        change = db.session.get(ChangeSet, objection.change_set_id)
+        assert change.published_at is not None and change.effective_at > now_utc()
+        assert objections.open_count(db.session, change) == 1
+        assert [e.action for e in objection.events] == ["received", "moved", "note", "moved"]
+        db.session.remove()
