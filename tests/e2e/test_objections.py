@@ -130,6 +130,8 @@ def test_a_customer_objects_from_the_public_page_and_staff_resolve_it(site, open
     customer.get_by_label("Email address").fill(address)
     fill(customer, organisation="Orchard Retail", item="New sub-processor: Kestrel Messaging",
          grounds="Kestrel is not on our approved vendor list.")
+    ARTIFACTS.mkdir(exist_ok=True)
+    customer.screenshot(path=ARTIFACTS / "objection-form.png", full_page=True)
     customer.get_by_role("button", name="Send").click()
     expect(customer.get_by_role("heading", name="Check your inbox")).to_be_visible()
 
@@ -160,6 +162,7 @@ def test_a_customer_objects_from_the_public_page_and_staff_resolve_it(site, open
     staff.get_by_label("Message to the customer").fill("Your data will not be sent to Kestrel.")
     staff.get_by_role("button", name="Save the new state").click()
     expect(staff.locator("dl.facts")).to_contain_text("Resolved: Change withdrawn for this customer")
+    staff.screenshot(path=ARTIFACTS / "objection-staff.png", full_page=True)
 
     customer.goto(status_link)
     expect(customer.locator(".objection-state")).to_have_text("Resolved: Change withdrawn for this customer")
