@@ -295,3 +295,19 @@ def test_the_proof_lists_objections_with_their_outcome(change, make_user):
                        "organisation": "Northwind Logistics", "received_at": objection.received_at,
                        "status": "Resolved", "outcome": "Change withdrawn"}]
 
+
+
+def test_each_notice_recipient_gets_a_signed_link_to_the_form_with_their_address(change):
+    from registry.notify import messages
+
+    notice = Notice(change_set_id=change.id, subject="Notice")
+    db.session.add(notice)
+    db.session.flush()
+    delivery = Delivery(notice_id=notice.id, email="legal@orchard.example", status="queued")
+    db.session.add(delivery)
+    db.session.commit()
+    (recipient,) = messages.recipients([(delivery.id, delivery.email, 0, None)])
+    link = recipient.substitutions[messages.OBJECTION_KEY]
+    assert link.startswith("http://localhost/objections/from-notice/")
+    read = objections.read_notice_token(db.session, link.rsplit("/", 1)[1])
+    assert (read.delivery.email, read.change_set.id) == ("legal@orchard.example", change.id)
