@@ -76,6 +76,12 @@ class PublicObjectionForm(ObjectionForm):
                                     single_line])
 
 
+@bp.app_template_global("announced_change")
+def announced_change(change_set_id: int) -> ChangeSet | None:
+    """A sub-processor entry names its pending change by id; its page shows how to object to it."""
+    return objections.announced_change_set(db.session, change_set_id, now_utc())
+
+
 @bp.after_request
 def private(response):
     # Links carry personal tokens and pages show an address: never store them in a shared cache.

@@ -234,3 +234,17 @@ def test_the_demo_has_one_objection_in_discussion_on_an_announced_change(demo_ap
         assert objections.open_count(db.session, change) == 1
         assert [e.action for e in objection.events] == ["received", "moved", "note", "moved"]
         db.session.remove()
+
+
+@pytest.mark.parametrize("path", ["/upcoming", "/subprocessors/kestrel-messaging", "/documents/privacy-policy/"])
+def test_pages_of_an_announced_change_say_how_to_object(demo_client, path):
+    html = demo_client.get(path).get_data(as_text=True)
+    assert "You may object to this change until the end of" in html
+    assert "That day is included." in html and "UTC)" in html
+    assert 'href="/objections/' in html
+
+
+def test_a_sub_processor_without_a_pending_change_says_nothing_about_objecting(demo_client):
+    response = demo_client.get("/subprocessors/nordlicht-cloud")
+    assert response.status_code == 200
+    assert "You may object" not in response.get_data(as_text=True)
