@@ -53,7 +53,7 @@ def site(request, tmp_path_factory) -> Iterator[tuple[Flask, str]]:
 
 @pytest.fixture
 def open_page(browser: Browser, site, request):
-    app, url = site
+    _app, url = site
     pages: list[Page] = []
 
     def make(**options) -> Page:
@@ -184,7 +184,7 @@ def test_a_customer_objects_from_the_notice_link_and_a_late_form_is_refused(site
     from registry.models import ChangeSet, Delivery, Notice
     from registry.services import objections
 
-    app, url = site
+    app, _url = site
     change = upcoming_change(app)
     with app.app_context():
         delivery = db.session.scalar(select(Delivery).join(Notice).where(
@@ -209,7 +209,8 @@ def test_a_customer_objects_from_the_notice_link_and_a_late_form_is_refused(site
     # The form is open on the page, and the deadline passes before it is sent.
     late = open_page()
     late.goto(link)
-    fill(late, organisation="Kettle Analytics", item="New sub-processor: Kestrel Messaging", grounds="Too late?")
+    fill(late, organisation="Kettle Analytics", item="New sub-processor: Kestrel Messaging",
+         grounds="Too late?")
     with app.app_context():
         row = db.session.get(ChangeSet, change.id)
         deadline = row.objection_deadline_at

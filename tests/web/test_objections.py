@@ -236,7 +236,8 @@ def test_the_demo_has_one_objection_in_discussion_on_an_announced_change(demo_ap
         db.session.remove()
 
 
-@pytest.mark.parametrize("path", ["/upcoming", "/subprocessors/kestrel-messaging", "/documents/privacy-policy/"])
+@pytest.mark.parametrize("path", ["/upcoming", "/subprocessors/kestrel-messaging",
+                                  "/documents/privacy-policy/"])
 def test_pages_of_an_announced_change_say_how_to_object(demo_client, path):
     html = demo_client.get(path).get_data(as_text=True)
     assert "You may object to this change until the end of" in html
