@@ -10,6 +10,7 @@ from datetime import datetime
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 from wtforms import HiddenField, RadioField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
@@ -93,8 +94,8 @@ def index():
     if change_set_id and change_set is None:
         abort(404, "There is no such change set.")
     rows = objections.register(db.session, status=status, change_set_id=change_set_id)
-    titles = {c.id: c.title for c in db.session.query(ChangeSet).filter(
-        ChangeSet.id.in_({o.change_set_id for o in rows}))} if rows else {}
+    titles = dict(db.session.execute(select(ChangeSet.id, ChangeSet.title).where(
+        ChangeSet.id.in_({o.change_set_id for o in rows}))).all()) if rows else {}
     return render_template("admin/objections/index.html", objections=rows, status=status, rules=rules,
                            change_set=change_set, titles=titles)
 
