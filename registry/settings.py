@@ -33,6 +33,8 @@ class Settings:
     sendgrid_webhook_public_key: str = ""
     mail_from: str = "notices@example.com"
     mail_from_name: str = ""
+    # Whom customers write to about a change once its objection window has closed (mail_from if unset).
+    privacy_contact: str = ""
     # Where one-click unsubscribe mails go (the mailto in List-Unsubscribe).
     unsubscribe_mailto: str = "unsubscribe@example.com"
     ratelimit_storage_uri: str = "memory://"
@@ -110,6 +112,7 @@ class Settings:
             sendgrid_api_host=env.get("REGISTRY_SENDGRID_API_HOST", cls.sendgrid_api_host).rstrip("/"),
             sendgrid_webhook_public_key=env.get("REGISTRY_SENDGRID_WEBHOOK_PUBLIC_KEY", ""),
             mail_from=env.get("REGISTRY_MAIL_FROM", cls.mail_from),
+            privacy_contact=env.get("REGISTRY_PRIVACY_CONTACT", cls.privacy_contact),
             mail_from_name=env.get("REGISTRY_MAIL_FROM_NAME", cls.mail_from_name),
             unsubscribe_mailto=env.get("REGISTRY_UNSUBSCRIBE_MAILTO", cls.unsubscribe_mailto),
             ratelimit_storage_uri=env.get("REGISTRY_RATELIMIT_STORAGE_URI", cls.ratelimit_storage_uri),

@@ -12,3 +12,44 @@ def subscription_topics() -> dict[str, Topic]:
     db.session.add_all(rows.values())
     db.session.commit()
     return rows
+
+
+def announced_change(now, *, deadline_in_days: float = 10, title: str = "New SMS provider"):
+    """A material change in notice: one new sub-processor and one document version, its objection
+    deadline `deadline_in_days` from `now` (negative: already passed), committed."""
+    from datetime import timedelta
+
+    from registry.models import (
+        ChangeSet,
+        ChangeStatus,
+        Document,
+        DocumentVersion,
+        NoticePolicy,
+        SubProcessor,
+        SubProcessorRecord,
+    )
+
+    policy = NoticePolicy(key=f"policy-{title[:20]}", name="DPA", length=14, unit="calendar_days",
+                          calendars=["PL"], timezone="Europe/Warsaw", objection_days=14)
+    document = Document(slug=f"dpa-{abs(hash(title)) % 10**6}", title="Data Processing Agreement",
+                        notice_policy=policy)
+    from zoneinfo import ZoneInfo
+
+    from registry.domain.clock import start_of_day
+
+    # Deadlines fall on a legal midnight (the end of the last day included).
+    day = (now + timedelta(days=deadline_in_days)).astimezone(ZoneInfo("Europe/Warsaw")).date()
+    deadline = start_of_day(day, "Europe/Warsaw")
+    change_set = ChangeSet(title=title, summary="We add an SMS provider.", status=ChangeStatus.IN_NOTICE,
+                           is_material=True, published_at=now - timedelta(days=3),
+                           notice_completed_at=now - timedelta(days=3),
+                           objection_deadline_at=deadline, effective_at=deadline + timedelta(days=1))
+    record = SubProcessorRecord(
+        subprocessor=SubProcessor(slug=f"sms-{abs(hash(title)) % 10**6}"), change_set=change_set,
+        action="add", name="Textwave SMS", legal_entity="Textwave sp. z o.o.", address="Kraków",
+        contact="privacy@textwave.example", purpose="SMS", transfer_mechanism="EEA", countries=["PL"])
+    version = DocumentVersion(document=document, change_set=change_set, number=2, source_md="# DPA",
+                              summary="Longer notice.")
+    db.session.add_all([policy, document, change_set, record, version])
+    db.session.commit()
+    return change_set

@@ -14,7 +14,7 @@ from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.notify import dispatch
 from registry.notify.senders import MAX_PERSONALIZATIONS, sender_for
-from registry.services import retention
+from registry.services import objections, retention
 
 notices_cli = AppGroup("notices", help="Send notices and queued mail.")
 
@@ -91,6 +91,8 @@ def dispatch_command(once: bool, batch_size: int, claim_requests: int, client_ti
 
 def _purge() -> None:
     retention.purge(db.session)
+    # Objection drafts whose address was never confirmed: nothing was sent, nothing is kept.
+    objections.expire_drafts(db.session)
     db.session.commit()
 
 

@@ -600,3 +600,23 @@ SUBPROCESSORS = [
         ],
     },
 ]
+
+# Northwind's objection to the upcoming change's new sub-processor, in discussion (hours after the notice).
+OBJECTION = {
+    "received_hours_after_notice": 20,
+    "email": "dpo@northwind-logistics.example",
+    "organisation": "Northwind Logistics",
+    "contact_name": "Ada Kowalska",
+    "grounds": "Our customers' phone numbers may only be processed by vendors on our approved list, and the "
+               "new SMS provider is not on it yet. We object until our vendor review is complete, and ask "
+               "whether SMS codes for our workspaces can stay with the current provider.",
+    "steps": [
+        (6, "moved", "received", "acknowledged",
+         "Thank you. We have recorded your objection and our privacy team is reviewing it.", True),
+        (9, "note", None, None, "Sales confirms Northwind's contract allows an opt-out of SMS two-step.", False),
+        (26, "moved", "acknowledged", "in_discussion",
+         "We can keep SMS two-step for your workspaces on an authenticator app only, so that your "
+         "users' phone numbers never reach the new provider. Could we discuss this on a call this week?",
+         True),
+    ],
+}

@@ -15,6 +15,7 @@ from registry.models.notices import (
     WebhookBatch,
     WebhookEvent,
 )
+from registry.models.objections import Objection, ObjectionEvent, ObjectionSequence
 from registry.models.site import SiteState
 from registry.models.subprocessors import RecordAction, SubProcessor, SubProcessorRecord
 from registry.models.subscribers import ConfirmationToken, MailQuota, Subscriber, Subscription, Topic
@@ -37,6 +38,9 @@ __all__ = [
     "MessageBody",
     "Notice",
     "NoticePolicy",
+    "Objection",
+    "ObjectionEvent",
+    "ObjectionSequence",
     "OutgoingMail",
     "PasswordResetToken",
     "ProviderPause",

@@ -27,7 +27,9 @@ _INLINER = css_inline.CSSInliner()
 # Placeholders in a notice body that SendGrid replaces per recipient (substitutions).
 PREFERENCES_KEY = "-preferences_url-"
 UNSUBSCRIBE_KEY = "-unsubscribe_url-"
-MARKERS = (PREFERENCES_KEY, UNSUBSCRIBE_KEY)
+# The recipient's signed link to the objection form (services.objections.notice_url).
+OBJECTION_KEY = "-objection_url-"
+MARKERS = (PREFERENCES_KEY, UNSUBSCRIBE_KEY, OBJECTION_KEY)
 # SendGrid replaces a key wherever it appears, so staff text must never contain one. Inside staff text
 # each marker's name gets a fullwidth low line for its underscore: it reads the same, it is visible (not
 # one of the invisible characters the forms refuse), and the name can no longer be completed into a key
@@ -203,6 +205,9 @@ def notice_context(session: Session, notice: Notice) -> dict:
         "moved_from": moment(notice.moved_from_at, zone),
         "effective_new_customers": moment(change_set.effective_new_customers_at, zone),
         "objection_deadline": moment(change_set.objection_deadline_at, zone),
+        "objection_deadline_at": (change_set.objection_deadline_at
+                                  if change_set.status != ChangeStatus.WITHDRAWN else None),
+        "objection_url": OBJECTION_KEY,
         "timezone": zone,
         "announced": moment(change_set.published_at, zone),
         "withdrawn": moment(change_set.withdrawn_at, zone),
@@ -312,7 +317,7 @@ def recipients(rows: Iterable[tuple[int, str, int, int | None]]) -> list[Recipie
     """Recipients for (delivery id, email, subscriber id, topic id) rows; reads the settings once, and
     the subscribers' link generations with one query per 1,000: the links are HMACs, not rows."""
     from registry.extensions import db
-    from registry.services import subscriptions
+    from registry.services import objections, subscriptions
 
     rows = list(rows)
     generation = subscriptions.generations(db.session, (row[2] for row in rows))
@@ -335,6 +340,8 @@ def recipients(rows: Iterable[tuple[int, str, int, int | None]]) -> list[Recipie
             unsubscribe = unsubscribe_base + token
             headers = {"List-Unsubscribe": f"<{unsubscribe}>, <mailto:{mailto}?subject=unsubscribe-{token}>",
                        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+        objection = objections.notice_url(delivery_id, base_url=settings.base_url, **signing)
         made.append(Recipient(email=email, headers=headers, custom_args={"delivery_id": str(delivery_id)},
-                              substitutions={PREFERENCES_KEY: preferences, UNSUBSCRIBE_KEY: unsubscribe}))
+                              substitutions={PREFERENCES_KEY: preferences, UNSUBSCRIBE_KEY: unsubscribe,
+                                             OBJECTION_KEY: objection}))
     return made

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from zoneinfo import ZoneInfo
 
@@ -11,11 +11,21 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry.demo import content
+from registry.domain import objections as rules
 from registry.domain.clock import start_of_day
-from registry.models import Delivery, Document, Notice, NoticePolicy, Topic, User
+from registry.models import (
+    Delivery,
+    Document,
+    Notice,
+    NoticePolicy,
+    Objection,
+    ObjectionEvent,
+    Topic,
+    User,
+)
 from registry.notify import messages
 from registry.notify.senders import Sender
-from registry.services import accounts, contacts, notices, publishing, workflow
+from registry.services import accounts, audit, contacts, notices, objections, publishing, workflow
 
 LEGAL_ZONE = ZoneInfo("Europe/Warsaw")
 # The DPA promises 14 calendar days' notice of sub-processor changes, with a right to object.
@@ -125,9 +135,10 @@ def load(session: Session, now: datetime, outbox: Sender | None = None) -> str:
     publishing.publish(session, change_set, published_at=notice, notice_completed_at=None,
                        effective_at=effective, effective_new_customers_at=notice, actor="demo", now=now)
     _deliver_notice(session, change_set, notice, now, outbox)
+    _objection_in_discussion(session, change_set, notice, now)
     return (f"{len(content.SUBPROCESSORS) + 1} sub-processors, {len(documents)} documents, "
             f"{count + 2} change sets (one withdrawn), {report.created} subscribers, "
-            f"{len(STAFF)} staff accounts")
+            f"{len(STAFF)} staff accounts, 1 objection in discussion")
 
 
 def _notice_start(session: Session, change_set, effective: datetime) -> datetime:
@@ -174,6 +185,33 @@ def _deliver_notice(session: Session, change_set, notice_at: datetime, now: date
     accepted = notice_at + timedelta(minutes=1)
     _accept_all(session, notice, accepted, outbox)
     publishing.complete_notice(session, change_set, completed_at=accepted, now=now)
+
+
+def _objection_in_discussion(session: Session, change_set, notice_at: datetime, now: datetime) -> None:
+    """Northwind's DPO objected to the new SMS provider from the notice's link; staff acknowledged it and
+    offered to discuss an alternative. Written as rows (the demo mails nobody), each step audited."""
+    demo = content.OBJECTION
+    received = notice_at + timedelta(hours=demo["received_hours_after_notice"])
+    items = [f"subprocessor:{record.id}" for record in change_set.subprocessor_records]
+    year = received.astimezone(UTC).year
+    number = objections.next_number(session, year)
+    objection = Objection(
+        change_set_id=change_set.id, kind="objection", status=rules.IN_DISCUSSION, year=year, number=number,
+        reference=rules.reference(year, number), email=demo["email"], organisation=demo["organisation"],
+        contact_name=demo["contact_name"], role="controller", items=items, grounds=demo["grounds"],
+        asks_alternative=True, source="email", created_at=received, received_at=received, version=3)
+    session.add(objection)
+    session.flush()
+    approver = STAFF[1][0]
+    steps = [(received, objection.email, "received", rules.DRAFT, rules.RECEIVED, "", True)]
+    for hours, action, before, after, body, public in demo["steps"]:
+        steps.append((received + timedelta(hours=hours), approver, action, before, after, body, public))
+    for at, actor, action, before, after, body, public in steps:
+        session.add(ObjectionEvent(objection_id=objection.id, at=at, actor=actor, action=action,
+                                   from_status=before, to_status=after, body=body, is_public=public))
+        audit.record(session, actor=actor, action=f"objection.{after or action}", object_type="objection",
+                     object_id=objection.reference, after={"status": after, "body": body}, at=now)
+    objection.answered_at = steps[-1][0]
 
 
 def _accept_all(session: Session, notice: Notice, accepted: datetime, outbox: Sender | None) -> None:

@@ -10,6 +10,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from registry.models import ChangeSet, ChangeSetEvent, Delivery, MessageBody, Notice
+from registry.services import objections
 from registry.services.notices import SETTLED
 
 # Waiting to be sent, or sent without an answer yet: the worker or the webhook still owes an outcome.
@@ -87,6 +88,8 @@ class Proof:
     totals: Counts
     problems: list[str]
     history: list[PlanStep] = field(default_factory=list)
+    # Objections and approvals received for the change, with their state and outcome.
+    objections: list[dict] = field(default_factory=list)
 
     @property
     def is_reconciled(self) -> bool:
@@ -151,7 +154,8 @@ def proof(session: Session, change_set_id: int) -> Proof | None:
     totals = Counts()
     for row in rows:
         totals.add(row.counts)
-    return Proof(change_set, rows, totals, _problems(change_set, rows), plan_history(session, change_set))
+    return Proof(change_set, rows, totals, _problems(change_set, rows), plan_history(session, change_set),
+                 objections.for_proof(session, change_set))
 
 
 def plan_history(session: Session, change_set: ChangeSet) -> list[PlanStep]:
@@ -272,6 +276,7 @@ def summary(item: Proof) -> dict:
                      "dispatch_completed_at": _iso(row.notice.dispatch_completed_at),
                      "body_sha256": row.notice.body_sha256 or None, "resent": row.resent,
                      **_count_fields(row.counts)} for row in item.notices],
+        "objections": [{**entry, "received_at": _iso(entry["received_at"])} for entry in item.objections],
         "totals": _count_fields(item.totals),
         "reconciled": item.is_reconciled,
         "problems": item.problems,

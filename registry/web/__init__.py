@@ -11,6 +11,7 @@ from flask import Flask, abort, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import BaseConverter, IntegerConverter
 
+from registry.domain.deadlines import deadline_words
 from registry.domain.slugs import PATTERN as SLUG_PATTERN
 from registry.services.reading import NOT_YET
 from registry.web.caching import PageCache
@@ -23,7 +24,8 @@ CSP = (
 # Two years, every subdomain: browsers then refuse plain HTTP to the site before any request leaves.
 HSTS = "max-age=63072000; includeSubDomains"
 # The blueprints of the staff area and its sign-in: their pages hold personal data and one-time secrets.
-STAFF_BLUEPRINTS = frozenset({"auth", "admin", "users", "subscribers", "notices", "audit", "policies"})
+STAFF_BLUEPRINTS = frozenset({"auth", "admin", "users", "subscribers", "notices", "audit", "policies",
+                              "admin_objections"})
 # A view is a page (GET, and HEAD answered by the same view) or a submission (POST). Flask answers
 # OPTIONS itself. Anything else (PUT, DELETE, TRACE, made-up methods) is refused before any view runs.
 VIEW_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST"})
@@ -94,6 +96,7 @@ def init_app(app: Flask) -> None:
     from registry.web import (
         access,
         admin,
+        admin_objections,
         api,
         audit,
         auth,
@@ -101,6 +104,7 @@ def init_app(app: Flask) -> None:
         documents,
         feeds,
         notices,
+        objections,
         policies,
         public,
         subprocessors,
@@ -123,7 +127,7 @@ def init_app(app: Flask) -> None:
     app.before_request(staff_forms_take_form_data)
     for blueprint in (public.bp, subprocessors.bp, documents.bp, api.bp, subscriptions.bp, feeds.bp,
                       webhooks.bp, auth.bp, admin.bp, users.bp, subscribers.bp, notices.bp, audit.bp,
-                      policies.bp, calendar.bp):
+                      policies.bp, calendar.bp, objections.bp, admin_objections.bp):
         app.register_blueprint(blueprint)
 
     @app.template_filter("local_date")
@@ -143,6 +147,11 @@ def init_app(app: Flask) -> None:
             return "once the notice has gone out"
         local = value.astimezone(zone)
         return f"{local.day} {local:%B %Y, %H:%M %Z}"
+
+    @app.template_filter("deadline")
+    def deadline(value: datetime | None) -> str:
+        """An objection deadline in words: the last day it includes, in the legal zone and UTC."""
+        return deadline_words(value, settings.legal_timezone).text if value else ""
 
     @app.template_filter("iso")
     def iso(value: datetime | date | None) -> str:

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from feedgen.feed import FeedGenerator
-from flask import Blueprint, Response, abort, current_app, request, url_for
+from flask import Blueprint, Response, abort, current_app, render_template, request, url_for
 from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
@@ -101,13 +101,19 @@ def _move_html(entry: _Entry, zone: ZoneInfo) -> str:
     dates = [Markup("<li>Notice given: {}</li>").format(_when(change_set.published_at, zone)),
              Markup("<li>Now takes effect: {}</li>").format(_when(move.moved_to_at, zone)),
              Markup("<li>Was to take effect: {}</li>").format(_when(move.moved_from_at, zone))]
-    if change_set.objection_deadline_at:
-        dates.append(Markup("<li>Objections until: {}</li>").format(
-            _when(change_set.objection_deadline_at, zone)))
     parts = [Markup("<p>The effective date of this change moved{}.</p>").format(
         Markup(": {}").format(xml_text(move.reason)) if move.reason else ""),
-        Markup("<ul>{}</ul>").format(Markup("").join(dates))]
+        Markup("<ul>{}</ul>").format(Markup("").join(dates)), _how_to_object(change_set)]
     return str(Markup("").join(parts))
+
+
+def _how_to_object(change_set: ChangeSet) -> Markup:
+    """The deadline and the form's address, worded where every page and notice words them."""
+    deadline = change_set.objection_deadline_at if change_set.status != ChangeStatus.WITHDRAWN else None
+    # render_template autoescapes: its result is safe markup.
+    return Markup(render_template(  # noqa: S704
+        "objections/_how_to_object.html", objection_deadline_at=deadline,
+        objection_url=url_for("objections.new", change_set_id=change_set.id, _external=True)))
 
 
 def _withdrawal_html(entry: _Entry, zone: ZoneInfo) -> str:
@@ -148,14 +154,12 @@ def _entry_html(change_set: ChangeSet, zone: ZoneInfo, document: Document | None
                 _when(change_set.effective_at, zone)))
         else:
             dates.append(Markup("<li>Effective: {}</li>").format(_when(change_set.effective_at, zone)))
-    if change_set.objection_deadline_at:
-        dates.append(Markup("<li>Objections until: {}</li>").format(
-            _when(change_set.objection_deadline_at, zone)))
     if change_set.effective_moved_at and change_set.planned_effective_at:
         dates.append(Markup("<li>Date moved: first announced for {}; moved on {} so that the full "
                             "notice period passes after the notice went out.</li>").format(
             _when(change_set.planned_effective_at, zone), _when(change_set.effective_moved_at, zone)))
     parts.append(Markup("<ul>{}</ul>").format(Markup("").join(dates)))
+    parts.append(_how_to_object(change_set))
 
     items = []
     for version in change_set.document_versions:

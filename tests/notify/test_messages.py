@@ -10,10 +10,11 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import event, select
 
+from registry.domain.deadlines import deadline_words
 from registry.extensions import db
 from registry.models import Delivery, Subscriber, Topic
 from registry.notify import messages
-from registry.services import notices, publishing, subscriptions
+from registry.services import notices, objections, publishing, subscriptions
 from tests.services.test_notices import (
     SUBPROCESSOR,
     make_document,
@@ -64,7 +65,8 @@ def test_the_notice_body_says_what_changes_and_when(notice):
         effective = messages.moment(change_set.effective_at, "Europe/Warsaw")
         assert effective["local"] in body and effective["utc"] in body
         assert messages.moment(change_set.effective_new_customers_at, "Europe/Warsaw")["utc"] in body
-        assert messages.moment(change_set.objection_deadline_at, "Europe/Warsaw")["utc"] in body
+        assert deadline_words(change_set.objection_deadline_at, "Europe/Warsaw").text in body
+        assert messages.OBJECTION_KEY in body
     assert "from=1" in batch.text and "to=2" in batch.text and "view=redline" in batch.text
     # The redline link opens the comparison page.
     assert "Retention &amp; transfers" in batch.html and "<script" not in batch.html
@@ -132,7 +134,8 @@ def test_recipient_parts(configured):
     unsubscribe = subscriptions.unsubscribe_url(7, 3, 4)
     assert recipient.email == "reader@example.com"
     assert recipient.substitutions == {messages.PREFERENCES_KEY: preferences,
-                                       messages.UNSUBSCRIBE_KEY: unsubscribe}
+                                       messages.UNSUBSCRIBE_KEY: unsubscribe,
+                                       messages.OBJECTION_KEY: objections.notice_url(42)}
     assert unsubscribe.startswith("https://legal.example.com/registry/")
     token = unsubscribe.rsplit("/", 1)[1]
     assert recipient.headers == {

@@ -85,7 +85,8 @@ def test_mail_send_body_has_one_personalization_per_recipient(app):
     first = body["personalizations"][0]
     assert first["custom_args"] == {"delivery_id": recipients[0].custom_args["delivery_id"]}
     assert set(first["headers"]) == {"List-Unsubscribe", "List-Unsubscribe-Post"}
-    assert set(first["substitutions"]) == {messages.PREFERENCES_KEY, messages.UNSUBSCRIBE_KEY}
+    assert set(first["substitutions"]) == {messages.PREFERENCES_KEY, messages.UNSUBSCRIBE_KEY,
+                                           messages.OBJECTION_KEY}
     assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
     with pytest.raises(ValueError):
         mail_send_body(batch, recipients * 501, from_email="notices@example.com")

@@ -28,12 +28,13 @@ from registry.models import (
     Document,
     Notice,
     NoticePolicy,
+    Objection,
     OutgoingMail,
     Subscriber,
     Topic,
     User,
 )
-from registry.services import accounts, demo, subscriptions, workflow
+from registry.services import accounts, demo, objections, subscriptions, workflow
 from registry.web import VIEW_METHODS
 from registry.web.admin import public_entries
 from tests.conftest import csrf_token
@@ -98,6 +99,15 @@ def world(app: Flask) -> dict:
               "set-password": accounts.issue_password_link(db.session, editor),
               "preferences": subscriptions.preferences_token(subscriber.id, subscriber.generation),
               "unsubscribe": subscriptions.unsubscribe_token(subscriber.id, topic.id, subscriber.generation)}
+    objection = db.session.scalar(select(Objection))
+    announced_notice = db.session.scalar(select(Notice.id)
+                                         .where(Notice.change_set_id == objection.change_set_id))
+    objections.submit_from_form(
+        db.session, db.session.get(ChangeSet, objection.change_set_id), "walk-objector@example.com",
+        objections.Submission(kind="approval", organisation="Walk", contact_name="Walk", role="controller",
+                              items=[], grounds="", asks_alternative=False), now)
+    objection_confirmation = db.session.scalar(select(OutgoingMail).where(
+        OutgoingMail.to == "walk-objector@example.com")).context["confirm_url"].rsplit("/", 1)[1]
     db.session.commit()
     return {
         "editor": editor, "approver": approver, "admin": admin, "tokens": tokens,
@@ -110,7 +120,13 @@ def world(app: Flask) -> dict:
                        NoticePolicy.key == "subprocessors")),
                    "number": 1, "old_number": 1, "new_number": 2, "filename": "css/site.css",
                    "name": "20261201T120000Z-1-1.eml",
-                   "delivery_id": db.session.scalar(select(Delivery.id).order_by(Delivery.id))},
+                   "delivery_id": db.session.scalar(select(Delivery.id).order_by(Delivery.id)),
+                   "objection_id": objection.id,
+                   "notice_token": objections.notice_token(db.session.scalar(
+                       select(Delivery.id).where(Delivery.notice_id == announced_notice)
+                       .order_by(Delivery.id))),
+                   "confirmation": objection_confirmation,
+                   "status_token": objections.status_token(objection.id)},
     }
 
 

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from registry.domain.deadlines import deadline_words
 from registry.extensions import db
 from registry.models import ChangeSet, ChangeStatus, Delivery, MessageBody, Notice, NoticePolicy
 from registry.notify import messages
@@ -119,8 +120,8 @@ def test_a_notice_completed_after_midnight_tells_everyone_the_new_date(scheduled
         (_s, announcement), (_m, moved_text) = got[address]
         assert local(PLANNED) in announcement
         assert f"It now takes effect on {local(MOVED)}" in moved_text
-        deadline = messages.moment(change_set.objection_deadline_at, "Europe/Warsaw")["local"]
-        assert f"You may object until {deadline}" in moved_text
+        deadline = deadline_words(change_set.objection_deadline_at, "Europe/Warsaw").text
+        assert f"You may object to this change {deadline}" in moved_text
     # The date-moved notice does not hold up the notice itself, and is complete in its turn.
     assert change_set.notice_completed_at == AFTER_MIDNIGHT
     assert db.session.get(Notice, moved.id).dispatch_completed_at is not None

@@ -51,7 +51,7 @@ def test_guids_are_stable_and_entries_link_to_the_redline(demo_client):
     newest = first.entries[0]
     assert "/documents/privacy-policy/compare?to=" in newest.link
     assert "redline" in newest.content[0].value
-    assert "Objections until" in newest.content[0].value
+    assert "You may object to this change until" in newest.content[0].value
 
 
 @pytest.mark.parametrize("path", ["/feeds/all.atom", "/feeds/all.rss", "/feeds/subprocessors.rss",
@@ -136,7 +136,7 @@ def test_entries_carry_dates_in_both_zones_and_a_moved_date_note(client, documen
     site.touch(db.session)
     db.session.commit()
     html = parse(client.get("/feeds/all.rss")).entries[0].description
-    assert "Effective:" in html and "Objections until" in html and "Date moved" in html
+    assert "Effective:" in html and "You may object to this change until" in html and "Date moved" in html
     utc = change_set.effective_at.strftime("%Y-%m-%d %H:%M UTC")
     assert utc in html and ("CET" in html or "CEST" in html)
 
@@ -177,7 +177,8 @@ def test_a_moved_date_is_an_entry_of_its_own(client, document):
     assert entry.id.startswith(f"tag:localhost,2025:change-sets/{moved.id}/moves/")
     html = entry.content[0].value
     assert "the notice is still being sent" in html
-    assert "Now takes effect" in html and "Was to take effect" in html and "Objections until" in html
+    assert "Now takes effect" in html and "Was to take effect" in html
+    assert "You may object to this change until" in html
 
 
 def test_a_withdrawal_is_an_entry_and_a_change_log_line_with_its_reason(client, document, make_user):

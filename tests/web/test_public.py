@@ -20,7 +20,7 @@ def test_upcoming_shows_notice_effective_and_objection_dates(demo_client):
     assert "Kestrel" in html
     assert "Notice given" in html
     assert "Effective for existing customers" in html
-    assert "Objections until" in html
+    assert "You may object to this change until" in html
 
 
 def test_home_links_to_every_section(demo_client):
