@@ -1,7 +1,7 @@
 """objections and approvals of announced changes, their timeline and per-year reference numbers
 
 Revision ID: object01
-Revises: worker01
+Revises: expand01
 Create Date: 2026-12-01 19:00:00
 
 """
