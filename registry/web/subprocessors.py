@@ -21,6 +21,14 @@ bp = Blueprint("subprocessors", __name__, url_prefix="/subprocessors")
 
 SORT_LABELS = {"name": "Name", "purpose": "Purpose", "added": "Recently added",
                "changed": "Recently changed"}
+# The query parameters of the list, its CSV and its API: links repeat these and nothing else, so
+# that `?x=123` neither leaks into a link nor makes a page of its own in the page cache.
+LIST_PARAMS = ("q", "purpose", "country", "mechanism", "sort", "as_of")
+
+
+def list_args() -> dict[str, str]:
+    """The list parameters of this request that have a value, to repeat in a link."""
+    return {name: value for name in LIST_PARAMS if (value := params.text(name))}
 
 
 @dataclass(frozen=True)
@@ -71,7 +79,8 @@ def listing() -> tuple[list[domain.Listed], domain.ListQuery, Facets, date | Non
 def index():
     rows, query, facets, as_of, at = listing()
     return render_template("subprocessors/index.html", rows=rows, query=query, facets=facets,
-                           as_of=as_of, at=at, sorts=SORT_LABELS, now=now_utc())
+                           as_of=as_of, at=at, sorts=SORT_LABELS, now=now_utc(),
+                           list_args=list_args())
 
 
 CSV_COLUMNS = ["slug", "name", "legal_entity", "address", "contact", "purpose", "description",
