@@ -227,4 +227,6 @@ def cached(view: Callable[..., Response | str]) -> Callable[..., Response]:
         cache: PageCache = current_app.extensions["page_cache"]
         return cache.respond(lambda: current_app.make_response(view(*args, **kwargs)))
 
+    # A public page: the static mirror (registry/mirror) writes every such view's pages as files.
+    wrapper.is_cached = True  # type: ignore[attr-defined]
     return wrapper
