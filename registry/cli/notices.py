@@ -5,11 +5,13 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from registry import mirror
 from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.notify import dispatch
@@ -94,6 +96,24 @@ def _purge() -> None:
     db.session.commit()
 
 
+def _refresh_mirror() -> None:
+    """After a tick: rewrite the static mirror if anything was published, moved, withdrawn or took
+    effect (or the legal date turned) since it was written. A mirror that cannot be written is
+    logged and tried again at the next tick; it never stops the mail."""
+    directory = current_app.config["REGISTRY"].mirror_dir
+    if not directory:
+        return
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        result = mirror.refresh(app, Path(directory), now_utc())
+    except Exception:
+        db.session.rollback()
+        current_app.logger.exception("the static mirror in %s was not rewritten", directory)
+        return
+    if result is not None:
+        current_app.logger.info("static mirror: %d files in %s", len(result.files), result.tree)
+
+
 def _loop(worker: dispatch.Dispatcher, poll: float, should_stop) -> None:
     """Until SIGTERM. A database that is away (a lost connection, a lock held too long) costs a pause,
     not the worker; any other error ends it, and its supervisor (systemd, `make run`) starts it again."""
@@ -113,6 +133,7 @@ def _loop(worker: dispatch.Dispatcher, poll: float, should_stop) -> None:
                 failures += 1
                 continue
             last_tick = time.monotonic()
+            _refresh_mirror()
         ok, handled = worker.survive(worker.cycle, failures)
         failures = 0 if ok else failures + 1
         if ok and handled:

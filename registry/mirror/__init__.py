@@ -50,6 +50,7 @@ from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.services import reading
 from registry.services.site import content_state
+from registry.web import CSP
 
 # Every pair among a document's newest 40 versions (at most 780 pairs, each in two views).
 MAX_COMPARE_VERSIONS = 40
@@ -196,9 +197,12 @@ def _pairs(numbers: list[int]) -> Iterator[tuple[int, int]]:
             yield old, new
 
 
-def _seeds(app: Flask, data: _Data) -> tuple[list[str], list[NotMirrored]]:
+def _seeds(app: Flask, data: _Data) -> tuple[list[str], set[str], list[NotMirrored]]:
+    """Every URL to try, those of them that must answer (rules without arguments), and the rules
+    that cannot be enumerated."""
     adapter = app.url_map.bind("localhost")
     urls: list[str] = []
+    required: set[str] = set()
     skipped: list[NotMirrored] = []
     for rule in app.url_map.iter_rules():
         if "GET" not in (rule.methods or ()) or not is_mirrored(app, rule.endpoint):
@@ -209,13 +213,15 @@ def _seeds(app: Flask, data: _Data) -> tuple[list[str], list[NotMirrored]]:
             continue
         for arguments in values:
             urls.append(adapter.build(rule.endpoint, {**(rule.defaults or {}), **arguments}))
+            if not arguments:
+                required.add(urls[-1])
         if rule.endpoint == COMPARE_ENDPOINT:
             for slug, numbers in data.versions.items():
                 path = adapter.build(rule.endpoint, {"slug": slug})
                 for old, new in _pairs(numbers):
                     for view in COMPARE_VIEWS:
                         urls.append(f"{path}?{urlencode({'from': old, 'to': new, 'view': view})}")
-    return list(dict.fromkeys(urls)), skipped
+    return list(dict.fromkeys(urls)), required, skipped
 
 
 # Fetching through the app and following links.
@@ -277,12 +283,13 @@ def _mirrorable_url(app: Flask, url: str) -> tuple[str | None, str]:
 
 def _crawl(app: Flask, data: _Data) -> _Crawl:
     crawl = _Crawl()
-    seeds, skipped = _seeds(app, data)
+    seeds, required, skipped = _seeds(app, data)
     crawl.not_mirrored.update({s.url: s for s in skipped})
     base_url = app.config["REGISTRY"].base_url
     queue = deque(seeds)
     seen = set(seeds)
-    seeded = set(seeds)
+    # The seeds try every slug with every view: a 404 there means "not this kind of thing".
+    quiet = set(seeds) - required
     client = app.test_client()
     while queue:
         url = queue.popleft()
@@ -290,17 +297,17 @@ def _crawl(app: Flask, data: _Data) -> _Crawl:
         if endpoint is None:
             crawl.not_mirrored.setdefault(url, NotMirrored(url, why))
             continue
-        response = client.get(url)
-        crawl.requests += 1
-        if response.status_code >= 500:
-            raise MirrorError(f"{url} answered {response.status_code}; the mirror was not switched")
-        if response.status_code != 200:
-            # The seeds try every slug with every view: a 404 there means "not this kind of thing".
-            if url not in seeded:
-                crawl.not_mirrored.setdefault(url, NotMirrored(url, f"answers {response.status_code}"))
+        with client.get(url) as response:  # closes a static file's handle
+            crawl.requests += 1
+            status = response.status_code
+            page = _Page(url, endpoint, response.get_data(), response.content_type,
+                         response.headers.get("Content-Disposition"))
+        if status >= 500:
+            raise MirrorError(f"{url} answered {status}; the mirror was not switched")
+        if status != 200:
+            if url not in quiet:
+                crawl.not_mirrored.setdefault(url, NotMirrored(url, f"answers {status}"))
             continue
-        page = _Page(url, endpoint, response.get_data(), response.content_type,
-                     response.headers.get("Content-Disposition"))
         crawl.pages[url] = page
         if len(crawl.pages) > MAX_FILES:
             raise MirrorError(f"more than {MAX_FILES} pages: is a page linking to ever new URLs?")
@@ -491,3 +498,30 @@ def nginx_conf(app: Flask, files: list[MirroredFile]) -> str:
               if len(kinds) == 1]
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def nginx_locations(site: str, app_url: str, max_age: int = 60) -> str:
+    """The `server { }` lines that serve the mirror in `site` (DIR/current/site) and send everything
+    else to the app at `app_url`; nginx-mirror.conf must be included in `http { }`."""
+    return f"""\
+    root {site};
+    # Each mirrored file, by path and query string; anything else (a search, a form, a staff page,
+    # a POST) has no file and goes to the app.
+    location / {{
+        types {{ }}
+        default_type "";
+        add_header Content-Type $registry_mirror_type always;
+        add_header Cache-Control "public, max-age={max_age}, stale-if-error=86400" always;
+        add_header Content-Security-Policy "{CSP}" always;
+        add_header X-Content-Type-Options nosniff always;
+        add_header Referrer-Policy strict-origin-when-cross-origin always;
+        add_header X-Frame-Options DENY always;
+        try_files $uri$registry_mirror_query $uri/index.html$registry_mirror_query @app;
+    }}
+    location @app {{
+        proxy_pass {app_url};
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+    }}
+"""
