@@ -62,6 +62,7 @@ SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9_.~-]*")
 KEEP_TREES = 2
 CURRENT = "current"
 MANIFEST = "manifest.json"
+VERSION = "version.json"  # the manifest's content key and expiry alone, read at every tick
 NGINX_SNIPPET = "nginx-mirror.conf"
 LINK = re.compile(rb"""(?:href|src)\s*=\s*["']([^"'<>\s]+)["']""")
 TEXT_TYPES = ("text/html", "application/json", "application/atom+xml", "application/rss+xml",
@@ -374,11 +375,18 @@ def _prune(directory: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def current_manifest(directory: Path) -> dict | None:
+def current_version(directory: Path) -> dict | None:
+    """The current mirror's content key, build time and expiry; None when there is no mirror."""
     try:
-        return json.loads((directory / CURRENT / MANIFEST).read_text())
+        return json.loads((Path(directory) / CURRENT / VERSION).read_text())
     except (OSError, ValueError):
         return None
+
+
+def expires_at(directory: Path) -> datetime | None:
+    """When the current mirror's content changes by itself: the next effective instant."""
+    version = current_version(directory)
+    return datetime.fromisoformat(version["expires_at"]) if version and version["expires_at"] else None
 
 
 def build(app: Flask, directory: Path, *, attempts: int = 3) -> Result:
@@ -415,6 +423,9 @@ def build(app: Flask, directory: Path, *, attempts: int = 3) -> Result:
         "files": [asdict(f) for f in files],
         "not_mirrored": [asdict(n) for n in result.not_mirrored],
     }, indent=1) + "\n")
+    (tree / VERSION).write_text(json.dumps({
+        "built_at": built_at.isoformat(), "content_key": key,
+        "expires_at": expires_at.isoformat() if expires_at else None}) + "\n")
     (directory / NGINX_SNIPPET).write_text(nginx_conf(app, files))
     _switch(directory, tree)
     _prune(directory)
@@ -423,12 +434,12 @@ def build(app: Flask, directory: Path, *, attempts: int = 3) -> Result:
 
 def is_stale(app: Flask, directory: Path, now: datetime) -> bool:
     """Whether the mirror in `directory` shows another state of the site than the database's now."""
-    manifest = current_manifest(Path(directory))
-    if manifest is None:
+    version = current_version(directory)
+    if version is None:
         return True
     key = content_key(now, app.config["REGISTRY"].legal_timezone)
     db.session.rollback()
-    return key != manifest["content_key"]
+    return key != version["content_key"]
 
 
 def refresh(app: Flask, directory: Path, now: datetime | None = None) -> Result | None:
