@@ -501,7 +501,8 @@ def nginx_conf(app: Flask, files: list[MirroredFile]) -> str:
         '    default "?/";  # no file has this name: the request goes to the app',
         "}",
         "# Each mirrored URL's content type (the files have no extensions).",
-        "map $uri $registry_mirror_type {",
+        "# Keyed on the path asked for ($uri becomes the file's name once try_files finds it).",
+        "map $registry_mirror_path $registry_mirror_type {",
         '    default "";',
     ]
     lines += [f'    "{path}" "{kind}";' for path, kind in sorted(exact.items())]
@@ -519,6 +520,7 @@ def nginx_locations(site: str, app_url: str, max_age: int = 60) -> str:
     # Each mirrored file, by path and query string; anything else (a search, a form, a staff page,
     # a POST) has no file and goes to the app.
     location / {{
+        set $registry_mirror_path $uri;
         types {{ }}
         default_type "";
         add_header Content-Type $registry_mirror_type always;
