@@ -132,6 +132,7 @@ def test_nginx_follows_the_symlink_switch(app, tmp_path, nginx):
     add_acme(now_utc() - timedelta(days=1))
     mirror.build(app, directory)
     mirror.build(app, directory)  # the first tree nginx served is pruned now
+    time.sleep(1.1)  # open_file_cache_valid: nginx looks at the path again after a second
     status, _headers, body = request(port, "/subprocessors/")
     assert status == 200 and b"Acme Hosting" in body
     assert request(port, "/subprocessors/acme")[0] == 200
