@@ -520,9 +520,11 @@ def nginx_locations(site: str, app_url: str, max_age: int = 60) -> str:
     # Each mirrored file, by path and query string; anything else (a search, a form, a staff page,
     # a POST) has no file and goes to the app.
     location / {{
-        # Open files and their metadata kept for a second: the symlink switch shows within 1 s.
+        # Open files, their metadata and missing names (a query string's first candidate) kept for
+        # a second: the symlink switch shows within 1 s.
         open_file_cache max=10000 inactive=60s;
         open_file_cache_valid 1s;
+        open_file_cache_errors on;
         set $registry_mirror_path $uri;
         types {{ }}
         default_type "";
