@@ -426,7 +426,9 @@ def build(app: Flask, directory: Path, *, attempts: int = 3) -> Result:
     (tree / VERSION).write_text(json.dumps({
         "built_at": built_at.isoformat(), "content_key": key,
         "expires_at": expires_at.isoformat() if expires_at else None}) + "\n")
-    (directory / NGINX_SNIPPET).write_text(nginx_conf(app, files))
+    snippet = directory / f".{NGINX_SNIPPET}-{secrets.token_hex(4)}"
+    snippet.write_text(nginx_conf(app, files))
+    os.replace(snippet, directory / NGINX_SNIPPET)  # an nginx reload never reads half of it
     _switch(directory, tree)
     _prune(directory)
     return result
