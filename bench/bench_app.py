@@ -16,6 +16,7 @@ from registry.settings import Settings
 PAGES = {
     "subprocessors": "/subprocessors/",
     "privacy-policy": "/documents/privacy-policy/",
+    "privacy-policy-compare": "/documents/privacy-policy/compare?from=1&to=2&view=redline",
     "api-subprocessors": "/api/v1/subprocessors",
 }
 RAW_PREFIX = "/_bench/raw/"

@@ -1,8 +1,10 @@
 """Requests/s of cached public pages as a share of the same bytes served with nothing to do.
 
-Two stages, each with wrk on loopback:
+Three stages, each with wrk on loopback:
 - gunicorn: each page against bench_app's /_bench/raw/<name> (same server, same body);
-- nginx: each page through the README's proxy_cache against the same body as a static file.
+- nginx: each page through the README's proxy_cache against the same body as a static file;
+- mirror: each page from the static mirror (`flask registry mirror`, served as the README says)
+  against the same body as a plain static file, in the same nginx and the same run.
 Runs interleave page and baseline and keep the median of each, because the machine is shared.
 Run alone with `python bench/http_bench.py`; bench/run.py runs it as part of `make bench`.
 """
@@ -36,6 +38,7 @@ else:
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 0.90
+MIRROR_TARGET = 0.95
 HOST = "127.0.0.1"
 STATIC_EXTENSIONS = {"text/html; charset=utf-8": "html", "application/json": "json"}
 
@@ -212,7 +215,7 @@ def measure(row: Row, port: int, load: Load, server_pid: int) -> None:
             rps, cpu_us = wrk(url, load, server_pid=server_pid)
             runs.append(rps)
             cpu.append(cpu_us)
-    print(f"  {row.stage:<8} {row.endpoint:<28} page {row.page_rps:8.0f}/s  "
+    print(f"  {row.stage:<8} {row.endpoint:<60} page {row.page_rps:8.0f}/s  "
           f"trivial {row.baseline_rps:8.0f}/s  ratio {row.ratio:6.1%}", flush=True)
 
 
@@ -267,7 +270,7 @@ def gunicorn_stage(app_port: int, app_pid: int, load: Load) -> list[Row]:
         status, headers, body = fetch(app_port, path)
         if status != 200:
             row.note = f"page answers {status}"
-            print(f"  gunicorn {path:<28} {row.note}: not measured", flush=True)
+            print(f"  gunicorn {path:<60} {row.note}: not measured", flush=True)
             continue
         # bench_app copies each worker's own cached page, so a worker's raw bytes are its page's
         # bytes; over HTTP the two requests may reach different workers, so compare type and size.
@@ -282,15 +285,39 @@ def gunicorn_stage(app_port: int, app_pid: int, load: Load) -> list[Row]:
     return rows
 
 
-def nginx_config(tmp: Path, port: int, upstream_port: int) -> Path:
+def build_mirror(env: dict[str, str], directory: Path) -> None:
+    """The demo site as the static mirror, written by the app's own `flask registry mirror`."""
+    from registry import create_app, mirror
+    from registry.extensions import db
+    from registry.settings import Settings
+
+    app = create_app(Settings.from_env(env))
+    with app.app_context():
+        result = mirror.build(app, directory)
+        db.engine.dispose()
+    print(f"Mirrored the demo site: {len(result.files)} files in {directory}", flush=True)
+
+
+def nginx_config(tmp: Path, port: int, upstream_port: int, mirror_port: int) -> Path:
+    from registry.mirror import nginx_locations
+
     user = f"user {pwd.getpwuid(os.getuid()).pw_name};" if os.getuid() == 0 else ""
     text = (ROOT / "bench" / "nginx.conf.template").read_text()
+    mirror = tmp / "mirror"
+    locations = nginx_locations(f"{mirror}/current/site", f"http://127.0.0.1:{upstream_port}")
     for key, value in {"user": user, "tmp": str(tmp), "port": str(port),
-                       "upstream_port": str(upstream_port)}.items():
+                       "upstream_port": str(upstream_port), "mirror": str(mirror),
+                       "mirror_port": str(mirror_port), "mirror_locations": locations}.items():
         text = text.replace(f"@{key}@", value)
     path = tmp / "nginx.conf"
     path.write_text(text)
     return path
+
+
+def baseline_name(endpoint: str, extension: str) -> str:
+    """A static file's URL for a page's bytes: its last path segment and query, as a file name."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", endpoint.rstrip("/").rsplit("/", 1)[-1]).strip("-")
+    return f"/_static/{name}.{extension}"
 
 
 def warm(row: Row, port: int, static: Path) -> None:
@@ -311,7 +338,7 @@ def warm(row: Row, port: int, static: Path) -> None:
     extension = STATIC_EXTENSIONS.get(headers["content-type"])
     if extension is None:
         raise BenchError(f"add {headers['content-type']!r} to bench/nginx.conf.template's types")
-    row.baseline = f"/_static/{Path(row.endpoint.rstrip('/')).name}.{extension}"
+    row.baseline = baseline_name(row.endpoint, extension)
     (static / Path(row.baseline).name).write_bytes(body)
     status, static_headers, static_body = fetch(port, row.baseline)
     if (status, static_headers.get("content-type"), static_body) != (200, headers["content-type"], body):
@@ -319,11 +346,28 @@ def warm(row: Row, port: int, static: Path) -> None:
                          f"{status} {static_headers.get('content-type')}")
 
 
+def mirror_baseline(row: Row, port: int, static: Path) -> None:
+    """The mirror's bytes for the page, also as a plain static file in the same nginx server."""
+    status, headers, body = fetch(port, row.endpoint)
+    if status != 200:
+        row.note = f"the mirror answers {status}"
+        return
+    extension = STATIC_EXTENSIONS.get(headers.get("content-type", ""))
+    if extension is None:
+        raise BenchError(f"add {headers.get('content-type')!r} to bench/nginx.conf.template's types")
+    row.baseline = baseline_name(row.endpoint, extension)
+    (static / Path(row.baseline).name).write_bytes(body)
+    status, static_headers, static_body = fetch(port, row.baseline)
+    if (status, static_headers.get("content-type"), static_body) != (200, headers["content-type"], body):
+        raise BenchError(f"nginx's {row.baseline} is not the bytes and type of the mirror's "
+                         f"{row.endpoint}: {status} {static_headers.get('content-type')}")
+
+
 def nginx_stage(tmp: Path, app_port: int, load: Load) -> list[Row]:
     static = tmp / "static"
     static.mkdir()
-    port = free_port()
-    config = nginx_config(tmp, port, app_port)
+    port, mirror_port = free_port(), free_port()
+    config = nginx_config(tmp, port, app_port, mirror_port)
     args = ["/usr/sbin/nginx", "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(config),
             "-g", "daemon off;"]
     rows = []
@@ -333,9 +377,17 @@ def nginx_stage(tmp: Path, app_port: int, load: Load) -> list[Row]:
             rows.append(row)
             warm(row, port, static)
             if row.note:
-                print(f"  nginx    {path:<28} {row.note}: not measured", flush=True)
+                print(f"  nginx    {path:<60} {row.note}: not measured", flush=True)
             else:
                 measure(row, port, load, nginx.pid)
+        for path in PAGES.values():
+            row = Row("mirror", path, "", target=MIRROR_TARGET)
+            rows.append(row)
+            mirror_baseline(row, mirror_port, static)
+            if row.note:
+                print(f"  mirror   {path:<60} {row.note}: not measured", flush=True)
+            else:
+                measure(row, mirror_port, load, nginx.pid)
     return rows
 
 
@@ -367,6 +419,8 @@ def run(load: Load, with_nginx: bool = True) -> tuple[list[Row], list[str]]:
         instance = tmp / "instance"
         print(f"Building the demo database in {instance}", flush=True)
         env = build_instance(instance)
+        if with_nginx and not skipped:
+            build_mirror(env, tmp / "mirror")
         app_port = free_port()
         with serving(gunicorn_args(app_port), port=app_port, log=tmp / "gunicorn.log",
                      env=env) as gunicorn:
@@ -380,12 +434,12 @@ def table(rows: list[Row]) -> str:
     def number(value: float | None, spec: str) -> str:
         return "-" if value is None else format(value, spec)
 
-    header = (f"{'stage':<9}{'endpoint':<28}{'req/s page':>11}{'req/s trivial':>14}"
+    header = (f"{'stage':<9}{'endpoint':<60}{'req/s page':>11}{'req/s trivial':>14}"
               f"{'ratio':>8}{'target':>7}  {'result':<7}{'cpu ratio':>10}")
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(
-            f"{row.stage:<9}{row.endpoint:<28}{number(row.page_rps, '.0f'):>11}"
+            f"{row.stage:<9}{row.endpoint:<60}{number(row.page_rps, '.0f'):>11}"
             f"{number(row.baseline_rps, '.0f'):>14}{number(row.ratio, '.1%'):>8}"
             f"{row.target:>7.0%}  {'PASS' if row.passed else 'MISS':<7}"
             f"{number(row.cpu_ratio, '.1%'):>10}"

@@ -49,6 +49,9 @@ class Settings:
     # secret key so that rotating that one does not make old proof unanswerable; derived from it
     # when unset.
     erasure_key: str = ""
+    # Where the worker keeps the static mirror of the public site (`flask registry mirror DIR`);
+    # empty: no mirror.
+    mirror_dir: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -121,6 +124,7 @@ class Settings:
             page_cache_seconds=_number(env, "REGISTRY_PAGE_CACHE_SECONDS", cls.page_cache_seconds),
             cdn_max_age=int(_number(env, "REGISTRY_CDN_MAX_AGE", cls.cdn_max_age)),
             erasure_key=env.get("REGISTRY_ERASURE_KEY", ""),
+            mirror_dir=env.get("REGISTRY_MIRROR_DIR", "").strip(),
         )
         settings.validate()
         return settings.with_development_defaults()

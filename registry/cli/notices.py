@@ -5,11 +5,14 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from datetime import datetime
+from pathlib import Path
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from registry import mirror
 from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.notify import dispatch
@@ -96,10 +99,32 @@ def _purge() -> None:
     db.session.commit()
 
 
+def _refresh_mirror() -> datetime | None:
+    """After a tick: rewrite the static mirror if anything was published, moved, withdrawn or took
+    effect (or the legal date turned) since it was written. Returns when its content changes by
+    itself next (the next effective instant), when the loop ticks again without waiting a whole
+    tick. A mirror that cannot be written is logged and tried again at the next tick; it never
+    stops the mail."""
+    directory = current_app.config["REGISTRY"].mirror_dir
+    if not directory:
+        return None
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        result = mirror.refresh(app, Path(directory), now_utc())
+    except Exception:
+        db.session.rollback()
+        current_app.logger.exception("the static mirror in %s was not rewritten", directory)
+        return None
+    if result is not None:
+        current_app.logger.info("static mirror: %d files in %s", len(result.files), result.tree)
+    return mirror.expires_at(Path(directory))
+
+
 def _loop(worker: dispatch.Dispatcher, poll: float, should_stop) -> None:
     """Until SIGTERM. A database that is away (a lost connection, a lock held too long) costs a pause,
     not the worker; any other error ends it, and its supervisor (systemd, `make run`) starts it again."""
     last_tick, last_purge = 0.0, None
+    mirror_expires_at: datetime | None = None  # the mirror's next effective instant
     failures = 0
     while not should_stop():
         if last_purge is None or time.monotonic() - last_purge >= PURGE_SECONDS:
@@ -109,12 +134,14 @@ def _loop(worker: dispatch.Dispatcher, poll: float, should_stop) -> None:
                 failures += 1
                 continue
             last_purge = time.monotonic()
-        if time.monotonic() - last_tick >= TICK_SECONDS:
+        if time.monotonic() - last_tick >= TICK_SECONDS or (
+                mirror_expires_at is not None and now_utc() >= mirror_expires_at):
             ok, _ = worker.survive(lambda: dispatch.tick_workflow(db.session, now_utc()), failures)
             if not ok:
                 failures += 1
                 continue
             last_tick = time.monotonic()
+            mirror_expires_at = _refresh_mirror()
         ok, handled = worker.survive(worker.cycle, failures)
         failures = 0 if ok else failures + 1
         if ok and handled:

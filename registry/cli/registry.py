@@ -1,15 +1,20 @@
-"""flask registry ...: the periodic tick that records what the passing of time changed."""
+"""flask registry ...: the periodic tick that records what the passing of time changed, and the
+static mirror of the public site."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
+from registry.mirror import MAX_COMPARE_VERSIONS, MirrorError, build
 from registry.services import workflow
 
-registry_cli = AppGroup("registry", help="The registry over time: the periodic tick.")
+registry_cli = AppGroup("registry", help="The registry over time: the periodic tick, the static mirror.")
 
 
 @registry_cli.command("tick")
@@ -20,3 +25,25 @@ def tick() -> None:
     for line in result.lines():
         click.echo(line)
     click.echo(f"{len(result.postponed)} postponed, {len(result.effective)} now effective.")
+
+
+@registry_cli.command("mirror")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def mirror(directory: Path) -> None:
+    """Write the public site as files into DIRECTORY and switch DIRECTORY/current to them.
+
+    Every public page, document version, comparison (every pair among a document's newest
+    versions, up to a bound), entry page, JSON API answer, CSV and feed, rendered by the live views;
+    DIRECTORY/current/manifest.json gives each file's URL and content type, and
+    DIRECTORY/nginx-mirror.conf the maps nginx needs. The worker keeps it current when
+    REGISTRY_MIRROR_DIR is set.
+    """
+    try:
+        result = build(current_app._get_current_object(), directory)  # type: ignore[attr-defined]
+    except MirrorError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"{len(result.files)} files, {result.total_bytes / 1e6:.1f} MB, from {result.requests} "
+               f"requests (comparisons: every pair of the newest {MAX_COMPARE_VERSIONS} versions).")
+    click.echo(f"{directory / 'current'} -> {result.tree.name}")
+    for skipped in result.not_mirrored:
+        click.echo(f"not mirrored, served by the app: {skipped.url}: {skipped.reason}")

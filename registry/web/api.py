@@ -17,12 +17,14 @@ from registry.services import reading
 from registry.web import openapi, params
 from registry.web.caching import cached, content_last_modified
 from registry.web.documents import document_and_versions
-from registry.web.subprocessors import entry_events, listing
+from registry.web.subprocessors import LIST_PARAMS, entry_events, listing
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 200
+# What a page link repeats of the request's query (besides its page): the parameters the lists read.
+LINK_PARAMS = frozenset({*LIST_PARAMS, "since", "per_page"})
 
 
 def _absolute(endpoint: str, **values) -> str:
@@ -47,7 +49,7 @@ def _paginate(items: Sequence) -> tuple[Sequence, dict, dict]:
     path = _absolute(request.endpoint, **(request.view_args or {}))
 
     def link(number: int) -> str:
-        query = [(k, v) for k, v in request.args.items(multi=True) if k != "page" and v]
+        query = [(k, v) for k in sorted(LINK_PARAMS) if (v := request.args.get(k))]
         return f"{path}?{urlencode([*query, ('page', str(number))])}"
 
     start = (page - 1) * per_page

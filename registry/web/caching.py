@@ -3,6 +3,12 @@
 Every worker keeps its own cache of rendered bodies. It asks the database at most once per
 `page_cache_seconds` whether public content changed, and also forgets everything when a scheduled
 change becomes effective or the legal date turns, so a page is never older than its content.
+
+A page is keyed on its path and on the query parameters its view reads, not on the whole query
+string: each render records the names it asked `request.args` for, and the cache keys that view's
+pages on the values of those names only. `?x=123` on a cached page is therefore a hit, served with
+the bytes of the page without it (the view never looked at `x`, so it cannot depend on it). A view
+that lists every parameter (iterates `request.args`) is keyed on the whole query string, as before.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from cachetools import LRUCache
 from flask import Response, current_app, request
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.http import http_date
 
 from registry.domain.clock import now_utc
@@ -46,6 +53,69 @@ class Page:
     headers: tuple[tuple[str, str], ...]  # the ETag and what the view set that must be kept
 
 
+class ReadArgs(ImmutableMultiDict):
+    """request.args that remembers which names a view read, and whether it looked at them all."""
+
+    def __init__(self, mapping):
+        super().__init__(mapping)
+        self.names: set[str] = set()
+        self.read_all = False
+
+    def get(self, key, default=None, type=None):
+        self.names.add(key)
+        return super().get(key, default, type)
+
+    def getlist(self, key, type=None):
+        self.names.add(key)
+        return super().getlist(key, type)
+
+    def __getitem__(self, key):
+        self.names.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key):
+        self.names.add(key)
+        return super().__contains__(key)
+
+    def _everything(self):
+        self.read_all = True
+
+    def items(self, multi=False):
+        self._everything()
+        return super().items(multi)
+
+    def lists(self):
+        self._everything()
+        return super().lists()
+
+    def keys(self):
+        self._everything()
+        return super().keys()
+
+    def values(self):
+        self._everything()
+        return super().values()
+
+    def listvalues(self):
+        self._everything()
+        return super().listvalues()
+
+    def to_dict(self, flat=True):
+        self._everything()
+        return super().to_dict(flat)
+
+    def __iter__(self):
+        self._everything()
+        return super().__iter__()
+
+    def __len__(self):
+        self._everything()
+        return super().__len__()
+
+
+ALL = None  # a view that read every parameter: its pages are keyed on the whole query string
+
+
 class PageCache:
     def __init__(self, check_seconds: float, max_age: int, timezone: str, maxsize: int = 2048):
         self.check_seconds = check_seconds
@@ -55,6 +125,8 @@ class PageCache:
         self.lock = threading.Lock()
         self.epoch: Epoch | None = None
         self.checked_at = 0.0
+        # endpoint -> the query parameter names its view has ever read (ALL: it read them all).
+        self.reads: dict[str, frozenset[str] | None] = {}
 
     def current_epoch(self) -> Epoch:
         now = now_utc()
@@ -88,13 +160,21 @@ class PageCache:
             max_age = max(0, min(max_age, int((epoch.expires_at - now_utc()).total_seconds())))
         return f"public, max-age={max_age}, stale-if-error=86400"
 
+    @staticmethod
+    def key(names: frozenset[str] | None) -> tuple:
+        """The page's path and the values of the parameters its view reads, in a fixed order."""
+        if names is ALL:
+            return (request.path, request.query_string)
+        args = request.args
+        return (request.path, tuple((name, tuple(args.getlist(name))) for name in sorted(names)))
+
     def respond(self, render: Callable[[], Response]) -> Response:
         epoch = self.current_epoch()
-        key = (request.path, request.query_string)
+        endpoint = request.endpoint or ""
         with self.lock:  # an LRU lookup reorders the cache, so it is a write too
-            page = self.pages.get(key)
+            page = self.pages.get(self.key(self.reads.get(endpoint, frozenset())))
         if page is None:
-            response = render()
+            response, read = self._render_recording(render)
             if response.status_code != 200:
                 return response
             body = response.get_data()
@@ -103,14 +183,34 @@ class PageCache:
                     if k.lower() in ("content-disposition", "link")]
             page = Page(body, response.content_type, (("ETag", etag), *kept))
             with self.lock:
+                known = self.reads.get(endpoint, frozenset())
+                names = ALL if known is ALL or read is ALL else known | read
+                self.reads[endpoint] = names
                 if self.epoch is epoch:
-                    self.pages[key] = page
+                    # Keyed on every name the view has read so far: a later request matches only
+                    # when each of them has the same values, and a deterministic view then reads
+                    # the same names and renders the same bytes.
+                    self.pages[self.key(names)] = page
         response = Response(page.body, content_type=page.mimetype, headers=[
             *page.headers, *epoch.headers, ("Cache-Control", self.cache_control(epoch)),
         ])
         if CONDITIONAL_HEADERS.isdisjoint(request.environ):
             return response
         return response.make_conditional(request)
+
+
+    @staticmethod
+    def _render_recording(render: Callable[[], Response]) -> tuple[Response, frozenset[str] | None]:
+        """Render, and return the names of the query parameters the view read (ALL: all of them)."""
+        current = request._get_current_object()  # type: ignore[attr-defined]
+        original = current.args
+        recorder = ReadArgs(original)
+        current.args = recorder
+        try:
+            response = render()
+        finally:
+            current.args = original
+        return response, (ALL if recorder.read_all else frozenset(recorder.names))
 
 
 def content_last_modified() -> datetime:
@@ -127,4 +227,6 @@ def cached(view: Callable[..., Response | str]) -> Callable[..., Response]:
         cache: PageCache = current_app.extensions["page_cache"]
         return cache.respond(lambda: current_app.make_response(view(*args, **kwargs)))
 
+    # A public page: the static mirror (registry/mirror) writes every such view's pages as files.
+    wrapper.is_cached = True  # type: ignore[attr-defined]
     return wrapper

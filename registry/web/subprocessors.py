@@ -25,6 +25,17 @@ bp = Blueprint("subprocessors", __name__, url_prefix="/subprocessors")
 
 SORT_LABELS = {"name": "Name", "purpose": "Purpose", "added": "Recently added",
                "changed": "Recently changed"}
+# The query parameters of the list, its CSV and its API: links repeat these and nothing else, so
+# that `?x=123` neither leaks into a link nor makes a page of its own in the page cache.
+LIST_PARAMS = ("q", "purpose", "country", "mechanism", "sort", "as_of", "announced")
+
+
+def list_args() -> dict[str, str]:
+    """The list parameters of this request that have a value, to repeat in a link (as sent: the caller
+    leaves out those that could not be read)."""
+    return {name: value for name in LIST_PARAMS if (value := request.args.get(name, "").strip())}
+
+
 ANNOUNCED_LABELS = {"show": "Show announced changes", "hide": "Only what applies today"}
 T = TypeVar("T")
 
@@ -121,7 +132,7 @@ def index():
                            as_of=as_of, at=at, sorts=SORT_LABELS, announced_labels=ANNOUNCED_LABELS,
                            errors=errors, raw=request.args,
                            # The CSV of what is shown: without the filters that could not be read.
-                           csv_args={k: v for k, v in request.args.items() if k not in errors},
+                           csv_args={k: v for k, v in list_args().items() if k not in errors},
                            today=now_utc().astimezone(_zone()).date(),
                            now=now_utc())
     # The page, with each unreadable filter's message beside it, is still a refused request.
