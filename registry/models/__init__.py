@@ -15,10 +15,12 @@ from registry.models.notices import (
     WebhookBatch,
     WebhookEvent,
 )
+from registry.models.organisations import Organisation, OrganisationContact, OrganisationDomain
 from registry.models.site import SiteState
 from registry.models.subprocessors import RecordAction, SubProcessor, SubProcessorRecord
 from registry.models.subscribers import ConfirmationToken, MailQuota, Subscriber, Subscription, Topic
 from registry.models.users import LoginThrottle, PasswordResetToken, Role, StaffSession, User
+from registry.models.workers import InboxDigest, WorkerBeat
 
 __all__ = [
     "AuditEntry",
@@ -32,11 +34,15 @@ __all__ = [
     "DispatchClaim",
     "Document",
     "DocumentVersion",
+    "InboxDigest",
     "LoginThrottle",
     "MailQuota",
     "MessageBody",
     "Notice",
     "NoticePolicy",
+    "Organisation",
+    "OrganisationContact",
+    "OrganisationDomain",
     "OutgoingMail",
     "PasswordResetToken",
     "ProviderPause",
@@ -55,4 +61,5 @@ __all__ = [
     "User",
     "WebhookBatch",
     "WebhookEvent",
+    "WorkerBeat",
 ]

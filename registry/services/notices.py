@@ -9,7 +9,7 @@ from sqlalchemy import and_, case, exists, func, insert, literal, or_, select, u
 from sqlalchemy.orm import Session
 
 from registry.domain.clock import now_utc
-from registry.domain.notice import bounded_objection_deadline, objection_deadline
+from registry.domain.notice import bounded_objection_deadline
 from registry.models import (
     ChangeSet,
     ChangeSetEvent,
@@ -288,10 +288,8 @@ def effective_date_moved(session: Session, change_set: ChangeSet, *, before: dat
     """
     now = now or now_utc()
     basis = change_set.notice_completed_at or now
-    deadlines = [d for p in publishing.policies_for(session, change_set)
-                 if (d := objection_deadline(basis, publishing.notice_rule(p)))]
-    change_set.objection_deadline_at = bounded_objection_deadline(max(deadlines, default=None),
-                                                                  change_set.effective_at)
+    change_set.objection_deadline_at = bounded_objection_deadline(
+        publishing.objection_deadline_for(session, change_set, basis), change_set.effective_at)
     session.flush()
     return start_date_moved_notice(session, change_set, before=before, reason=reason, now=now)
 

@@ -23,7 +23,8 @@ CSP = (
 # Two years, every subdomain: browsers then refuse plain HTTP to the site before any request leaves.
 HSTS = "max-age=63072000; includeSubDomains"
 # The blueprints of the staff area and its sign-in: their pages hold personal data and one-time secrets.
-STAFF_BLUEPRINTS = frozenset({"auth", "admin", "users", "subscribers", "notices", "audit", "policies"})
+STAFF_BLUEPRINTS = frozenset({"auth", "admin", "users", "subscribers", "notices", "audit", "policies",
+                              "organisations"})
 # A view is a page (GET, and HEAD answered by the same view) or a submission (POST). Flask answers
 # OPTIONS itself. Anything else (PUT, DELETE, TRACE, made-up methods) is refused before any view runs.
 VIEW_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST"})
@@ -100,6 +101,7 @@ def init_app(app: Flask) -> None:
         documents,
         feeds,
         notices,
+        organisations,
         policies,
         public,
         subprocessors,
@@ -122,7 +124,7 @@ def init_app(app: Flask) -> None:
     app.before_request(staff_forms_take_form_data)
     for blueprint in (public.bp, subprocessors.bp, documents.bp, api.bp, subscriptions.bp, feeds.bp,
                       webhooks.bp, auth.bp, admin.bp, users.bp, subscribers.bp, notices.bp, audit.bp,
-                      policies.bp):
+                      policies.bp, organisations.bp):
         app.register_blueprint(blueprint)
 
     @app.template_filter("local_date")
