@@ -118,7 +118,8 @@ def comment_posted(session: Session, change_set: ChangeSet, *, body: str, actor:
     excerpt = body if len(body) <= 500 else body[:500] + "…"
     return _queue(session, users, kind="mention", now=now, exclude={actor.id},
                   subject=f"{actor.email} mentioned you on change set #{change_set.id}",
-                  text=f"{actor.email} wrote on change set #{change_set.id} “{change_set.title}”:\n\n{excerpt}",
+                  text=(f"{actor.email} wrote on change set #{change_set.id} “{change_set.title}”:"
+                        f"\n\n{excerpt}"),
                   url=staff_url("admin.change_set", change_set_id=change_set.id) + "#comments")
 
 

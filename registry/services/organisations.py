@@ -122,7 +122,8 @@ def _under(column, domains: list[str]):
     return or_(*(lowered.like(f"%@{d}") for d in domains), *(lowered.like(f"%.{d}") for d in domains))
 
 
-def members(session: Session, organisation: Organisation, *, limit: int = 100) -> tuple[int, list[Subscriber]]:
+def members(session: Session, organisation: Organisation, *,
+            limit: int = 100) -> tuple[int, list[Subscriber]]:
     """Confirmed subscribers who belong to the organisation (the most specific domain decides), with
     their number; the first `limit` by address."""
     domains = [d.domain for d in organisation.domains]

@@ -21,7 +21,10 @@ from registry.web.forms import plain_text, single_line
 bp = Blueprint("organisations", __name__, url_prefix="/admin/organisations")
 
 UNIT_CHOICES = [SelectChoice("", "The notice policies' terms apply"),
-                SelectChoice("calendar_days", "Calendar days"), SelectChoice("business_days", "Business days")]
+                SelectChoice("calendar_days", "Calendar days"),
+                SelectChoice("business_days", "Business days")]
+TERM_RANGE = f"The notice term is a whole number of days from 1 to {MAX_LENGTH}."
+WINDOW_RANGE = f"The objection window is a whole number of days from 1 to {MAX_OBJECTION_DAYS}."
 
 
 def strip(value):
@@ -56,13 +59,10 @@ class OrganisationForm(FlaskForm):
     contract_reference = StringField("Contract reference", filters=[strip],
                                      validators=[Optional(), Length(max=200), plain_text, single_line])
     notice_length = IntegerField("Contractual notice term (days)",
-                                 validators=[Optional(), NumberRange(1, MAX_LENGTH, "The notice term is a whole "
-                                                                     f"number of days from 1 to {MAX_LENGTH}.")])
+                                 validators=[Optional(), NumberRange(1, MAX_LENGTH, TERM_RANGE)])
     notice_unit = RadioField("Counted in", choices=UNIT_CHOICES, default="", validate_choice=True)
     objection_days = IntegerField("Objection window (calendar days after the notice)",
-                                  validators=[Optional(), NumberRange(1, MAX_OBJECTION_DAYS,
-                                                                      "The objection window is a whole number "
-                                                                      f"of days from 1 to {MAX_OBJECTION_DAYS}.")])
+                                  validators=[Optional(), NumberRange(1, MAX_OBJECTION_DAYS, WINDOW_RANGE)])
     contacts = TextAreaField("Designated contacts (addresses that always receive material notices)",
                              validators=[Length(max=10_000), plain_text, contact_list])
 
@@ -89,8 +89,9 @@ def _save(form: OrganisationForm, organisation: Organisation | None):
         return _form_page(form, organisation, 422)
     try:
         saved = organisations.save(
-            db.session, organisation, name=form.name.data, contract_reference=form.contract_reference.data or "",
-            domains=form.parsed_domains, contacts=form.parsed_contacts, notice_length=form.notice_length.data,
+            db.session, organisation, name=form.name.data,
+            contract_reference=form.contract_reference.data or "", domains=form.parsed_domains,
+            contacts=form.parsed_contacts, notice_length=form.notice_length.data,
             notice_unit=form.notice_unit.data or None, objection_days=form.objection_days.data,
             actor=current_user)
     except OrganisationError as error:
@@ -105,7 +106,8 @@ def _save(form: OrganisationForm, organisation: Organisation | None):
 @bp.get("/")
 @permission_required("view")
 def index():
-    rows = [(o, organisations.members(db.session, o, limit=0)[0]) for o in organisations.all_organisations(db.session)]
+    rows = [(o, organisations.members(db.session, o, limit=0)[0])
+            for o in organisations.all_organisations(db.session)]
     return render_template("organisations/index.html", rows=rows)
 
 
@@ -158,5 +160,6 @@ def delete(organisation_id: int):
     name = organisation.name
     organisations.delete(db.session, organisation, actor=current_user)
     db.session.commit()
-    flash(f"Organisation {name} deleted: its terms no longer apply to changes scheduled from now on.", "success")
+    flash(f"Organisation {name} deleted: its terms no longer apply to changes scheduled from now on.",
+          "success")
     return redirect(url_for("organisations.index"))

@@ -159,8 +159,9 @@ def save_account():
         return _account_page(form, 422)
     before = sorted(current_user.inbox_muted or [])
     inbox.set_muted(db.session, current_user, [k for k in inbox.KINDS if not getattr(form, k).data])
-    audit.record(db.session, actor=current_user.email, actor_id=current_user.id, action="user.inbox_preferences",
-                 object_type="user", object_id=current_user.id, before={"muted": before},
+    audit.record(db.session, actor=current_user.email, actor_id=current_user.id,
+                 action="user.inbox_preferences", object_type="user", object_id=current_user.id,
+                 before={"muted": before},
                  after={"muted": current_user.inbox_muted})
     db.session.commit()
     flash("Your mail preferences are saved.", "success")
