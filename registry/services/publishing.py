@@ -346,7 +346,8 @@ def objection_deadline_for(session: Session, change_set: ChangeSet, notice_at: d
     deadlines = [d for p in policies if (d := objection_deadline(notice_at, notice_rule(p)))]
     if change_set.is_material and policies:
         zone = policies[0].timezone
-        windows = [NoticeRule(length=days, unit="calendar_days", calendars=(), timezone=zone, objection_days=days)
+        windows = [NoticeRule(length=days, unit="calendar_days", calendars=(), timezone=zone,
+                              objection_days=days)
                    for _organisation, days in organisations.objection_windows(session)]
         deadlines += [objection_deadline(notice_at, rule) for rule in windows]
     return max(deadlines) if deadlines else None
