@@ -21,7 +21,7 @@ from registry.models import (
     Suppression,
     Topic,
 )
-from registry.services import publishing
+from registry.services import organisations, publishing
 
 ADMINISTRATIVE = "administrative"
 NON_MATERIAL = "non-material"
@@ -66,6 +66,7 @@ def start_notice(session: Session, change_set: ChangeSet, *, now: datetime | Non
     session.flush()
     if change_set.is_material:
         _insert_deliveries(session, notice, ordered[0].id if ordered else None, everyone=True, first=True)
+        _add_designated_contacts(session, notice, ordered[0].id if ordered else None)
     else:
         for index, topic in enumerate(ordered):
             _insert_deliveries(session, notice, topic.id, everyone=topic.is_administrative, first=index == 0)
@@ -114,6 +115,23 @@ def _insert_deliveries(session: Session, notice: Notice, topic_id: int | None, *
                                               Subscription.topic_id == topic_id,
                                               Subscription.is_subscribed.is_(True)))
     session.execute(insert(Delivery).from_select(list(chosen), query))
+
+
+def _add_designated_contacts(session: Session, notice: Notice, topic_id: int | None) -> None:
+    """Customer organisations' designated contacts receive every material notice, subscribed or not;
+    one delivery per address (a subscriber already has one). They have no subscription, so no
+    unsubscribe link (notify.messages.recipients)."""
+    contacts = organisations.designated_contacts(session)
+    if not contacts:
+        return
+    already = set(session.scalars(select(func.lower(Delivery.email)).where(
+        Delivery.notice_id == notice.id, func.lower(Delivery.email).in_(contacts))))
+    suppressed = set(session.scalars(select(Suppression.email).where(Suppression.email.in_(contacts))))
+    for email in contacts:
+        if email not in already:
+            session.add(Delivery(notice_id=notice.id, subscriber_id=None, email=email, topic_id=topic_id,
+                                 status="suppressed" if email in suppressed else "queued"))
+    session.flush()
 
 
 @dataclass(frozen=True)
@@ -266,8 +284,31 @@ def _tell_those_told(session: Session, notice: Notice, told, now: datetime) -> N
              .outerjoin(Suppression, Suppression.email == func.lower(Subscriber.email))
              .where(Subscriber.status == "confirmed", Subscriber.deleted_at.is_(None)))
     session.execute(insert(Delivery).from_select(list(chosen), query))
+    _tell_contacts_told(session, notice)
     session.expire(notice)
     settle(session, [notice.id], now=now)
+
+
+def _tell_contacts_told(session: Session, notice: Notice) -> None:
+    """Designated contacts (deliveries without a subscriber) who were told of the change are told of
+    its follow-ups too, whether or not they are still designated."""
+    announced = select(Notice.id).where(Notice.change_set_id == notice.change_set_id,
+                                        Notice.kind == "announcement")
+    told = (select(Delivery.email, func.min(Delivery.topic_id).label("topic_id"))
+            .where(Delivery.notice_id.in_(announced), Delivery.subscriber_id.is_(None), TOLD)
+            .group_by(Delivery.email).subquery())
+    chosen = {
+        "notice_id": literal(notice.id),
+        "subscriber_id": literal(None, type_=Delivery.subscriber_id.type),
+        "email": told.c.email,
+        "topic_id": told.c.topic_id,
+        "status": case((Suppression.email.is_not(None), "suppressed"), else_="queued"),
+    }
+    chosen |= _column_defaults(set(chosen))
+    query = (select(*chosen.values()).select_from(told)
+             .outerjoin(Suppression, Suppression.email == func.lower(told.c.email))
+             .where(~exists().where(Delivery.notice_id == notice.id, Delivery.email == told.c.email)))
+    session.execute(insert(Delivery).from_select(list(chosen), query))
 
 
 def _bound_deadline(change_set: ChangeSet) -> None:

@@ -163,7 +163,7 @@ def sent_message_eml(delivery_id: int):
 def sent_message_html(delivery_id: int):
     """The HTML part as sent, sanitised, for the sandboxed frame on the message page."""
     delivery, body = _sent_or_404(delivery_id)
-    return _framed(messages.personalized(body, delivery).html)
+    return framed(messages.personalized(body, delivery).html)
 
 
 # -- the local outbox mailbox ----------------------------------------------------------------------
@@ -292,10 +292,11 @@ def message(name: str):
 @permission_required("view")
 def message_html(name: str):
     """The HTML part, sanitised, for the sandboxed frame on the message page."""
-    return _framed(_part(_message_or_404(name), "html"))
+    return framed(_part(_message_or_404(name), "html"))
 
 
-def _framed(html: str) -> Response:
+def framed(html: str) -> Response:
+    """Mail HTML, sanitised, for a sandboxed frame (its own strict CSP; framed only by this site)."""
     html = nh3.clean(
         html,
         tags=nh3.ALLOWED_TAGS - {"img"},
