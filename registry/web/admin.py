@@ -36,7 +36,7 @@ from registry.models import (
     SubProcessorRecord,
     User,
 )
-from registry.services import notices, publishing, reading, workflow
+from registry.services import health, notices, publishing, reading, workflow
 from registry.services.publishing import RECORD_FIELDS
 from registry.services.workflow import WorkflowError
 from registry.web import params
@@ -302,7 +302,7 @@ def dashboard():
     scheduled = with_status(ChangeStatus.SCHEDULED, order=ChangeSet.effective_at)
     in_notice = with_status(ChangeStatus.IN_NOTICE, order=ChangeSet.effective_at)
     return render_template(
-        "admin/dashboard.html", now=now,
+        "admin/dashboard.html", now=now, health=health.worker_health(db.session, now),
         drafts=with_status(ChangeStatus.DRAFT),
         awaiting=with_status(ChangeStatus.IN_REVIEW, ChangeStatus.APPROVED, order=ChangeSet.id),
         scheduled=scheduled,
