@@ -1,7 +1,7 @@
 """Rows that several test modules build the same way."""
 
 from registry.extensions import db
-from registry.models import Topic
+from registry.models import Organisation, OrganisationContact, OrganisationDomain, Topic
 
 
 def subscription_topics() -> dict[str, Topic]:
@@ -12,3 +12,16 @@ def subscription_topics() -> dict[str, Topic]:
     db.session.add_all(rows.values())
     db.session.commit()
     return rows
+
+
+def organisation(name: str = "Northwind Bank", domains: tuple[str, ...] = ("northwind-bank.example",), *,
+                 notice_length: int | None = 30, notice_unit: str | None = "calendar_days",
+                 objection_days: int | None = None, contacts: tuple[str, ...] = ()) -> Organisation:
+    """A customer organisation, committed (by default: a 30-calendar-day contractual notice term)."""
+    row = Organisation(name=name, contract_reference="DPA 2026-7", notice_length=notice_length,
+                       notice_unit=notice_unit, objection_days=objection_days,
+                       domains=[OrganisationDomain(domain=d) for d in domains],
+                       contacts=[OrganisationContact(email=c) for c in contacts])
+    db.session.add(row)
+    db.session.commit()
+    return row

@@ -112,7 +112,8 @@ def all_organisations(session: Session) -> list[Organisation]:
 
 
 def domain_owners(session: Session) -> dict[str, int]:
-    return dict(session.execute(select(OrganisationDomain.domain, OrganisationDomain.organisation_id)))
+    return {domain: owner for domain, owner in session.execute(
+        select(OrganisationDomain.domain, OrganisationDomain.organisation_id))}
 
 
 def _under(column, domains: list[str]):
