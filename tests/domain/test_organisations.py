@@ -8,7 +8,8 @@ from registry.domain import organisations as rules
 
 
 @pytest.mark.parametrize(("raw", "stored"), [
-    ("Example.COM", "example.com"), ("@bank.example", "bank.example"), ("mail.bank.example.", "mail.bank.example"),
+    ("Example.COM", "example.com"), ("@bank.example", "bank.example"),
+    ("mail.bank.example.", "mail.bank.example"),
     ("bücher.example", "xn--bcher-kva.example"), (" a-b.example ", "a-b.example"),
 ])
 def test_domains_are_stored_lower_case_in_ascii(raw, stored):
@@ -19,7 +20,8 @@ def test_domains_are_stored_lower_case_in_ascii(raw, stored):
     ("", "empty"), ("localhost", "needs a dot"), ("anna@bank.example", "only the part after the @"),
     ("https://bank.example", "only the part after the @"), ("-bad.example", "not a valid domain"),
     ("bad-.example", "not a valid domain"), ("a..example", "not a valid domain"),
-    ("under_score.example", "not a valid domain"), ("10.0.0.1", "IP address"), ("*.example.com", "not a valid"),
+    ("under_score.example", "not a valid domain"), ("10.0.0.1", "IP address"),
+    ("*.example.com", "not a valid"),
     ("a" * 64 + ".example", "not a valid domain"),
 ])
 def test_bad_domains_are_refused_saying_why(raw, says):
@@ -54,7 +56,8 @@ def test_an_address_belongs_to_the_most_specific_domain():
     (30, None, None, "notice_length"), (None, "calendar_days", None, "notice_length"),
     (0, "calendar_days", None, "notice_length"), (-5, "calendar_days", None, "notice_length"),
     (366, "calendar_days", None, "notice_length"), (True, "calendar_days", None, "notice_length"),
-    (30, "weeks", None, "notice_unit"), (None, None, 0, "objection_days"), (None, None, 400, "objection_days"),
+    (30, "weeks", None, "notice_unit"), (None, None, 0, "objection_days"),
+    (None, None, 400, "objection_days"),
     (10, "calendar_days", 14, "objection_days"),
 ])
 def test_bad_terms_are_refused_by_field(length, unit, objection, field):
@@ -71,6 +74,7 @@ def test_good_terms_pass_and_describe_themselves():
 
 def test_the_latest_date_wins_and_a_tie_keeps_the_first():
     early, late = datetime(2027, 1, 2, tzinfo=UTC), datetime(2027, 1, 18, tzinfo=UTC)
-    assert rules.longest([rules.Candidate(early, ""), rules.Candidate(late, "Northwind")]).label == "Northwind"
+    won = rules.longest([rules.Candidate(early, ""), rules.Candidate(late, "Northwind")])
+    assert won.label == "Northwind"
     assert rules.longest([rules.Candidate(late, ""), rules.Candidate(late, "Northwind")]).label == ""
     assert rules.longest([]) is None
