@@ -146,9 +146,10 @@ def daily_digest(session: Session, now: datetime, *, legal_timezone: str) -> lis
     if local.time() < time(DIGEST_HOUR):
         return None
     lines = waiting(session, now)
-    claimed = session.execute(dialect_insert(session)(InboxDigest).values(
-        day=local.date(), run_at=now, items=len(lines)).on_conflict_do_nothing(index_elements=["day"]))
-    if not claimed.rowcount:
+    claimed = session.scalar(dialect_insert(session)(InboxDigest).values(
+        day=local.date(), run_at=now, items=len(lines)).on_conflict_do_nothing(index_elements=["day"])
+        .returning(InboxDigest.day))
+    if claimed is None:
         return None
     if not lines:
         return []
