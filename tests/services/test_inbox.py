@@ -39,7 +39,8 @@ def test_a_submission_mails_every_approver_who_wants_it_but_never_the_actor(worl
     change_set = drafted(people, world)
     db.session.execute(delete(OutgoingMail))
     workflow.submit(db.session, change_set, actor=people["editor"], now=NOW)
-    assert mails("review") == [("ann@example.com", f"For review: change set #{change_set.id} December update")]
+    subject = f"For review: change set #{change_set.id} December update"
+    assert mails("review") == [("ann@example.com", subject)]
     mail = db.session.scalar(select(OutgoingMail).where(OutgoingMail.template == "approver_inbox"))
     assert mail.context["url"].endswith(f"/admin/change-sets/{change_set.id}")
     assert mail.context["account_url"].endswith("/admin/users/account")
