@@ -138,15 +138,24 @@ def members(session: Session, organisation: Organisation, *,
     return len(found), found[:limit]
 
 
-def terms(session: Session) -> list[tuple[Organisation, rules.Term]]:
-    """Every organisation with a contractual notice term."""
+def _recorded_by(announced_at: datetime | None):
+    """A contract binds the notices given while it is on record: a change announced before an organisation
+    was recorded keeps the dates its notice gave (None: not announced yet, every contract applies)."""
+    return True if announced_at is None else Organisation.created_at <= announced_at
+
+
+def terms(session: Session, announced_at: datetime | None = None) -> list[tuple[Organisation, rules.Term]]:
+    """Every organisation with a contractual notice term that binds a change announced at `announced_at`."""
     return [(o, rules.Term(o.notice_length, o.notice_unit)) for o in session.scalars(
-        select(Organisation).where(Organisation.notice_length.is_not(None)).order_by(Organisation.name))]
+        select(Organisation).where(Organisation.notice_length.is_not(None), _recorded_by(announced_at))
+        .order_by(Organisation.name))]
 
 
-def objection_windows(session: Session) -> list[tuple[Organisation, int]]:
+def objection_windows(session: Session,
+                      announced_at: datetime | None = None) -> list[tuple[Organisation, int]]:
     return [(o, o.objection_days) for o in session.scalars(
-        select(Organisation).where(Organisation.objection_days.is_not(None)).order_by(Organisation.name))]
+        select(Organisation).where(Organisation.objection_days.is_not(None), _recorded_by(announced_at))
+        .order_by(Organisation.name))]
 
 
 def designated_contacts(session: Session) -> list[str]:

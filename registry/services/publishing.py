@@ -313,7 +313,8 @@ def earliest_explained(session: Session, change_set: ChangeSet, notice_completed
     """The earliest moment the change may take effect if its notice completes at the given time.
 
     A non-material change may take effect at once; a material one waits for the longest notice
-    period among the policies that govern it and the customer organisations' contractual terms; that
+    period among the policies that govern it and the contractual terms of the customer organisations on
+    record when it was announced (all of them before); that
     policy and its items are named, and the organisation and its term when a contract sets the date.
     `is_material` overrides the stored flag (a page showing what scheduling will do).
     """
@@ -327,7 +328,7 @@ def earliest_explained(session: Session, change_set: ChangeSet, notice_completed
     earliest = Earliest(at, policy.name, _governed_items(change_set, policy))
     contracts = [org_rules.Candidate(earliest_effective(notice_completed_at, contract_rule(term, policies)),
                                      organisation.name, term.describe())
-                 for organisation, term in organisations.terms(session)]
+                 for organisation, term in organisations.terms(session, change_set.published_at)]
     best = org_rules.longest([org_rules.Candidate(at, ""), *contracts])
     if best.label:
         earliest = Earliest(best.at, policy.name, earliest.items, best.label, best.detail)
@@ -348,7 +349,8 @@ def objection_deadline_for(session: Session, change_set: ChangeSet, notice_at: d
         zone = policies[0].timezone
         windows = [NoticeRule(length=days, unit="calendar_days", calendars=(), timezone=zone,
                               objection_days=days)
-                   for _organisation, days in organisations.objection_windows(session)]
+                   for _organisation, days in organisations.objection_windows(session,
+                                                                               change_set.published_at)]
         deadlines += [objection_deadline(notice_at, rule) for rule in windows]
     return max(deadlines) if deadlines else None
 

@@ -51,6 +51,17 @@ def test_a_30_day_contract_moves_the_earliest_date_and_is_named(world, people):
     assert change_set.effective_at == CONTRACT_EARLIEST
 
 
+def test_a_contract_recorded_after_the_announcement_keeps_the_dates_given(world, people):
+    change_set = approved(people, world)
+    schedule(change_set, people["second"], PRIVACY_EARLIEST)
+    later = factories.organisation(notice_length=30)
+    later.created_at = NOW + timedelta(hours=1)
+    db.session.commit()
+    assert publishing.earliest_explained(db.session, change_set, NOW).at == PRIVACY_EARLIEST
+    later.created_at = NOW - timedelta(hours=1)
+    assert publishing.earliest_explained(db.session, change_set, NOW).at == CONTRACT_EARLIEST
+
+
 def test_the_longest_term_wins_and_a_shorter_one_names_nobody(world, people):
     change_set = approved(people, world)
     factories.organisation("Short Term Ltd", ("short.example",), notice_length=2)
