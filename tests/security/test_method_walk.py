@@ -28,6 +28,7 @@ from registry.models import (
     Document,
     Notice,
     NoticePolicy,
+    Organisation,
     OutgoingMail,
     Subscriber,
     Topic,
@@ -110,7 +111,8 @@ def world(app: Flask) -> dict:
                        NoticePolicy.key == "subprocessors")),
                    "number": 1, "old_number": 1, "new_number": 2, "filename": "css/site.css",
                    "name": "20261201T120000Z-1-1.eml",
-                   "delivery_id": db.session.scalar(select(Delivery.id).order_by(Delivery.id))},
+                   "delivery_id": db.session.scalar(select(Delivery.id).order_by(Delivery.id)),
+                   "organisation_id": db.session.scalar(select(Organisation.id).order_by(Organisation.id))},
     }
 
 
