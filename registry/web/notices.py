@@ -32,6 +32,7 @@ from registry.domain.spreadsheet import safe_cell
 from registry.extensions import db
 from registry.models import Notice
 from registry.notify import messages
+from registry.services import organisations
 from registry.services import proof as proofs
 from registry.web import params
 from registry.web.access import permission_required
@@ -80,7 +81,8 @@ def proof(change_set_id: int):
     if page > pages:
         abort(404, description=f"There are only {pages} pages of recipients.")
     return render_template("notices/proof.html", item=item, rows=rows, total=total, page=page, pages=pages,
-                           status=status, query=query, statuses=proofs.STATUSES)
+                           status=status, query=query, statuses=proofs.STATUSES,
+                           organisations=organisations.settlement(db.session, item.change_set))
 
 
 @bp.get("/<int:change_set_id>/proof.csv")

@@ -241,3 +241,18 @@ def test_the_dashboard_says_when_the_mail_worker_has_not_run(world, make_user, l
     alive = client.get("/admin/").get_data(as_text=True)
     assert 'id="worker-down"' not in alive and "(running)" in alive
     assert count(WorkerBeat) == 1
+
+
+def test_the_proof_says_whether_notice_to_each_organisation_is_complete(world, make_user, login):
+    factories.organisation(contacts=("dpo@northwind-bank.example",))
+    change_set, scheduler = approved_change_set(world, make_user)
+    client = login(scheduler)
+    earliest = workflow.earliest_allowed(db.session, change_set, datetime.now(UTC)).astimezone(WARSAW)
+    assert post(client, f"/admin/change-sets/{change_set.id}/schedule",
+                effective_date=earliest.date().isoformat(), effective_time="00:00").status_code == 302
+    page = client.get(f"/admin/notices/{change_set.id}/").get_data(as_text=True)
+    assert "Northwind Bank</a>:" in page and "pending" in page and "0 of 1 deliveries settled" in page
+    db.session.execute(Delivery.__table__.update().values(status="sent"))
+    db.session.commit()
+    page = client.get(f"/admin/notices/{change_set.id}/").get_data(as_text=True)
+    assert "complete</span>" in page and "1 of 1 deliveries settled" in page
