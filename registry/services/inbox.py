@@ -25,7 +25,7 @@ KINDS = {
     "mention": "A comment names me (@my-address)",
     "objection": "A customer objects to a change",
     "objection_unanswered": "An objection is unanswered for 2 business days",
-    "digest": "Once a day: what waits for approvers (only when something does)",
+    "digest": "Once a day, what waits for approvers (only when something does)",
 }
 TEMPLATE = "approver_inbox"
 DIGEST_TEMPLATE = "approver_digest"

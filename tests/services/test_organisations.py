@@ -198,3 +198,13 @@ def test_notice_to_an_organisation_is_complete_when_its_deliveries_settle(world,
                        .values(status="failed"))
     (state,) = organisations.settlement(db.session, change_set)
     assert state.settled == 2 and state.is_complete
+
+
+def test_a_designated_contact_s_mail_has_no_unsubscribe_link_to_a_subscription(app):
+    from registry.notify import messages
+
+    contact, subscriber = messages.recipients([(1, "dpo@northwind-bank.example", None, 3),
+                                                (2, "anna@northwind-bank.example", 5, 3)])
+    assert contact.headers == {} and set(contact.substitutions.values()) == {"http://localhost/"}
+    assert contact.custom_args == {"delivery_id": "1"}
+    assert "List-Unsubscribe-Post" in subscriber.headers
