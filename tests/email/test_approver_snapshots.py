@@ -1,4 +1,4 @@
-"""Snapshots of the approvers' inbox mails (a submission, a mention, the digest); UPDATE_SNAPSHOTS=1 rewrites."""
+"""Snapshots of the approvers' inbox mails: a submission, a mention, the digest (UPDATE_SNAPSHOTS=1)."""
 
 from __future__ import annotations
 
