@@ -94,6 +94,18 @@ def test_a_30_day_contract_is_recorded_and_named_on_the_schedule_page(new_page: 
     approver.get_by_role("button", name="Schedule and start the notice").click()
     approver.wait_for_url(re.compile(rf"/admin/change-sets/{change_set_id}$"))
     expect(approver.locator(".flash-success")).to_contain_text("Scheduled")
+
+    approver.get_by_role("link", name=APPROVER).click()
+    expect(approver.locator("main > h1")).to_have_text("My account")
+    approver.uncheck("#digest")
+    approver.get_by_role("button", name="Save my mail preferences").click()
+    expect(approver.locator(".flash-success")).to_contain_text("Your mail preferences are saved.")
+    expect(approver.locator("#digest")).not_to_be_checked()
+    expect(approver.locator("#review")).to_be_checked()
+    shot(approver, "account")
+    approver.check("#digest")
+    approver.get_by_role("button", name="Save my mail preferences").click()
+    expect(approver.locator("#digest")).to_be_checked()
     with live_app.app_context():
         change_set = db.session.get(ChangeSet, change_set_id)
         # Scheduled at the date the form offered: the contracts' earliest, 31 days from today.
