@@ -806,11 +806,17 @@ def save_schedule(change_set_id: int):
     outlook = workflow.outlook(db.session, change_set, now)
     form = ScheduleForm()
     context = _schedule_context(change_set, form, outlook)
+
+    def refused():
+        """The form again with its errors, and the preview of what scheduling at the offered date sends."""
+        return invalid("admin/schedule.html", **context | {
+            "preview": schedule_preview(change_set, _offered(outlook), now)})
+
     if not form.validate_on_submit():
-        return invalid("admin/schedule.html", **context)
+        return refused()
     if bool(form.new_customers_date.data) != bool(form.new_customers_time.data):
         form.new_customers_date.errors = ["Give both a date and a time for new customers, or neither."]
-        return invalid("admin/schedule.html", **context)
+        return refused()
     effective_at = legal_moment(form.effective_date.data, form.effective_time.data)
     new_customers_at = (legal_moment(form.new_customers_date.data, form.new_customers_time.data)
                         if form.new_customers_date.data else None)
@@ -822,7 +828,7 @@ def save_schedule(change_set_id: int):
         db.session.rollback()
         fields = {"effective_new_customers_at": form.new_customers_date, "supersede": form.supersede}
         fields.get(error.field, form.effective_date).errors = [str(error)]
-        return invalid("admin/schedule.html", **context)
+        return refused()
     db.session.commit()
     flash(f"Scheduled: the notice has started. Effective "
           f"{workflow.describe_moment(effective_at, legal_zone())}.", "success")

@@ -256,3 +256,15 @@ def test_the_proof_says_whether_notice_to_each_organisation_is_complete(world, m
     db.session.commit()
     page = client.get(f"/admin/notices/{change_set.id}/").get_data(as_text=True)
     assert "complete</span>" in page and "1 of 1 deliveries settled" in page
+
+
+def test_a_refused_schedule_form_still_shows_the_preview(world, make_user, login):
+    change_set, scheduler = approved_change_set(world, make_user)
+    client = login(scheduler)
+    refused = post(client, f"/admin/change-sets/{change_set.id}/schedule", effective_date="2000-01-01",
+                   effective_time="00:00")
+    assert refused.status_code == 422
+    page = refused.get_data(as_text=True)
+    assert "the earliest allowed effective date is" in page and 'id="preview"' in page
+    db.session.expire_all()
+    assert change_set.status == ChangeStatus.APPROVED and change_set.published_at is None
