@@ -1,5 +1,7 @@
 """Rows that several test modules build the same way."""
 
+from sqlalchemy import select
+
 from registry.extensions import db
 from registry.models import Organisation, OrganisationContact, OrganisationDomain, Topic
 
@@ -25,3 +27,11 @@ def organisation(name: str = "Northwind Bank", domains: tuple[str, ...] = ("nort
     db.session.add(row)
     db.session.commit()
     return row
+
+
+def without_organisations() -> None:
+    """Take the demo's customer organisations out, for tests of the notice policies alone (their 30-day
+    contract would push every date out), committed."""
+    for row in db.session.scalars(select(Organisation)):
+        db.session.delete(row)
+    db.session.commit()

@@ -286,7 +286,8 @@ class Earliest:
     def reason(self) -> str:
         """What sets the date, as the schedule form and its refusal say it."""
         if self.organisation:
-            return f"{self.organisation}'s contract ({self.term})"
+            possessive = "'" if self.organisation.endswith("s") else "'s"
+            return f"{self.organisation}{possessive} contract ({self.term})"
         if self.policy:
             return f"{self.policy}: {', '.join(self.items)}"
         return ""

@@ -71,6 +71,10 @@ def test_the_longest_term_wins_and_a_shorter_one_names_nobody(world, people):
     earliest = publishing.earliest_explained(db.session, change_set, NOW)
     # 20 Polish business days after 18 December 2026 (Christmas, New Year, Epiphany off) end on 21 January.
     assert earliest.organisation == "Contoso" and earliest.term == "20 business days"
+    assert earliest.reason == "Contoso's contract (20 business days)"
+    factories.organisation("Harbor Bank Holdings", ("hbh.example",), notice_length=40)
+    assert publishing.earliest_explained(db.session, change_set, NOW).reason == (
+        "Harbor Bank Holdings' contract (40 calendar days)")
     assert earliest.at == datetime(2027, 1, 22, 0, 0, tzinfo=WARSAW)
 
 
