@@ -314,9 +314,9 @@ def earliest_explained(session: Session, change_set: ChangeSet, notice_completed
     """The earliest moment the change may take effect if its notice completes at the given time.
 
     A non-material change may take effect at once; a material one waits for the longest notice
-    period among the policies that govern it and the contractual terms of the customer organisations on
-    record when it was announced (all of them before); that
-    policy and its items are named, and the organisation and its term when a contract sets the date.
+    period among the policies that govern it and the contractual terms of the customer organisations
+    on record when it was announced (before that: all of them). The longest policy and its items are
+    named, and the organisation and its term when a contract sets the date (on a tie the policy does).
     `is_material` overrides the stored flag (a page showing what scheduling will do).
     """
     if not (change_set.is_material if is_material is None else is_material):
