@@ -17,7 +17,7 @@ from registry.extensions import db
 from registry.models import ChangeSet, Document, User
 from registry.services import workflow
 from registry.services.demo import STAFF
-from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.conftest import ARTIFACTS, describe_violations
 from tests.e2e.test_staff_journeys import log_in
 
 pytestmark = pytest.mark.e2e
@@ -27,15 +27,15 @@ TITLE = "Cookie policy: analytics retention shortened"
 WARSAW = ZoneInfo("Europe/Warsaw")
 
 
-def approved_change_set(app: Flask) -> int:
+def approved_change_set(app: Flask, slug: str = "cookie-policy", title: str = TITLE) -> int:
     """Drafted by the editor and approved by the second approver, so the first one may schedule it."""
     with app.app_context():
         editor = db.session.query(User).filter_by(email=EDITOR).one()
         second = db.session.query(User).filter_by(email=SECOND).one()
-        cookies = db.session.query(Document).filter_by(slug="cookie-policy").one()
-        change_set = workflow.create(db.session, title=TITLE, summary="Analytics cookies now expire after "
+        document = db.session.query(Document).filter_by(slug=slug).one()
+        change_set = workflow.create(db.session, title=title, summary="Analytics cookies now expire after "
                                      "13 months instead of 24.", is_material=True, actor=editor)
-        workflow.save_document_version(db.session, change_set, cookies, is_material=True, actor=editor,
+        workflow.save_document_version(db.session, change_set, document, is_material=True, actor=editor,
                                        source_md="# Cookie policy\n\nAnalytics cookies last 13 months.",
                                        summary="Shorter retention of analytics cookies.")
         workflow.submit(db.session, change_set, actor=editor)
@@ -52,7 +52,7 @@ def shot(page: Page, name: str) -> None:
 
 
 def test_a_30_day_contract_is_recorded_and_named_on_the_schedule_page(new_page: Callable[..., Page],
-                                                                      live_app: Flask):
+                                                                      live_app: Flask, axe):
     approver = new_page()
     log_in(approver, APPROVER)
     approver.get_by_role("link", name="Organisations").click()
@@ -112,3 +112,20 @@ def test_a_30_day_contract_is_recorded_and_named_on_the_schedule_page(new_page: 
         assert change_set.effective_at.astimezone(WARSAW).date().isoformat() == offered
         assert change_set.effective_at.astimezone(WARSAW).date() == date.today() + timedelta(days=31)
         db.session.remove()
+
+    # Every page of this journey, checked with axe-core in a context that lets its script run.
+    auditor = new_page(bypass_csp=True)
+    log_in(auditor, SECOND)
+    auditor.goto("/admin/organisations/")
+    aurora = auditor.get_by_role("link", name="Aurora Insurance").get_attribute("href")
+    pending = approved_change_set(live_app, "terms", "Terms: clearer liability wording")
+    pages = [("index", "/admin/organisations/"), ("new", "/admin/organisations/new"),
+             ("show-audited", aurora), ("edit", f"{aurora}/edit"), ("account", "/admin/users/account"),
+             ("schedule-audited", f"/admin/change-sets/{pending}/schedule"), ("dashboard", "/admin/")]
+    for name, url in pages:
+        auditor.goto(url)
+        expect(auditor.locator("main > h1")).to_be_visible()
+        shot(auditor, name)
+        violations = axe(auditor)
+        assert not violations, f"{name}: " + describe_violations(violations)
+
