@@ -17,7 +17,7 @@ from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.notify import dispatch
 from registry.notify.senders import MAX_PERSONALIZATIONS, sender_for
-from registry.services import objections, retention
+from registry.services import health, inbox, objections, retention
 
 notices_cli = AppGroup("notices", help="Send notices and queued mail.")
 
@@ -80,6 +80,7 @@ def dispatch_command(once: bool, batch_size: int, claim_requests: int, client_ti
         bar.__enter__()
         worker.on_progress = bar.update
     try:
+        worker.durably(lambda: health.beat(db.session, worker.worker, now_utc()))
         if once:
             worker.drain(max_wait=max_wait, should_stop=lambda: bool(stopping))
         else:
@@ -118,15 +119,30 @@ def _refresh_mirror() -> datetime | None:
     if result is not None:
         current_app.logger.info("static mirror: %d files in %s", len(result.files), result.tree)
     return mirror.expires_at(Path(directory))
+def _tick() -> None:
+    """Once a minute: move dates and record changes in force; remind approvers of objections unanswered
+    for 2 business days; the approvers' daily digest when due."""
+    now = now_utc()
+    dispatch.tick_workflow(db.session, now)
+    inbox.unanswered_objections(db.session, now)
+    inbox.daily_digest(db.session, now, legal_timezone=current_app.config["REGISTRY"].legal_timezone)
+    db.session.commit()
 
 
 def _loop(worker: dispatch.Dispatcher, poll: float, should_stop) -> None:
     """Until SIGTERM. A database that is away (a lost connection, a lock held too long) costs a pause,
-    not the worker; any other error ends it, and its supervisor (systemd, `make run`) starts it again."""
-    last_tick, last_purge = 0.0, None
+    not the worker; any other error ends it, and its supervisor (systemd, `make run`) starts it again.
+    Each turn records the worker's heartbeat (at most every health.BEAT_SECONDS) for the dashboard."""
+    last_tick, last_purge, last_beat = 0.0, None, None
     mirror_expires_at: datetime | None = None  # the mirror's next effective instant
     failures = 0
     while not should_stop():
+        if last_beat is None or time.monotonic() - last_beat >= health.BEAT_SECONDS:
+            ok, _ = worker.survive(lambda: health.beat(db.session, worker.worker, now_utc()), failures)
+            if not ok:
+                failures += 1
+                continue
+            last_beat = time.monotonic()
         if last_purge is None or time.monotonic() - last_purge >= PURGE_SECONDS:
             # The subscriber retention job, daily (cron users run `flask subscribers purge`).
             ok, _ = worker.survive(lambda: _purge(), failures)
@@ -136,7 +152,7 @@ def _loop(worker: dispatch.Dispatcher, poll: float, should_stop) -> None:
             last_purge = time.monotonic()
         if time.monotonic() - last_tick >= TICK_SECONDS or (
                 mirror_expires_at is not None and now_utc() >= mirror_expires_at):
-            ok, _ = worker.survive(lambda: dispatch.tick_workflow(db.session, now_utc()), failures)
+            ok, _ = worker.survive(_tick, failures)
             if not ok:
                 failures += 1
                 continue

@@ -17,6 +17,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "import_contacts": frozenset({APPROVER, ADMIN}),
     "manage_users": frozenset({ADMIN}),
     "manage_policies": frozenset({ADMIN}),
+    # Customer organisations: their domains, contractual notice terms and designated contacts.
+    "manage_organisations": frozenset({APPROVER, ADMIN}),
 }
 
 

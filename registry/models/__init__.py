@@ -16,10 +16,12 @@ from registry.models.notices import (
     WebhookEvent,
 )
 from registry.models.objections import Objection, ObjectionEvent, ObjectionSequence
+from registry.models.organisations import Organisation, OrganisationContact, OrganisationDomain
 from registry.models.site import SiteState
 from registry.models.subprocessors import RecordAction, SubProcessor, SubProcessorRecord
 from registry.models.subscribers import ConfirmationToken, MailQuota, Subscriber, Subscription, Topic
 from registry.models.users import LoginThrottle, PasswordResetToken, Role, StaffSession, User
+from registry.models.workers import InboxDigest, WorkerBeat
 
 __all__ = [
     "AuditEntry",
@@ -33,6 +35,7 @@ __all__ = [
     "DispatchClaim",
     "Document",
     "DocumentVersion",
+    "InboxDigest",
     "LoginThrottle",
     "MailQuota",
     "MessageBody",
@@ -41,6 +44,9 @@ __all__ = [
     "Objection",
     "ObjectionEvent",
     "ObjectionSequence",
+    "Organisation",
+    "OrganisationContact",
+    "OrganisationDomain",
     "OutgoingMail",
     "PasswordResetToken",
     "ProviderPause",
@@ -59,4 +65,5 @@ __all__ = [
     "User",
     "WebhookBatch",
     "WebhookEvent",
+    "WorkerBeat",
 ]

@@ -11,7 +11,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -91,6 +91,8 @@ class User(db.Model):
     totp_last_step: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The approvers' inbox mails this user turned off in their account (services.inbox.KINDS).
+    inbox_muted: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     # Flask-Login: the id it keeps in the cookie is the server-side session token, not the user id.
     # A plain instance attribute, set by services.accounts when the session is started or loaded.

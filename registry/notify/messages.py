@@ -308,19 +308,19 @@ def rebuild_message(body: MessageBody, delivery: Delivery) -> EmailMessage:
 EML_POLICY = SMTP.clone(max_line_length=998)
 
 
-def recipient(delivery_id: int, email: str, subscriber_id: int, topic_id: int | None) -> Recipient:
+def recipient(delivery_id: int, email: str, subscriber_id: int | None, topic_id: int | None) -> Recipient:
     """One recipient's links and headers (RFC 8058 one-click unsubscribe)."""
     return recipients([(delivery_id, email, subscriber_id, topic_id)])[0]
 
 
-def recipients(rows: Iterable[tuple[int, str, int, int | None]]) -> list[Recipient]:
+def recipients(rows: Iterable[tuple[int, str, int | None, int | None]]) -> list[Recipient]:
     """Recipients for (delivery id, email, subscriber id, topic id) rows; reads the settings once, and
     the subscribers' link generations with one query per 1,000: the links are HMACs, not rows."""
     from registry.extensions import db
     from registry.services import objections, subscriptions
 
     rows = list(rows)
-    generation = subscriptions.generations(db.session, (row[2] for row in rows))
+    generation = subscriptions.generations(db.session, (row[2] for row in rows if row[2] is not None))
     settings, secret = current_app.config["REGISTRY"], current_app.config["SECRET_KEY"]
     preferences_base = settings.base_url + subscriptions.PREFERENCES_PATH
     unsubscribe_base = settings.base_url + subscriptions.UNSUBSCRIBE_PATH
@@ -328,6 +328,13 @@ def recipients(rows: Iterable[tuple[int, str, int, int | None]]) -> list[Recipie
     signing = {"secret": secret, "issued": datetime.now(UTC).date()}
     made = []
     for delivery_id, email, subscriber_id, topic_id in rows:
+        if subscriber_id is None:
+            # An organisation's designated contact: no subscription to manage or end, so the links lead
+            # to the registry and no List-Unsubscribe header is offered.
+            made.append(Recipient(email=email, headers={}, custom_args={"delivery_id": str(delivery_id)},
+                                  substitutions={PREFERENCES_KEY: settings.base_url + "/",
+                                                 UNSUBSCRIBE_KEY: settings.base_url + "/"}))
+            continue
         # A subscriber gone from the database gets links that open nothing (generation 0 is never current).
         current = generation.get(subscriber_id, 0)
         preferences = preferences_base + subscriptions.preferences_token(subscriber_id, current, **signing)

@@ -20,6 +20,9 @@ from registry.models import (
     NoticePolicy,
     Objection,
     ObjectionEvent,
+    Organisation,
+    OrganisationContact,
+    OrganisationDomain,
     Topic,
     User,
 )
@@ -48,6 +51,14 @@ security@kettle-analytics.example,Sam Lee,Kettle Analytics
 compliance@harbor-bank.example,Ines Duarte,Harbor Bank
 it@meadow-schools.example,Tomasz Wiśniewski,Meadow Schools
 """
+# Customer organisations: one whose DPA promises 30 calendar days' notice and names a contact who gets
+# every material notice; one on the standard terms.
+ORGANISATIONS = [
+    ("Northwind Logistics", "DPA NW-2025-014", ("northwind-logistics.example",), 30, 21,
+     ("legal@northwind-logistics.example",)),
+    ("Harbor Bank", "Master agreement HB-7", ("harbor-bank.example",), None, None,
+     ("outsourcing@harbor-bank.example",)),
+]
 TOPICS = [
     ("administrative", "Administrative", "Material changes to our documents and sub-processors. "
      "Required while you are subscribed.", True, True),
@@ -136,9 +147,18 @@ def load(session: Session, now: datetime, outbox: Sender | None = None) -> str:
                        effective_at=effective, effective_new_customers_at=notice, actor="demo", now=now)
     _deliver_notice(session, change_set, notice, now, outbox)
     _objection_in_discussion(session, change_set, notice, now)
+    # After the history: the contracts apply to changes scheduled from now on.
+    for name, reference, domains, length, objection_days, designated in ORGANISATIONS:
+        session.add(Organisation(name=name, contract_reference=reference, notice_length=length,
+                                 notice_unit="calendar_days" if length else None,
+                                 objection_days=objection_days, created_at=now, updated_at=now,
+                                 domains=[OrganisationDomain(domain=d) for d in domains],
+                                 contacts=[OrganisationContact(email=c) for c in designated]))
+    session.flush()
     return (f"{len(content.SUBPROCESSORS) + 1} sub-processors, {len(documents)} documents, "
             f"{count + 2} change sets (one withdrawn), {report.created} subscribers, "
-            f"{len(STAFF)} staff accounts, 1 objection in discussion")
+            f"{len(ORGANISATIONS)} customer organisations, {len(STAFF)} staff accounts, "
+            "1 objection in discussion")
 
 
 def _notice_start(session: Session, change_set, effective: datetime) -> datetime:

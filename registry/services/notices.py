@@ -9,7 +9,7 @@ from sqlalchemy import Select, and_, case, exists, func, insert, literal, or_, s
 from sqlalchemy.orm import Session
 
 from registry.domain.clock import now_utc
-from registry.domain.notice import bounded_objection_deadline, objection_deadline
+from registry.domain.notice import bounded_objection_deadline
 from registry.models import (
     ChangeSet,
     ChangeSetEvent,
@@ -21,7 +21,7 @@ from registry.models import (
     Suppression,
     Topic,
 )
-from registry.services import publishing
+from registry.services import organisations, publishing
 
 ADMINISTRATIVE = "administrative"
 # Subscribers whose deliveries one step writes: the first step runs in the request that starts the
@@ -105,6 +105,12 @@ def expand(session: Session, notice: Notice, *, chunk: int | None = None,
         _announced, told = _announced_and_told(change_set)
         _write_follow_up(session, notice, told, within)
     if last:
+        # Designated contacts last, after every subscriber: one delivery per address, a subscriber's
+        # own first (the unique (notice, email) would refuse a subscriber's row after a contact's).
+        if notice.kind != "announcement":
+            _tell_contacts_told(session, notice)
+        elif change_set.is_material:
+            _add_designated_contacts(session, notice, notice.topic_id)
         waiting = session.scalar(select(func.count()).select_from(Delivery).where(
             Delivery.notice_id == notice.id, Delivery.status.not_in(SETTLED)))
         if not waiting:
@@ -167,6 +173,23 @@ def _insert_deliveries(session: Session, notice: Notice, topic_id: int | None, w
                                               Subscription.topic_id == topic_id,
                                               Subscription.is_subscribed.is_(True)))
     session.execute(insert(Delivery).from_select(list(chosen), query))
+
+
+def _add_designated_contacts(session: Session, notice: Notice, topic_id: int | None) -> None:
+    """Customer organisations' designated contacts receive every material notice, subscribed or not;
+    one delivery per address (a subscriber already has one). They have no subscription, so no
+    unsubscribe link (notify.messages.recipients)."""
+    contacts = organisations.designated_contacts(session)
+    if not contacts:
+        return
+    already = set(session.scalars(select(func.lower(Delivery.email)).where(
+        Delivery.notice_id == notice.id, func.lower(Delivery.email).in_(contacts))))
+    suppressed = set(session.scalars(select(Suppression.email).where(Suppression.email.in_(contacts))))
+    for email in contacts:
+        if email not in already:
+            session.add(Delivery(notice_id=notice.id, subscriber_id=None, email=email, topic_id=topic_id,
+                                 status="suppressed" if email in suppressed else "queued"))
+    session.flush()
 
 
 @dataclass(frozen=True)
@@ -332,6 +355,28 @@ def _write_follow_up(session: Session, notice: Notice, told, within: list) -> No
     session.execute(insert(Delivery).from_select(list(chosen), query))
 
 
+def _tell_contacts_told(session: Session, notice: Notice) -> None:
+    """Designated contacts (deliveries without a subscriber) who were told of the change are told of
+    its follow-ups too, whether or not they are still designated."""
+    announced = select(Notice.id).where(Notice.change_set_id == notice.change_set_id,
+                                        Notice.kind == "announcement")
+    told = (select(Delivery.email, func.min(Delivery.topic_id).label("topic_id"))
+            .where(Delivery.notice_id.in_(announced), Delivery.subscriber_id.is_(None), TOLD)
+            .group_by(Delivery.email).subquery())
+    chosen = {
+        "notice_id": literal(notice.id),
+        "subscriber_id": literal(None, type_=Delivery.subscriber_id.type),
+        "email": told.c.email,
+        "topic_id": told.c.topic_id,
+        "status": case((Suppression.email.is_not(None), "suppressed"), else_="queued"),
+    }
+    chosen |= _column_defaults(set(chosen))
+    query = (select(*chosen.values()).select_from(told)
+             .outerjoin(Suppression, Suppression.email == func.lower(told.c.email))
+             .where(~exists().where(Delivery.notice_id == notice.id, Delivery.email == told.c.email)))
+    session.execute(insert(Delivery).from_select(list(chosen), query))
+
+
 def _bound_deadline(change_set: ChangeSet) -> None:
     """The deadline publishing computes from the policies, never after the effective date: a change that
     takes effect sooner (a non-material one may at once) ends the window then."""
@@ -350,10 +395,8 @@ def effective_date_moved(session: Session, change_set: ChangeSet, *, before: dat
     """
     now = now or now_utc()
     basis = change_set.notice_completed_at or now
-    deadlines = [d for p in publishing.policies_for(session, change_set)
-                 if (d := objection_deadline(basis, publishing.notice_rule(p)))]
-    change_set.objection_deadline_at = bounded_objection_deadline(max(deadlines, default=None),
-                                                                  change_set.effective_at)
+    change_set.objection_deadline_at = bounded_objection_deadline(
+        publishing.objection_deadline_for(session, change_set, basis), change_set.effective_at)
     session.flush()
     return start_date_moved_notice(session, change_set, before=before, reason=reason, now=now)
 

@@ -25,7 +25,7 @@ from registry.domain.clock import now_utc
 from registry.domain.deadlines import deadline_words
 from registry.models import ChangeSet, ChangeStatus, Delivery, Notice, Objection, ObjectionEvent, User
 from registry.models.objections import ObjectionSequence
-from registry.services import audit, mail, publishing
+from registry.services import audit, inbox, mail, publishing
 from registry.services.sql import dialect_insert
 
 # Named here and not imported: subscriptions keeps its signing helpers private to its module, and these
@@ -331,6 +331,7 @@ def _receive(session: Session, objection: Objection, now: datetime) -> None:
                  after={"change_set_id": objection.change_set_id, "items": objection.items,
                         "source": objection.source, "organisation": objection.organisation})
     _mail(session, objection, RECEIVED_TEMPLATE, now)
+    inbox.objection_received(session, objection, now=now)
 
 
 def expire_drafts(session: Session, now: datetime | None = None) -> int:
@@ -447,6 +448,21 @@ def open_counts(session: Session, change_set_ids: Iterable[int]) -> dict[int, in
             Objection.change_set_id.in_(ids), Objection.kind == "objection",
             Objection.status.in_(rules.OPEN_STATES))
         .group_by(Objection.change_set_id)).all())
+
+
+REMINDED = "reminded"
+
+
+def was_reminded(session: Session, objection: Objection) -> bool:
+    return session.scalar(select(ObjectionEvent.id).where(
+        ObjectionEvent.objection_id == objection.id, ObjectionEvent.action == REMINDED).limit(1)) is not None
+
+
+def record_reminder(session: Session, objection: Objection, *, now: datetime) -> None:
+    """Approvers were reminded that the objection is unanswered: an internal step of its timeline."""
+    _event(session, objection, actor="system", action=REMINDED, now=now, is_public=False,
+           body="Unanswered for 2 business days: approvers reminded by mail.")
+    session.flush()
 
 
 def unanswered(session: Session, now: datetime | None = None) -> list[Objection]:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
 from registry.domain import ordering
+from registry.domain import organisations as org_rules
 from registry.domain.clock import now_utc
 from registry.domain.diff import compare
 from registry.domain.markdown import render_markdown
@@ -29,7 +30,7 @@ from registry.models import (
     SubProcessorRecord,
     User,
 )
-from registry.services import audit, reading, site
+from registry.services import audit, organisations, reading, site
 
 RECORD_FIELDS = (
     "name", "legal_entity", "address", "contact", "purpose", "description",
@@ -272,11 +273,24 @@ def policies_for(session: Session, change_set: ChangeSet) -> list[NoticePolicy]:
 
 @dataclass(frozen=True)
 class Earliest:
-    """The earliest effective date, and what sets it: the policy with the longest notice and its items."""
+    """The earliest effective date, and what sets it: the policy with the longest notice and its items,
+    or a customer organisation's contractual term when that is longer still."""
 
     at: datetime
     policy: str | None = None  # None: a non-material change, which may take effect at once
     items: tuple[str, ...] = ()
+    organisation: str | None = None  # the organisation whose contract sets the date
+    term: str = ""  # its term: "30 calendar days"
+
+    @property
+    def reason(self) -> str:
+        """What sets the date, as the schedule form and its refusal say it."""
+        if self.organisation:
+            possessive = "'" if self.organisation.endswith("s") else "'s"
+            return f"{self.organisation}{possessive} contract ({self.term})"
+        if self.policy:
+            return f"{self.policy}: {', '.join(self.items)}"
+        return ""
 
 
 def _governed_items(change_set: ChangeSet, policy: NoticePolicy) -> tuple[str, ...]:
@@ -287,22 +301,39 @@ def _governed_items(change_set: ChangeSet, policy: NoticePolicy) -> tuple[str, .
                  if v.document.notice_policy_id == policy.id)
 
 
+def contract_rule(term: org_rules.Term, policies: list[NoticePolicy]) -> NoticeRule:
+    """An organisation's term counted like the policies of the change: business days on their calendars
+    (all of them), in their time zone."""
+    calendars = tuple(sorted({code for p in policies for code in p.calendars}))
+    return NoticeRule(length=term.length, unit=term.unit, calendars=calendars,
+                      timezone=policies[0].timezone)
+
+
 def earliest_explained(session: Session, change_set: ChangeSet, notice_completed_at: datetime, *,
                        is_material: bool | None = None) -> Earliest:
     """The earliest moment the change may take effect if its notice completes at the given time.
 
     A non-material change may take effect at once; a material one waits for the longest notice
-    period among the policies that govern it, and that policy and its items are named.
+    period among the policies that govern it and the contractual terms of the customer organisations
+    on record when it was announced (before that: all of them). The longest policy and its items are
+    named, and the organisation and its term when a contract sets the date (on a tie the policy does).
     `is_material` overrides the stored flag (a page showing what scheduling will do).
     """
     if not (change_set.is_material if is_material is None else is_material):
         return Earliest(notice_completed_at)
-    candidates = [(earliest_effective(notice_completed_at, notice_rule(p)), p)
-                  for p in policies_for(session, change_set)]
+    policies = sorted(policies_for(session, change_set), key=lambda p: p.name)
+    candidates = [(earliest_effective(notice_completed_at, notice_rule(p)), p) for p in policies]
     if not candidates:
         return Earliest(notice_completed_at)
     at, policy = max(candidates, key=lambda pair: (pair[0], pair[1].name))
-    return Earliest(at, policy.name, _governed_items(change_set, policy))
+    earliest = Earliest(at, policy.name, _governed_items(change_set, policy))
+    contracts = [org_rules.Candidate(earliest_effective(notice_completed_at, contract_rule(term, policies)),
+                                     organisation.name, term.describe())
+                 for organisation, term in organisations.terms(session, change_set.published_at)]
+    best = org_rules.longest([org_rules.Candidate(at, ""), *contracts])
+    if best.label:
+        earliest = Earliest(best.at, policy.name, earliest.items, best.label, best.detail)
+    return earliest
 
 
 def earliest_effective_for(session: Session, change_set: ChangeSet,
@@ -310,9 +341,18 @@ def earliest_effective_for(session: Session, change_set: ChangeSet,
     return earliest_explained(session, change_set, notice_completed_at).at
 
 
-def _objection_deadline(session: Session, change_set: ChangeSet, notice_at: datetime) -> datetime | None:
-    deadlines = [d for p in policies_for(session, change_set)
-                 if (d := objection_deadline(notice_at, notice_rule(p)))]
+def objection_deadline_for(session: Session, change_set: ChangeSet, notice_at: datetime) -> datetime | None:
+    """The latest objection deadline among the policies of the change and, for a material change, the
+    customer organisations' contractual objection windows (counted in the policies' time zone)."""
+    policies = policies_for(session, change_set)
+    deadlines = [d for p in policies if (d := objection_deadline(notice_at, notice_rule(p)))]
+    if change_set.is_material and policies:
+        zone = policies[0].timezone
+        windows = [NoticeRule(length=days, unit="calendar_days", calendars=(), timezone=zone,
+                              objection_days=days)
+                   for _organisation, days in organisations.objection_windows(session,
+                                                                               change_set.published_at)]
+        deadlines += [objection_deadline(notice_at, rule) for rule in windows]
     return max(deadlines) if deadlines else None
 
 
@@ -360,7 +400,7 @@ def publish(session: Session, change_set: ChangeSet, *, published_at: datetime,
         ]
         session.flush()
         _store_comparisons(session, version)
-    change_set.objection_deadline_at = _objection_deadline(
+    change_set.objection_deadline_at = objection_deadline_for(
         session, change_set, notice_completed_at or published_at
     )
     site.touch(session, now)
@@ -431,7 +471,7 @@ def complete_notice(session: Session, change_set: ChangeSet, *, completed_at: da
     if change_set.effective_at < earliest:
         _move_effective_date(session, change_set, earliest, reason="the notice completed later than planned",
                              now=now)
-    change_set.objection_deadline_at = _objection_deadline(session, change_set, completed_at)
+    change_set.objection_deadline_at = objection_deadline_for(session, change_set, completed_at)
     previous = change_set.status
     change_set.status = _status_after_notice(session, change_set, now)
     session.add(ChangeSetEvent(change_set=change_set, at=now, actor="system", action="notice_completed",

@@ -36,7 +36,7 @@ from registry.models import (
     SubProcessorRecord,
     User,
 )
-from registry.services import audit, notices, publishing, site
+from registry.services import audit, inbox, notices, publishing, site
 
 EDITABLE = (ChangeStatus.DRAFT, ChangeStatus.IN_REVIEW, ChangeStatus.APPROVED)
 # Actions that make someone an author of the change set, and so never its approver.
@@ -270,7 +270,9 @@ def submit(session: Session, change_set: ChangeSet, *, actor: User, now: datetim
     _require_status(change_set, ChangeStatus.DRAFT, doing="submitted for review")
     if not (change_set.document_versions or change_set.subprocessor_records):
         raise WorkflowError("Add a document version or a sub-processor change before submitting.")
-    _record(session, change_set, actor, "submitted", now=now or now_utc(), to_status=ChangeStatus.IN_REVIEW)
+    now = now or now_utc()
+    _record(session, change_set, actor, "submitted", now=now, to_status=ChangeStatus.IN_REVIEW)
+    inbox.change_set_submitted(session, change_set, actor=actor, now=now)
 
 
 @_refuses_stale
@@ -388,7 +390,7 @@ def schedule(session: Session, change_set: ChangeSet, *, effective_at: datetime,
     publishing.apply_materiality(session, change_set)
     earliest = publishing.earliest_explained(session, change_set, now)
     if effective_at < earliest.at:
-        because = f" (set by {earliest.policy}: {', '.join(earliest.items)})" if earliest.policy else ""
+        because = f" (set by {earliest.reason})" if earliest.reason else ""
         raise WorkflowError(
             f"The effective date is too early: with a notice sent now, the earliest allowed effective "
             f"date is {describe_moment(earliest.at, legal_timezone)}{because}.", field="effective_at")
@@ -472,6 +474,7 @@ def comment(session: Session, change_set: ChangeSet, *, body: str, actor: User,
     audit.record(session, actor=actor.email, actor_id=actor.id, action="change_set.comment",
                  object_type="change_set", object_id=change_set.id, at=now, after={"body": body})
     session.flush()
+    inbox.comment_posted(session, change_set, body=body, actor=actor, now=now)
     return entry
 
 

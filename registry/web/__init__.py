@@ -25,7 +25,7 @@ CSP = (
 HSTS = "max-age=63072000; includeSubDomains"
 # The blueprints of the staff area and its sign-in: their pages hold personal data and one-time secrets.
 STAFF_BLUEPRINTS = frozenset({"auth", "admin", "users", "subscribers", "notices", "audit", "policies",
-                              "admin_objections"})
+                              "admin_objections", "organisations"})
 # A view is a page (GET, and HEAD answered by the same view) or a submission (POST). Flask answers
 # OPTIONS itself. Anything else (PUT, DELETE, TRACE, made-up methods) is refused before any view runs.
 VIEW_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST"})
@@ -105,6 +105,7 @@ def init_app(app: Flask) -> None:
         feeds,
         notices,
         objections,
+        organisations,
         policies,
         public,
         subprocessors,
@@ -127,7 +128,7 @@ def init_app(app: Flask) -> None:
     app.before_request(staff_forms_take_form_data)
     for blueprint in (public.bp, subprocessors.bp, documents.bp, api.bp, subscriptions.bp, feeds.bp,
                       webhooks.bp, auth.bp, admin.bp, users.bp, subscribers.bp, notices.bp, audit.bp,
-                      policies.bp, calendar.bp, objections.bp, admin_objections.bp):
+                      policies.bp, calendar.bp, objections.bp, admin_objections.bp, organisations.bp):
         app.register_blueprint(blueprint)
 
     @app.template_filter("local_date")

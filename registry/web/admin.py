@@ -27,8 +27,16 @@ from registry.domain.roles import can
 from registry.domain.slugs import PATTERN as SLUG_PATTERN
 from registry.domain.slugs import check_slug
 from registry.extensions import db
-from registry.models import ChangeSet, ChangeStatus, Document, DocumentVersion, SubProcessorRecord, User
-from registry.services import notices, reading, workflow
+from registry.models import (
+    ChangeSet,
+    ChangeStatus,
+    Delivery,
+    Document,
+    DocumentVersion,
+    SubProcessorRecord,
+    User,
+)
+from registry.services import health, notices, publishing, reading, workflow
 from registry.services.publishing import RECORD_FIELDS
 from registry.services.workflow import WorkflowError
 from registry.web import params
@@ -294,7 +302,7 @@ def dashboard():
     scheduled = with_status(ChangeStatus.SCHEDULED, order=ChangeSet.effective_at)
     in_notice = with_status(ChangeStatus.IN_NOTICE, order=ChangeSet.effective_at)
     return render_template(
-        "admin/dashboard.html", now=now,
+        "admin/dashboard.html", now=now, health=health.worker_health(db.session, now),
         drafts=with_status(ChangeStatus.DRAFT),
         awaiting=with_status(ChangeStatus.IN_REVIEW, ChangeStatus.APPROVED, order=ChangeSet.id),
         scheduled=scheduled,
@@ -688,25 +696,106 @@ def add_comment(change_set_id: int):
     return redirect(url_for("admin.change_set", change_set_id=change_set.id) + "#comments")
 
 
-def _schedule_context(change_set: ChangeSet, form: ScheduleForm, outlook: workflow.Outlook) -> dict:
+@dataclass(frozen=True)
+class SchedulePreview:
+    """What scheduling now would send: the recipients, one of their mails exactly, and the feed entry."""
+
+    recipients: int
+    suppressed: int
+    sample: str  # the address the mail below is rendered for
+    is_sample_real: bool  # False: nobody would be mailed, so a made-up address stands in
+    subject: str
+    text: str
+    html: str
+    feed_title: str
+    feed_html: str
+
+
+SAMPLE_ADDRESS = "customer@example.com"
+
+
+def schedule_preview(change_set: ChangeSet, effective_at: datetime, now: datetime) -> SchedulePreview | None:
+    """Schedule the change set inside a savepoint that is always rolled back, and keep what the notice
+    and the feed would say: the real publish, notice and rendering code, so the preview cannot drift from
+    what is sent. Nothing of it is stored. None when the change set cannot be scheduled as it stands."""
+    from registry.notify import messages
+    from registry.notify.senders import personalize
+    from registry.web.feeds import _entry_html, one_line
+
+    if change_set.status != ChangeStatus.APPROVED:
+        return None
+    session = db.session
+    nested = session.begin_nested()
+    try:
+        publishing.apply_materiality(session, change_set)
+        publishing.publish(session, change_set, published_at=now, effective_at=max(effective_at, now),
+                           notice_completed_at=None, actor="schedule preview", now=now)
+        notice = notices.start_notice(session, change_set, now=now)
+        of_notice = Delivery.notice_id == notice.id
+        counts = dict(session.execute(select(Delivery.status, func.count()).where(of_notice)
+                                      .group_by(Delivery.status)).all())
+        first = session.scalar(select(Delivery).where(of_notice, Delivery.status != "suppressed")
+                               .order_by(Delivery.id).limit(1))
+        batch = messages.notice_batch_message(session, notice)
+        row = ((first.id, first.email, first.subscriber_id, first.topic_id) if first
+               else (0, SAMPLE_ADDRESS, None, None))
+        values = messages.recipients([row])[0].substitutions
+        suppressed = counts.get("suppressed", 0)
+        preview = SchedulePreview(
+            recipients=sum(counts.values()) - suppressed, suppressed=suppressed,
+            sample=row[1], is_sample_real=first is not None, subject=personalize(batch.subject, values),
+            text=personalize(batch.text, values), html=personalize(batch.html, values),
+            feed_title=one_line(change_set.title),
+            feed_html=_entry_html(change_set, ZoneInfo(legal_zone()), None))
+    except (publishing.PublishError, ValueError):
+        preview = None
+    finally:
+        nested.rollback()
+    session.expire_all()
+    return preview
+
+
+def _schedule_context(change_set: ChangeSet, form: ScheduleForm, outlook: workflow.Outlook,
+                      preview: SchedulePreview | None = None) -> dict:
     earliest = outlook.earliest.at
-    return dict(form=form, change_set=change_set, earliest=earliest, outlook=outlook,
+    return dict(form=form, change_set=change_set, earliest=earliest, outlook=outlook, preview=preview,
                 earliest_utc=earliest.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                 actions=actions_for(change_set, current_user), zone=legal_zone())
+
+
+def _offered(outlook: workflow.Outlook) -> datetime:
+    """The date the form offers: the earliest allowed, after every older pending change."""
+    return ordering.suggested_date(round_up_to_minute(outlook.earliest.at),
+                                   [p.change_set.effective_at for p in outlook.pending], legal_zone())
 
 
 @bp.get("/change-sets/<int:change_set_id>/schedule")
 @permission_required("approve")
 def schedule(change_set_id: int):
     change_set = get_change_set(change_set_id)
-    outlook = workflow.outlook(db.session, change_set, now_utc())
+    now = now_utc()
+    outlook = workflow.outlook(db.session, change_set, now)
     form = ScheduleForm()
-    offered = ordering.suggested_date(round_up_to_minute(outlook.earliest.at),
-                                      [p.change_set.effective_at for p in outlook.pending], legal_zone())
+    offered = _offered(outlook)
     local = offered.astimezone(ZoneInfo(legal_zone()))
     form.effective_date.data, form.effective_time.data = local.date(), local.time().replace(tzinfo=None)
     form.supersede_ids.data = ",".join(str(p.change_set.id) for p in outlook.pending)
-    return render_template("admin/schedule.html", **_schedule_context(change_set, form, outlook))
+    preview = schedule_preview(change_set, offered, now)
+    return render_template("admin/schedule.html", **_schedule_context(change_set, form, outlook, preview))
+
+
+@bp.get("/change-sets/<int:change_set_id>/schedule/preview.html")
+@permission_required("approve")
+def schedule_preview_html(change_set_id: int):
+    """The HTML part of the notice mail the schedule page previews, for its sandboxed frame."""
+    from registry.web.notices import framed
+
+    change_set = get_change_set(change_set_id)
+    now = now_utc()
+    preview = schedule_preview(change_set, _offered(workflow.outlook(db.session, change_set, now)), now)
+    if preview is None:
+        abort(409, "Only an approved change set can be previewed.")
+    return framed(preview.html)
 
 
 @bp.post("/change-sets/<int:change_set_id>/schedule")
@@ -717,11 +806,17 @@ def save_schedule(change_set_id: int):
     outlook = workflow.outlook(db.session, change_set, now)
     form = ScheduleForm()
     context = _schedule_context(change_set, form, outlook)
+
+    def refused():
+        """The form again with its errors, and the preview of what scheduling at the offered date sends."""
+        return invalid("admin/schedule.html", **context | {
+            "preview": schedule_preview(change_set, _offered(outlook), now)})
+
     if not form.validate_on_submit():
-        return invalid("admin/schedule.html", **context)
+        return refused()
     if bool(form.new_customers_date.data) != bool(form.new_customers_time.data):
         form.new_customers_date.errors = ["Give both a date and a time for new customers, or neither."]
-        return invalid("admin/schedule.html", **context)
+        return refused()
     effective_at = legal_moment(form.effective_date.data, form.effective_time.data)
     new_customers_at = (legal_moment(form.new_customers_date.data, form.new_customers_time.data)
                         if form.new_customers_date.data else None)
@@ -733,7 +828,7 @@ def save_schedule(change_set_id: int):
         db.session.rollback()
         fields = {"effective_new_customers_at": form.new_customers_date, "supersede": form.supersede}
         fields.get(error.field, form.effective_date).errors = [str(error)]
-        return invalid("admin/schedule.html", **context)
+        return refused()
     db.session.commit()
     flash(f"Scheduled: the notice has started. Effective "
           f"{workflow.describe_moment(effective_at, legal_zone())}.", "success")

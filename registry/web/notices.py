@@ -32,6 +32,7 @@ from registry.domain.spreadsheet import safe_cell
 from registry.extensions import db
 from registry.models import Notice
 from registry.notify import messages
+from registry.services import organisations
 from registry.services import proof as proofs
 from registry.web import params
 from registry.web.access import permission_required
@@ -80,7 +81,8 @@ def proof(change_set_id: int):
     if page > pages:
         abort(404, description=f"There are only {pages} pages of recipients.")
     return render_template("notices/proof.html", item=item, rows=rows, total=total, page=page, pages=pages,
-                           status=status, query=query, statuses=proofs.STATUSES)
+                           status=status, query=query, statuses=proofs.STATUSES,
+                           organisations=organisations.settlement(db.session, item.change_set))
 
 
 @bp.get("/<int:change_set_id>/proof.csv")
@@ -163,7 +165,7 @@ def sent_message_eml(delivery_id: int):
 def sent_message_html(delivery_id: int):
     """The HTML part as sent, sanitised, for the sandboxed frame on the message page."""
     delivery, body = _sent_or_404(delivery_id)
-    return _framed(messages.personalized(body, delivery).html)
+    return framed(messages.personalized(body, delivery).html)
 
 
 # -- the local outbox mailbox ----------------------------------------------------------------------
@@ -292,10 +294,11 @@ def message(name: str):
 @permission_required("view")
 def message_html(name: str):
     """The HTML part, sanitised, for the sandboxed frame on the message page."""
-    return _framed(_part(_message_or_404(name), "html"))
+    return framed(_part(_message_or_404(name), "html"))
 
 
-def _framed(html: str) -> Response:
+def framed(html: str) -> Response:
+    """Mail HTML, sanitised, for a sandboxed frame (its own strict CSP; framed only by this site)."""
     html = nh3.clean(
         html,
         tags=nh3.ALLOWED_TAGS - {"img"},

@@ -1,15 +1,18 @@
-"""Admin: staff accounts (create, disable, enable, reset two-factor, new set-password link), never deleted."""
+"""Admin: staff accounts (create, disable, enable, reset two-factor, new set-password link), never deleted;
+and every staff user's own account page (which inbox mails they get)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from sqlalchemy import select
+from wtforms import BooleanField
 
-from registry.domain.roles import ROLES
+from registry.domain.roles import ROLES, can
 from registry.extensions import db
 from registry.models import User
-from registry.services import accounts, audit
+from registry.services import accounts, audit, inbox
 from registry.services.accounts import AccountError
 from registry.web.access import permission_required
 
@@ -121,3 +124,45 @@ def new_password_link(user_id: int):
     _audit("user.password_link", user)
     db.session.commit()
     return _page(201, link_for=user, new_link=password_link(token))
+
+
+class InboxForm(FlaskForm):
+    """One box per inbox mail kind (services.inbox.KINDS): ticked means the mail is wanted."""
+
+
+for _kind, _label in inbox.KINDS.items():
+    setattr(InboxForm, _kind, BooleanField(_label))
+
+
+def _account_page(form: InboxForm, status: int = 200):
+    kinds = [getattr(form, kind) for kind in inbox.KINDS]
+    return render_template("users/account.html", form=form, kinds=kinds,
+                           is_approver=can(current_user.role, "approve")), status
+
+
+@bp.get("/account")
+@permission_required("view")
+def account():
+    form = InboxForm()
+    for kind in inbox.KINDS:
+        getattr(form, kind).data = kind not in (current_user.inbox_muted or [])
+    return _account_page(form)
+
+
+@bp.post("/account")
+@permission_required("view")
+def save_account():
+    form = InboxForm()
+    if not form.validate_on_submit():
+        flash("; ".join(m for errors in form.errors.values() for m in errors)
+              or "The form was not accepted; please try again.", "error")
+        return _account_page(form, 422)
+    before = sorted(current_user.inbox_muted or [])
+    inbox.set_muted(db.session, current_user, [k for k in inbox.KINDS if not getattr(form, k).data])
+    audit.record(db.session, actor=current_user.email, actor_id=current_user.id,
+                 action="user.inbox_preferences", object_type="user", object_id=current_user.id,
+                 before={"muted": before},
+                 after={"muted": current_user.inbox_muted})
+    db.session.commit()
+    flash("Your mail preferences are saved.", "success")
+    return redirect(url_for("users.account"))

@@ -29,6 +29,7 @@ from registry.models import (
     Notice,
     NoticePolicy,
     Objection,
+    Organisation,
     OutgoingMail,
     Subscriber,
     Topic,
@@ -126,7 +127,8 @@ def world(app: Flask) -> dict:
                        select(Delivery.id).where(Delivery.notice_id == announced_notice)
                        .order_by(Delivery.id))),
                    "confirmation": objection_confirmation,
-                   "status_token": objections.status_token(objection.id)},
+                   "status_token": objections.status_token(objection.id),
+                   "organisation_id": db.session.scalar(select(Organisation.id).order_by(Organisation.id))},
     }
 
 

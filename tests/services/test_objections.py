@@ -273,6 +273,27 @@ def test_open_count_and_unanswered(change, make_user, monkeypatch):
     assert objections.unanswered(db.session, received + timedelta(days=8)) == []
 
 
+def test_approvers_are_mailed_when_one_arrives_and_once_when_it_is_unanswered(change, make_user):
+    from registry.services import inbox
+
+    approver = make_user("approver")
+    muted = make_user("approver")
+    muted.inbox_muted = ["objection_unanswered"]
+    db.session.commit()
+    objection = received_objection(change)
+    arrived = [m for m in mails("approver_inbox") if m.context["kind"] == "objection"]
+    assert {m.to for m in arrived} >= {approver.email, muted.email}
+    assert objection.reference in arrived[0].context["subject"]
+    assert f"/admin/objections/{objection.id}" in arrived[0].context["url"]
+    late = objection.received_at + timedelta(days=8)
+    reminded = inbox.unanswered_objections(db.session, late)
+    assert approver.email in reminded and muted.email not in reminded
+    assert inbox.unanswered_objections(db.session, late + timedelta(days=1)) == []  # once
+    db.session.commit()
+    db.session.refresh(objection)
+    assert [e.action for e in objection.events if not e.is_public] == ["reminded"]
+
+
 def test_exports_list_each_objection_and_never_a_formula(change):
     objection = received_objection(change)
     objection.organisation = "=HYPERLINK(\"http://evil\")"

@@ -11,10 +11,19 @@ from sqlalchemy import select
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.models import AuditEntry, ChangeSet, ChangeSetEvent, ChangeStatus, Delivery, Notice, Topic
+from registry.models import (
+    AuditEntry,
+    ChangeSet,
+    ChangeSetEvent,
+    ChangeStatus,
+    Delivery,
+    Notice,
+    Topic,
+)
 from registry.notify import messages
 from registry.services import demo, publishing, reading, workflow
 from registry.services.workflow import WorkflowError
+from tests import factories
 
 WARSAW = ZoneInfo("Europe/Warsaw")
 # Tuesday 1 December 2026, 11:00 in Warsaw: no Polish holiday within three business days.
@@ -25,7 +34,7 @@ TZ = "Europe/Warsaw"
 @pytest.fixture
 def world(app, make_user):
     demo.load(db.session, NOW)
-    db.session.commit()
+    factories.without_organisations()  # version order under the notice policies alone
     privacy = reading.document(db.session, "privacy-policy")
     v4 = reading.versions(db.session, privacy)[-1]
     return {"privacy": privacy, "terms": reading.document(db.session, "terms"), "v4": v4,
@@ -343,7 +352,7 @@ def test_the_schedule_page_explains_and_offers_to_supersede(app, make_user, logi
     changes with what superseding them withdraws, a refusal next to the date, and the supersede box."""
     now = now_utc()
     demo.load(db.session, now)
-    db.session.commit()
+    factories.without_organisations()  # the page names the policy, not the demo's 30-day contract
     privacy = reading.document(db.session, "privacy-policy")
     v4 = reading.versions(db.session, privacy)[-1]
     world = {"editor": make_user("editor"), "approver": make_user("approver")}

@@ -209,6 +209,8 @@ def test_the_long_running_worker_purges_when_it_starts_and_daily(app, topics, mo
     db.session.commit()
 
     class IdleWorker:
+        worker = "idle-host:1"  # the name its heartbeat is recorded under
+
         def cycle(self):
             return 0
 

@@ -19,6 +19,7 @@ from registry.models import (
     SubProcessorRecord,
 )
 from registry.services import workflow
+from tests import factories
 from tests.services.test_workflow import build_registry
 
 HUGE = "x" * 600_000  # beyond the 500 kB a form may hold
@@ -241,7 +242,7 @@ FORM_ENDPOINTS = {
     "admin.create_change_set", "admin.update_change_set", "admin.save_document", "admin.create_subprocessor",
     "admin.update_subprocessor", "admin.save_removal", "admin.save_schedule", "admin.add_comment",
     "policies.update", "subscribers.create_topic", "subscribers.update_topic", "subscribers.upload_contacts",
-    "users.create",
+    "users.create", "organisations.create", "organisations.update",
 }
 
 
@@ -252,8 +253,9 @@ def staff_world(setup, make_user, login):
     topic = db.session.scalar(select(Topic).order_by(Topic.id))
     policy = db.session.scalar(select(NoticePolicy).order_by(NoticePolicy.id))
     editor_id = db.session.scalar(select(User.id).where(User.role == "editor"))
+    organisation = factories.organisation("Garbage Test Ltd", ("garbage-test.example",))
     return {**setup, "admin": login(make_user("admin")), "user_id": editor_id, "topic_id": topic.id,
-            "policy_id": policy.id}
+            "policy_id": policy.id, "organisation_id": organisation.id}
 
 
 def staff_post_urls(app, world: dict) -> list[tuple[str, str, str]]:

@@ -14,7 +14,17 @@ from sqlalchemy import select
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.models import ChangeSet, Delivery, Notice, NoticePolicy, Objection, Subscriber, Topic, User
+from registry.models import (
+    ChangeSet,
+    Delivery,
+    Notice,
+    NoticePolicy,
+    Objection,
+    Organisation,
+    Subscriber,
+    Topic,
+    User,
+)
 from registry.services import demo
 from registry.web import STAFF_BLUEPRINTS
 
@@ -37,6 +47,7 @@ def staff_pages(app, login):
         "user_id": db.session.scalar(select(User.id).order_by(User.id)),
         "delivery_id": db.session.scalar(select(Delivery.id).order_by(Delivery.id)),
         "objection_id": db.session.scalar(select(Objection.id).order_by(Objection.id)),
+        "organisation_id": db.session.scalar(select(Organisation.id).order_by(Organisation.id)),
     }
     assert db.session.get(ChangeSet, ids["change_set_id"]) is not None
     urls = []
