@@ -268,6 +268,12 @@ def test_start_notice_is_set_based_for_many_subscribers(app):
         event.remove(engine, "before_cursor_execute", count_statement)
     assert len(statements) < 15
     total = select(func.count()).select_from(Delivery).where(Delivery.notice_id == notice.id)
+    # The request writes the first chunk; the worker's steps (services.notices.expand) the rest.
+    assert db.session.scalar(total) == notices.FIRST_CHUNK < count
+    steps = 0
+    while not notices.expand(db.session, notice, now=NOW):
+        steps += 1
+    assert steps == 0  # one step of EXPAND_CHUNK (10,000) takes the remaining 2,000
     assert db.session.scalar(total) == count
     assert db.session.scalar(select(func.count(func.distinct(Delivery.topic_id)))) == 1
     assert topics["administrative"].id == db.session.scalar(select(Delivery.topic_id).limit(1))
