@@ -119,6 +119,32 @@ def expand(session: Session, notice: Notice, *, chunk: int | None = None,
     return last
 
 
+def audience(session: Session, change_set: ChangeSet) -> tuple[int, int]:
+    """(recipients, of whom suppressed) the notice of `change_set` would have if it started now, counted
+    with the rules `start_notice` writes by, without writing a row: what the schedule page shows before
+    the approver confirms, in one query at any audience size."""
+    keys = topic_keys(change_set)
+    topics = list(session.scalars(select(Topic).where(Topic.key.in_(keys))))
+    chosen = select(func.lower(Subscriber.email).label("email")).where(
+        Subscriber.status == "confirmed", Subscriber.deleted_at.is_(None))
+    if not change_set.is_material and not any(t.is_administrative for t in topics):
+        chosen = chosen.where(exists().where(Subscription.subscriber_id == Subscriber.id,
+                                             Subscription.topic_id.in_([t.id for t in topics]),
+                                             Subscription.is_subscribed.is_(True)))
+    emails = chosen.subquery()
+    total, suppressed = session.execute(
+        select(func.count(), func.count(Suppression.email)).select_from(emails)
+        .outerjoin(Suppression, Suppression.email == emails.c.email)).one()
+    if change_set.is_material:
+        contacts = set(organisations.designated_contacts(session))
+        if contacts:
+            contacts -= set(session.scalars(select(emails.c.email).where(emails.c.email.in_(contacts))))
+            total += len(contacts)
+            suppressed += len(set(session.scalars(select(Suppression.email).where(
+                Suppression.email.in_(contacts)))))
+    return total, suppressed
+
+
 def unexpanded() -> Select:
     """Notices whose recipients are not all written yet, oldest first."""
     return select(Notice).where(Notice.is_expanding).order_by(Notice.id)

@@ -730,19 +730,17 @@ def schedule_preview(change_set: ChangeSet, effective_at: datetime, now: datetim
         publishing.apply_materiality(session, change_set)
         publishing.publish(session, change_set, published_at=now, effective_at=max(effective_at, now),
                            notice_completed_at=None, actor="schedule preview", now=now)
-        notice = notices.start_notice(session, change_set, now=now)
+        notice = notices.start_notice(session, change_set, now=now)  # writes its first chunk only
         of_notice = Delivery.notice_id == notice.id
-        counts = dict(session.execute(select(Delivery.status, func.count()).where(of_notice)
-                                      .group_by(Delivery.status)).all())
+        recipients, suppressed = notices.audience(session, change_set)
         first = session.scalar(select(Delivery).where(of_notice, Delivery.status != "suppressed")
                                .order_by(Delivery.id).limit(1))
         batch = messages.notice_batch_message(session, notice)
         row = ((first.id, first.email, first.subscriber_id, first.topic_id) if first
                else (0, SAMPLE_ADDRESS, None, None))
         values = messages.recipients([row])[0].substitutions
-        suppressed = counts.get("suppressed", 0)
         preview = SchedulePreview(
-            recipients=sum(counts.values()) - suppressed, suppressed=suppressed,
+            recipients=recipients - suppressed, suppressed=suppressed,
             sample=row[1], is_sample_real=first is not None, subject=personalize(batch.subject, values),
             text=personalize(batch.text, values), html=personalize(batch.html, values),
             feed_title=one_line(change_set.title),

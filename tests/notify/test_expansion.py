@@ -197,3 +197,25 @@ def test_two_workers_finishing_a_notice_at_once_settle_it(app, databases, fake, 
     db.session.expire_all()
     assert db.session.get(Notice, notice_id).dispatch_completed_at is not None
     assert db.session.get(ChangeSet, change_set_id).notice_completed_at is not None
+
+
+@pytest.mark.parametrize("material", [True, False])
+def test_the_audience_counted_before_scheduling_is_who_the_notice_reaches(app, material):
+    """The schedule page's count (services.notices.audience) against the rows the notice then writes,
+    with unconfirmed, deleted, suppressed, topic-less subscribers and designated contacts in the mix."""
+    from registry.models import Suppression
+    from tests.factories import organisation
+
+    audience(40)
+    db.session.add_all([Suppression(email="s0002@example.com", reason="bounce", created_at=NOW),
+                        Suppression(email="contact@bank.example", reason="bounce", created_at=NOW)])
+    organisation(contacts=("s0006@example.com", "contact@bank.example", "new@bank.example"))
+    change_set = scheduled_change(material=material, document=make_document())
+    counted = notices.audience(db.session, change_set)
+    notice = notices.start_notice(db.session, change_set, now=NOW)
+    while not notices.expand(db.session, notice, chunk=7, now=NOW):
+        pass
+    rows = db.session.execute(select(Delivery.email, Delivery.status)
+                              .where(Delivery.notice_id == notice.id)).all()
+    assert counted == (len(rows), sum(status == "suppressed" for _, status in rows))
+    assert counted[0] > 0 and counted[1] >= 1
