@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.services import workflow
+from registry.services import publishing, workflow
 
 registry_cli = AppGroup("registry", help="The registry over time: the periodic tick.")
 
@@ -20,3 +20,11 @@ def tick() -> None:
     for line in result.lines():
         click.echo(line)
     click.echo(f"{len(result.postponed)} postponed, {len(result.effective)} now effective.")
+
+
+@registry_cli.command("recompare")
+def recompare() -> None:
+    """Recompute every stored comparison of document versions (after an upgrade changed the redline)."""
+    count = publishing.recompute_comparisons(db.session)
+    db.session.commit()
+    click.echo(f"{count} comparison{'' if count == 1 else 's'} recomputed.")

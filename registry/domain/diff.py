@@ -884,6 +884,9 @@ def _plain_html(block: _Block) -> str:
 def _render(row: _Row, new_anchors: set[str], budget: _Budget, move: _Move | None) -> _Html:
     state, old, new, regions = row
     if state == "equal":
+        if new[_KIND] == "p" and not redline.may_be_markup(new[_BODY]):
+            cell = f"<p>{_esc(new[_BODY])}</p>"  # most blocks: a paragraph of plain text
+            return cell, cell, cell, 0, 0, ""
         inner = _plain_html(new)
         cell = _wrap(new, inner, "", cell=True)
         if new[_KIND] == "p" or new[_KIND] == "table":
@@ -917,6 +920,16 @@ def _render(row: _Row, new_anchors: set[str], budget: _Budget, move: _Move | Non
 
 def _render_changed(old: _Block, new: _Block, regions: list[_Region] | None, budget: _Budget) -> _Html:
     whole = regions is None
+    if (
+        not whole
+        and old[_KIND] == new[_KIND] == "p"
+        and not redline.may_be_markup(old[_BODY])
+        and not redline.may_be_markup(new[_BODY])
+    ):
+        # Most changed blocks: paragraphs of plain text, the regions already those of what reads.
+        old_inner, new_inner, both, deleted, inserted = redline.marked_unstyled(regions)
+        redline_html = f'<p class="changed">{both}</p>'
+        return f"<p>{old_inner}</p>", f"<p>{new_inner}</p>", redline_html, deleted, inserted, ""
     state = "changed whole" if whole else "changed"
     if old[_KIND] == new[_KIND] == "table":
         old_cells, new_cells = redline.table_cells(old[_BODY]), redline.table_cells(new[_BODY])
@@ -931,8 +944,8 @@ def _render_changed(old: _Block, new: _Block, regions: list[_Region] | None, bud
         return (_wrap(old, old_inner, "", cell=True), _wrap(new, new_inner, "", cell=True),
                 both, deleted, inserted, "")
     old_runs, new_runs = _runs_of(old), _runs_of(new)
+    unstyled = len(old_runs) <= 1 and len(new_runs) <= 1 and not any(r[1] for r in (*old_runs, *new_runs))
     old_text, new_text = redline.plain(old_runs), redline.plain(new_runs)
-    unstyled = all(not style for _, style in old_runs) and all(not style for _, style in new_runs)
     if regions is not None and not (unstyled and old_text == old[_BODY] and new_text == new[_BODY]):
         # The regions were found on the Markdown source; what a reader sees is its text.
         regions = _word_regions(old_text, new_text, budget)[0]

@@ -32,6 +32,10 @@ _MAYBE_MARKUP = re.compile(r"[\[\]*_`~<\\&!]")
 _TAGS = {"strong_open": "strong", "em_open": "em", "s_open": "s"}
 
 
+def may_be_markup(source: str) -> bool:
+    return _MAYBE_MARKUP.search(source) is not None
+
+
 def runs(source: str) -> list[Run]:
     """The text of a block's inline Markdown in runs of one style each."""
     if not _MAYBE_MARKUP.search(source):
@@ -249,6 +253,8 @@ def marked(old_runs: list[Run], new_runs: list[Run], regions: list[Region] | Non
         deleted, inserted = render_runs_as(old_runs, "del"), render_runs_as(new_runs, "ins")
         return (deleted, inserted, deleted + inserted,
                 count_words(plain(old_runs)), count_words(plain(new_runs)))
+    if all(not style for _, style in old_runs) and all(not style for _, style in new_runs):
+        return marked_unstyled(regions)
     old_spans, new_spans = _Spans(old_runs), _Spans(new_runs)
     old_text, new_text = plain(old_runs), plain(new_runs)
     old_parts: list[str] = []
@@ -273,6 +279,31 @@ def marked(old_runs: list[Run], new_runs: list[Run], regions: list[Region] | Non
         i += len(deleted_text)
         j += len(inserted_text)
     return "".join(old_parts), "".join(new_parts), "".join(both), words_deleted, words_inserted
+
+
+def marked_unstyled(regions: list[Region]) -> Marked:
+    """Word marks on text without formatting, most blocks of most documents: one pass."""
+    old_parts: list[str] = []
+    new_parts: list[str] = []
+    both: list[str] = []
+    deleted_texts: list[str] = []
+    inserted_texts: list[str] = []
+    for region in regions:
+        if isinstance(region, str):
+            text = esc(region)
+            old_parts.append(text)
+            new_parts.append(text)
+            both.append(text)
+            continue
+        deleted = f"<del>{changed(region[0])}</del>" if region[0] else ""
+        inserted = f"<ins>{changed(region[1])}</ins>" if region[1] else ""
+        deleted_texts.append(region[0])
+        inserted_texts.append(region[1])
+        old_parts.append(deleted)
+        new_parts.append(inserted)
+        both.append(deleted + inserted)
+    return ("".join(old_parts), "".join(new_parts), "".join(both),
+            count_words(" ".join(deleted_texts)), count_words(" ".join(inserted_texts)))
 
 
 def _slice(text: str, spans: _Spans, start: int, stop: int, tag: str) -> str:

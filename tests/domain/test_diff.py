@@ -601,7 +601,10 @@ def test_block_kinds_render_as_their_elements():
         '<th scope="col"><del>b</del><ins>c</ins></th></tr></thead><tbody></tbody></table></div></div>'
     ) in html
     assert "<hr>" in html
-    assert '<ol class="items">\n<li value="1">first</li>\n<li class="inserted" value="2"><ins>second</ins></li>\n</ol>' in html
+    assert (
+        '<ol class="items">\n<li value="1">first</li>\n'
+        '<li class="inserted" value="2"><ins>second</ins></li>\n</ol>'
+    ) in html
 
 
 # --- compare: unified diff -------------------------------------------------
