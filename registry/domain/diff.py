@@ -792,6 +792,8 @@ _MIN_FOLD = 2
 _INLINE = frozenset({"p", "h", "li", "quote"})
 _ORDERED_ITEM = re.compile(r" {0,3}(\d{1,9})[.)](?:[ \t]+|$)")
 _SECTION_NUMBER = re.compile(r"(?:§\s*)?(\d+(?:\.\d+)*)\.?(?:\s|$)")
+# How many new rows of a table an old row may be paired across.
+_TABLE_ROW_REACH = 20
 # A moved block must say something: a heading, or at least this many words.
 _MOVED_WORDS = 2
 
@@ -995,21 +997,29 @@ def _table_marked(
     pair(olds[0], news[0])
     body_old, body_new = olds[1:], news[1:]
     keys_old, keys_new = list(map(redline.row_key, body_old)), list(map(redline.row_key, body_new))
+    def similar(i: int, j: int) -> bool:
+        found = _word_regions(keys_old[i], keys_new[j], budget, least_similarity=_PAIR_SIMILARITY)
+        return found[1] >= _PAIR_SIMILARITY
+
     for tag, i1, i2, j1, j2 in _hunks(_diff(keys_old, keys_new, budget)):
-        for k in range(max(i2 - i1, j2 - j1)):
-            o = body_old[i1 + k] if i1 + k < i2 else None
-            n = body_new[j1 + k] if j1 + k < j2 else None
-            if tag == "equal" or (
-                o is not None and n is not None and _word_regions(
-                    keys_old[i1 + k], keys_new[j1 + k], budget, least_similarity=_PAIR_SIMILARITY
-                )[1] >= _PAIR_SIMILARITY
-            ):
-                pair(o, n)  # type: ignore[arg-type]
+        if tag == "equal":
+            for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
+                pair(body_old[i], body_new[j])
+            continue
+        # Each old row pairs with the first similar new row after the last pair, if any
+        # within a few rows; rows left over were deleted or inserted.
+        j = j1
+        for i in range(i1, i2):
+            match = next((k for k in range(j, min(j2, j + _TABLE_ROW_REACH)) if similar(i, k)), None)
+            if match is None:
+                alone(body_old[i], "del")
                 continue
-            if o is not None:
-                alone(o, "del")
-            if n is not None:
-                alone(n, "ins")
+            for k in range(j, match):
+                alone(body_new[k], "ins")
+            pair(body_old[i], body_new[match])
+            j = match + 1
+        for k in range(j, j2):
+            alone(body_new[k], "ins")
     return (redline.table_html(old_rows), redline.table_html(new_rows),
             redline.table_html(both_rows), counts[0], counts[1])
 
