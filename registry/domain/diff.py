@@ -1183,7 +1183,7 @@ def _side_by_side_html(
     whole: int,
 ) -> str:
     old_label, new_label = _esc(old_label), _esc(new_label)
-    caption = f"Comparison of {old_label} (left column) with {new_label} (right column)"
+    caption = f"Comparison of {old_label} (old text) with {new_label} (new text)"
     if whole:
         caption += f'<span class="compared-whole-summary"> {_whole_summary(whole)}</span>'
     parts = [
@@ -1203,21 +1203,26 @@ def _side_by_side_html(
                 f"{_summary(stop - start)}{cells}</details></td></tr>"
             )
         else:
-            parts.extend(_table_rows(html_rows[start:stop], states[start:stop]))
+            parts.extend(_table_rows(html_rows[start:stop], states[start:stop], (old_label, new_label)))
     parts.append("</tbody>\n</table>")
     return "\n".join(parts)
 
 
-def _table_rows(html_rows: list[_Html], states: list[str]) -> list[str]:
-    """Table rows; the whole blocks deleted and inserted by one change share rows."""
+def _table_rows(html_rows: list[_Html], states: list[str], labels: tuple[str, str]) -> list[str]:
+    """Table rows; the whole blocks deleted and inserted by one change share rows. Each
+    cell of a change carries its column's label, shown above it where the columns stack."""
     rows: list[str] = []
     deleted: list[str] = []
     inserted: list[str] = []
+    old_td, new_td = (f'<td data-label="{label}">' for label in labels)
+
+    def cell(td: str, html_cell: str | None) -> str:
+        return '<td class="empty"></td>' if html_cell is None else f"{td}{html_cell}</td>"
 
     def flush() -> None:
         for old, new in zip_longest(deleted, inserted):
             state = "replaced" if old and new else "deleted" if old else "inserted"
-            rows.append(f'<tr class="{state}">{_cell(old)}{_cell(new)}</tr>')
+            rows.append(f'<tr class="{state}">{cell(old_td, old)}{cell(new_td, new)}</tr>')
         deleted.clear()
         inserted.clear()
 
@@ -1228,11 +1233,14 @@ def _table_rows(html_rows: list[_Html], states: list[str]) -> list[str]:
             inserted.append(new_cell)
         elif state.startswith("moved"):
             flush()
-            rows.append(f'<tr class="{state}">{_cell(old_cell or None)}{_cell(new_cell or None)}</tr>')
+            old_html, new_html = cell(old_td, old_cell or None), cell(new_td, new_cell or None)
+            rows.append(f'<tr class="{state}">{old_html}{new_html}</tr>')
+        elif state == "equal":
+            flush()
+            rows.append(f'<tr class="same"><td>{old_cell}</td><td>{new_cell}</td></tr>')
         else:
             flush()
-            class_attr = ' class="changed"' if state == "changed" else ""
-            rows.append(f"<tr{class_attr}><td>{old_cell}</td><td>{new_cell}</td></tr>")
+            rows.append(f'<tr class="changed">{old_td}{old_cell}</td>{new_td}{new_cell}</td></tr>')
     flush()
     return rows
 

@@ -568,11 +568,12 @@ def test_side_by_side_table_is_accessible():
     )
     html = result.side_by_side_html
     assert html.startswith('<table class="side-by-side">')
-    assert "<caption>Comparison of Version 1 (left column) with Version 2 (right column)</caption>" in html
+    assert "<caption>Comparison of Version 1 (old text) with Version 2 (new text)</caption>" in html
     assert '<th scope="col">Version 1</th><th scope="col">Version 2</th>' in html
     assert (
-        '<tr class="changed"><td><p>The Customer may audit the Processor <del>once</del> a year.</p></td>'
-        "<td><p>The Customer may audit the Processor <ins>twice</ins> a year.</p></td></tr>"
+        '<tr class="changed"><td data-label="Version 1"><p>The Customer may audit the Processor'
+        ' <del>once</del> a year.</p></td><td data-label="Version 2"><p>The Customer may audit the'
+        ' Processor <ins>twice</ins> a year.</p></td></tr>'
     ) in html
     assert '<tr class="fold"><td colspan="2"><details class="fold"><summary>' in html
 
@@ -582,11 +583,12 @@ def test_side_by_side_puts_deleted_and_inserted_blocks_on_shared_rows():
     new = "Start.\n\nOne two three.\n\nFour five six.\n\nEnd.\n"
     html = compare(old, new).side_by_side_html
     assert (
-        '<tr class="replaced"><td><p><del>Alpha beta gamma.</del></p></td>'
-        "<td><p><ins>One two three.</ins></p></td></tr>"
+        '<tr class="replaced"><td data-label="old"><p><del>Alpha beta gamma.</del></p></td>'
+        '<td data-label="new"><p><ins>One two three.</ins></p></td></tr>'
     ) in html
     assert (
-        '<tr class="inserted"><td class="empty"></td><td><p><ins>Four five six.</ins></p></td></tr>' in html
+        '<tr class="inserted"><td class="empty"></td>'
+        '<td data-label="new"><p><ins>Four five six.</ins></p></td></tr>' in html
     )
 
 

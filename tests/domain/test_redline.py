@@ -106,7 +106,8 @@ def test_a_table_reads_as_a_table_with_inserted_deleted_and_changed_rows():
 
 
 def test_a_table_cell_with_formatting_and_escaped_pipes():
-    assert redline.table_cells("| a \\| b | **c** |\n|:--|--:|\n| 1 | 2 |") == [["a | b", "**c**"], ["1", "2"]]
+    cells = redline.table_cells("| a \\| b | **c** |\n|:--|--:|\n| 1 | 2 |")
+    assert cells == [["a | b", "**c**"], ["1", "2"]]
     assert redline.table_cells("| a |\n| not a delimiter |") is None
 
 
@@ -167,7 +168,7 @@ def test_xss_payloads_are_harmless_in_the_redline(payload):
 
 # What an element of the redline may start with: no attribute, or one of its own.
 ATTRIBUTE_STARTS = {"", *(f" {name}=" for name in (
-    "class", "id", "title", "href", "role", "scope", "colspan", "value", "open",
+    "class", "id", "title", "href", "role", "scope", "colspan", "value", "open", "data-label",
 ))}
 
 
@@ -222,7 +223,7 @@ def reading_text(source: str) -> list[str]:
     words = []
     for block in _BlockParser().parse(source):
         if block[0] == "table" and (cells := redline.table_cells(block[2])) is not None:
-            words.extend(" ".join(" ".join(map(lambda c: redline.plain(redline.runs(c)), row)) for row in cells).split())
+            words.extend(w for row in cells for cell in row for w in redline.plain(redline.runs(cell)).split())
         elif block[0] != "hr":
             words.extend(redline.plain(_runs_of(block)).split())
     return words
