@@ -794,8 +794,6 @@ _ORDERED_ITEM = re.compile(r" {0,3}(\d{1,9})[.)](?:[ \t]+|$)")
 _SECTION_NUMBER = re.compile(r"(?:§\s*)?(\d+(?:\.\d+)*)\.?(?:\s|$)")
 # How many new rows of a table an old row may be paired across.
 _TABLE_ROW_REACH = 20
-# A moved block must say something: a heading, or at least this many words.
-_MOVED_WORDS = 2
 
 
 def _item(block: _Block) -> tuple[str, str]:
@@ -886,9 +884,20 @@ def _plain_html(block: _Block) -> str:
 def _render(row: _Row, new_anchors: set[str], budget: _Budget, move: _Move | None) -> _Html:
     state, old, new, regions = row
     if state == "equal":
-        if new[_KIND] == "p" and not redline.may_be_markup(new[_BODY]):
-            cell = f"<p>{_esc(new[_BODY])}</p>"  # most blocks: a paragraph of plain text
+        kind = new[_KIND]
+        # Most blocks: paragraphs, headings and list items of plain text, built directly.
+        if kind == "p" and not redline.may_be_markup(new[_BODY]):
+            cell = f"<p>{_esc(new[_BODY])}</p>"
             return cell, cell, cell, 0, 0, ""
+        if kind == "h" and not redline.may_be_markup(new[_BODY]):
+            inner, level = _esc(new[_BODY]), new[3]
+            heading = f'<h{level} id="{html.escape(new[_ANCHOR])}">{inner}</h{level}>'
+            cell = f'<p class="heading h{level}">{inner}</p>'
+            return cell, cell, heading, 0, 0, ""
+        if kind == "li" and new[_KEY][:1] in "-*+" and not redline.may_be_markup(new[_BODY]):
+            item = f"<li>{_esc(new[_BODY])}</li>"
+            cell = f"<ul>{item}</ul>"
+            return cell, cell, item, 0, 0, "ul"
         inner = _plain_html(new)
         cell = _wrap(new, inner, "", cell=True)
         if new[_KIND] == "p" or new[_KIND] == "table":
@@ -1054,9 +1063,11 @@ def _locations(rows: list[_Row]) -> tuple[list[str], list[str]]:
 def _moves(rows: list[_Row]) -> dict[int, _Move]:
     """Rows of blocks that moved unchanged, paired, in groups of blocks moved together."""
     def key(block: _Block) -> tuple[str, str] | None:
-        if block[_KIND] == "hr" or (block[_KIND] != "h" and len(block[_BODY].split()) < _MOVED_WORDS):
+        kind, body = block[_KIND], block[_BODY]
+        # A single word moving says little; it is more likely two unrelated edits.
+        if kind == "hr" or (kind != "h" and " " not in body.strip()):
             return None
-        return block[_KIND], " ".join(block[_BODY].split())
+        return kind, body
 
     deleted: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
     for k, (state, old, _, _) in enumerate(rows):
@@ -1078,8 +1089,10 @@ def _moves(rows: list[_Row]) -> dict[int, _Move]:
             group += 1
         out_note = in_note = ""
         if first:
-            out_note = f'Moved to <a href="#move-{group}-new">{_esc(new_at[into])}</a>'
-            in_note = f'Moved from <a href="#move-{group}-old">{_esc(old_at[out])}</a>'
+            # A group led by a heading is a section, placed after another section.
+            what = "Section moved" if rows[out][1][_KIND] == "h" else "Moved"  # type: ignore[index]
+            out_note = f'{what} to <a href="#move-{group}-new">{_esc(new_at[into])}</a>'
+            in_note = f'{what} from <a href="#move-{group}-old">{_esc(old_at[out])}</a>'
         moves[out] = ("moved-out", group, out_note)
         moves[into] = ("moved-in", group, in_note)
         previous = (out, into)

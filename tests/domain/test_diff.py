@@ -404,11 +404,11 @@ def test_a_moved_section_reads_as_moved_with_links_both_ways():
     assert html.count('class="move-note"') == 2
     assert (
         '<h2 class="moved-out"><span class="move-note" id="move-1-old">'
-        'Moved to <a href="#move-1-new">after \u201cSection 7\u201d</a></span>'
+        'Section moved to <a href="#move-1-new">after \u201cSection 7\u201d</a></span>'
     ) in html
     assert (
         '<h2 id="section-2" class="moved-in"><span class="move-note" id="move-1-new">'
-        'Moved from <a href="#move-1-old">after \u201cSection 1\u201d</a></span>'
+        'Section moved from <a href="#move-1-old">after \u201cSection 1\u201d</a></span>'
     ) in html
     assert '<tr class="moved-out">' in result.side_by_side_html
     assert apply_unified(old, result.unified_diff) == new

@@ -223,7 +223,8 @@ def reading_text(source: str) -> list[str]:
     words = []
     for block in _BlockParser().parse(source):
         if block[0] == "table" and (cells := redline.table_cells(block[2])) is not None:
-            words.extend(w for row in cells for cell in row for w in redline.plain(redline.runs(cell)).split())
+            texts = [redline.plain(redline.runs(cell)) for row in cells for cell in row]
+            words.extend(word for text in texts for word in text.split())
         elif block[0] != "hr":
             words.extend(redline.plain(_runs_of(block)).split())
     return words

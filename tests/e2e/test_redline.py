@@ -117,8 +117,8 @@ def test_a_moved_section_and_a_look_alike_letter(new_page, axe, live_server, vie
     page.wait_for_load_state("load")
     notes = page.locator(".move-note")
     assert notes.count() == 2
-    assert notes.nth(0).inner_text() == "Moved to after \u00a7\u00a04"
-    assert notes.nth(1).inner_text() == "Moved from after \u00a7\u00a01"
+    assert notes.nth(0).inner_text() == "Section moved to after \u00a7\u00a04"
+    assert notes.nth(1).inner_text() == "Section moved from after \u00a7\u00a01"
     # The link at the old place leads to the new place.
     if view == "redline":
         notes.nth(0).locator("a").click()
