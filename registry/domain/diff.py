@@ -1154,17 +1154,19 @@ def _whole_summary(count: int) -> str:
 def _with_lists(html_rows: list[_Html]) -> list[str]:
     """The redline's elements, consecutive list items inside one list element."""
     out: list[str] = []
+    add = out.append
     current = ""
     for row in html_rows:
-        if row[5] != current:
+        in_list = row[5]
+        if in_list != current:
             if current:
-                out.append(f"</{current}>")
-            if row[5]:
-                out.append(f'<{row[5]} class="items">')
-            current = row[5]
-        out.append(row[2])
+                add(f"</{current}>")
+            if in_list:
+                add(f'<{in_list} class="items">')
+            current = in_list
+        add(row[2])
     if current:
-        out.append(f"</{current}>")
+        add(f"</{current}>")
     return out
 
 
@@ -1419,8 +1421,12 @@ def _compare(old: str, new: str, old_label: str, new_label: str, context_blocks:
     rows = _align(old_blocks, new_blocks, block_ops, budget)
     new_anchors = {b[_ANCHOR] for b in new_blocks if b[_KIND] == "h"}
     moves = _moves(rows)
-    html_rows = [_render(row, new_anchors, budget, moves.get(k)) for k, row in enumerate(rows)]
-    states = [moves[k][0] if k in moves else row[0] for k, row in enumerate(rows)]
+    if moves:
+        html_rows = [_render(row, new_anchors, budget, moves.get(k)) for k, row in enumerate(rows)]
+        states = [moves[k][0] if k in moves else row[0] for k, row in enumerate(rows)]
+    else:
+        html_rows = [_render(row, new_anchors, budget, None) for row in rows]
+        states = [row[0] for row in rows]
     headings = [row[2] is not None and row[2][_KIND] == "h" for row in rows]
     runs = _runs(states, context_blocks, headings)
 
