@@ -143,13 +143,14 @@ def _visible(match: re.Match[str]) -> str:
 _UNNAMED = {"Co": "private-use character", "Cn": "unassigned code point", "Cs": "surrogate"}
 
 
-def changed(text: str) -> str:
+def changed(text: str, *, part: bool = False) -> str:
     """Escaped text of a change, with its invisible and look-alike characters labelled.
 
     A change of whitespace only is all markers, plain spaces too (line breaks
-    excepted): a space replaced by a no-break space must show both.
+    excepted): a space replaced by a no-break space must show both. A ``part`` of a
+    change (a run of one formatting) is not a change of its own.
     """
-    if text.isspace():
+    if text.isspace() and not part:
         return "".join("\n" if char == "\n" else _marker(char) for char in text)
     if text.isascii() or (text.isprintable() and not any(char in _LOOKALIKES for char in text)):
         return esc(text)
@@ -228,8 +229,11 @@ def render_runs(block_runs: list[Run]) -> str:
 def render_runs_as(block_runs: list[Run], tag: str, css: str = "") -> str:
     """Every run inside ``tag`` (del or ins), its characters a reader cannot see labelled."""
     attr = f' class="{css}"' if css else ""
+    part = len(block_runs) > 1
     return "".join(
-        f"<{tag}{attr}>{styled(changed(text), style)}</{tag}>" for text, style in block_runs if text
+        f"<{tag}{attr}>{styled(changed(text, part=part), style)}</{tag}>"
+        for text, style in block_runs
+        if text
     )
 
 
@@ -310,8 +314,9 @@ def _slice(text: str, spans: _Spans, start: int, stop: int, tag: str) -> str:
     if start == stop:
         return ""
     cuts = [0, *spans.cuts(start, stop), stop - start]
+    part = len(cuts) > 2 and not text[start:stop].isspace()
     return "".join(
-        f"<{tag}>{styled(changed(text[start + a : start + b]), spans.style_at(start + a))}</{tag}>"
+        f"<{tag}>{styled(changed(text[start + a : start + b], part=part), spans.style_at(start + a))}</{tag}>"
         for a, b in pairwise(cuts)
         if b > a
     )

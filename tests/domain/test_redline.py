@@ -51,6 +51,15 @@ def test_a_markup_only_change_is_a_labelled_format_change(old, new, label):
         assert "<del>" not in html and "<ins>" not in html
 
 
+def test_a_space_between_formatted_words_of_a_change_is_no_whitespace_change():
+    html = compare("We collect names.\n", "We collect **full** names.\n").redline_html
+    assert "<ins><strong>full</strong></ins><ins> </ins>names." in html
+    deleted = compare("Intro.\n\n**A** **B** gone.\n", "Intro.\n").redline_html
+    assert "invisible-char" not in deleted
+    # A space alone, replaced, is still shown as markers.
+    assert "invisible-char" in compare("a **b** c\n", "a **b**\u00a0c\n").redline_html
+
+
 def test_format_labels_combine():
     assert redline.format_label(("strong",), ("em", "a https://x.example")) == (
         "no longer bold, now italic, now a link to https://x.example"

@@ -4,6 +4,20 @@ import re
 
 import pytest
 
+from registry.extensions import db
+from registry.models import Document, NoticePolicy
+from tests.services.test_publishing import publish_version
+
+
+@pytest.fixture
+def policy_document(app):
+    policy = NoticePolicy(key="privacy-policy", name="Privacy", length=3, unit="business_days",
+                          calendars=["PL"], timezone="Europe/Warsaw", objection_days=10)
+    document = Document(slug="privacy-policy", title="Privacy Policy", notice_policy=policy)
+    db.session.add(document)
+    db.session.flush()
+    return document
+
 
 def test_documents_index_lists_every_document(demo_client):
     html = demo_client.get("/documents/").get_data(as_text=True)
@@ -82,6 +96,21 @@ def test_comparing_a_version_with_itself_is_a_friendly_page_with_ways_on(demo_cl
 def test_the_summary_counts_words_in_the_singular_and_plural(demo_client):
     html = demo_client.get("/documents/privacy-policy/compare?from=2&to=3").get_data(as_text=True)
     assert re.search(r"\d+ words added, \d+ words removed, in \d+ passages\.", html)
+
+
+def test_one_word_reads_in_the_singular_and_the_page_shows_the_stored_redline(client, policy_document):
+    document = policy_document
+    publish_version(document, "# Policy\n\nWe collect your name.\n", -30)
+    publish_version(document, "# Policy\n\nWe collect your **full** name.\n\n- Hosting\n", -10)
+    db.session.commit()
+    html = client.get("/documents/privacy-policy/compare?from=1&to=2").get_data(as_text=True)
+    assert "2 words added, 0 words removed, in 2 passages." in html
+    assert "<ins><strong>full</strong></ins><ins> </ins>name." in html
+    assert 'href="/static/css/redline.css"' in html
+    publish_version(document, "# Policy\n\nWe collect your **full** name.\n\n- Hosting\n\nMore.\n", -5)
+    db.session.commit()
+    html = client.get("/documents/privacy-policy/compare?from=2&to=3").get_data(as_text=True)
+    assert "1 word added, 0 words removed, in 1 passage." in html
 
 
 def test_unified_diff_download(demo_client):
