@@ -855,6 +855,11 @@ _WHOLE_NOTE = (
     " word by word, so all of its old text is shown deleted and all of its new text inserted.</p>"
 )
 
+_WHOLE_CELLS_NOTE = (
+    '<p class="compared-whole">Compared as a whole: some cells of this table changed too much to'
+    " mark word by word, so all of their old text is shown deleted and all of their new text inserted.</p>"
+)
+
 # A row rendered: old cell, new cell and redline, each built once; the words deleted
 # and inserted; and the list ("ul", "ol" or "") the redline's element belongs in.
 _Html = tuple[str, str, str, int, int, str]
@@ -960,6 +965,10 @@ def _render_changed(old: _Block, new: _Block, regions: list[_Region] | None, bud
     if regions is not None and not (unstyled and old_text == old[_BODY] and new_text == new[_BODY]):
         # The regions were found on the Markdown source; what a reader sees is its text.
         regions = _word_regions(old_text, new_text, budget)[0]
+        if regions is None:
+            # Past the budget now: shown whole, with the note, and counted as such.
+            budget.unmatched += 1
+            whole, state = True, "changed whole"
     old_inner, new_inner, both, deleted, inserted = redline.marked(old_runs, new_runs, regions)
     old_cell, new_cell = _wrap(old, old_inner, "", cell=True), _wrap(new, new_inner, "", cell=True)
     redline_html = _wrap(new, both, state, new[_ANCHOR])
@@ -977,6 +986,8 @@ def _table_marked(
     new_rows: list[tuple[str, list[str]]] = []
     both_rows: list[tuple[str, list[str]]] = []
     counts = [0, 0]
+    # Changed cells the budget could not pay to mark word by word: shown whole, and said so.
+    whole_cells = [0]
 
     def pair(o: list[str], n: list[str]) -> None:
         old_cells, new_cells, both_cells = [], [], []
@@ -985,6 +996,8 @@ def _table_marked(
             new_runs = redline.runs(new_cell) if new_cell is not None else []
             a, b = redline.plain(old_runs), redline.plain(new_runs)
             regions = [a] if a == b and old_cell == new_cell else _word_regions(a, b, budget)[0]
+            if regions is None:
+                whole_cells[0] += 1
             marked = redline.marked(old_runs, new_runs, [a] if not a and not b else regions)
             old_cells.append(marked[0])
             new_cells.append(marked[1])
@@ -1029,8 +1042,10 @@ def _table_marked(
             j = match + 1
         for k in range(j, j2):
             alone(body_new[k], "ins")
-    return (redline.table_html(old_rows), redline.table_html(new_rows),
-            redline.table_html(both_rows), counts[0], counts[1])
+    budget.unmatched += whole_cells[0]
+    note = _WHOLE_CELLS_NOTE if whole_cells[0] else ""
+    return (redline.table_html(old_rows), note + redline.table_html(new_rows),
+            note + redline.table_html(both_rows), counts[0], counts[1])
 
 
 # ---------------------------------------------------------------------------

@@ -768,6 +768,18 @@ def test_a_rewrite_beyond_the_budget_is_shown_whole_and_says_so(monkeypatch):
     assert apply_unified(f"# Terms\n\n{old}\n", result.unified_diff) == f"# Terms\n\n{new}\n"
 
 
+def test_a_formatted_paragraph_past_the_budget_on_its_reading_text_says_so(monkeypatch):
+    # Its Markdown source is paired and diffed (90,601 steps); the diff of the text it
+    # reads as, needed for the formatting, would cost as much again: past the budget.
+    monkeypatch.setattr(diff, "_BUDGET_STEPS", 150_000)
+    old, new = unrelated_paragraphs(300)
+    result = compare(f"# Terms\n\n**Bold** {old}\n", f"# Terms\n\n**Bold** {new}\n")
+    assert result.blocks_compared_whole == 1
+    assert "1 changed block was too large to compare word by word" in result.redline_html
+    assert '<p class="compared-whole">Compared as a whole' in result.redline_html
+    assert '<p class="changed whole"><del><strong>Bold</strong></del>' in result.redline_html
+
+
 def test_within_the_budget_nothing_is_compared_whole(monkeypatch):
     old, new = unrelated_paragraphs(500)
     result = compare(old, new.replace("new7 ", "old7 "))
