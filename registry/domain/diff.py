@@ -886,20 +886,23 @@ def _plain_html(block: _Block) -> str:
     return redline.render_runs(_runs_of(block))
 
 
-def _render(row: _Row, new_anchors: set[str], budget: _Budget, move: _Move | None) -> _Html:
+def _render(row: _Row, new_anchors: set[str], budget: _Budget, move: _Move | None, markup: bool) -> _Html:
+    """A row's HTML; ``markup`` says whether either document has any character that may
+    be inline Markdown: when neither has, no block needs checking for it."""
     state, old, new, regions = row
     if state == "equal":
         kind = new[_KIND]
         # Most blocks: paragraphs, headings and list items of plain text, built directly.
-        if kind == "p" and not redline.may_be_markup(new[_BODY]):
+        plain = not markup or not redline.may_be_markup(new[_BODY])
+        if kind == "p" and plain:
             cell = f"<p>{_esc(new[_BODY])}</p>"
             return cell, cell, cell, 0, 0, ""
-        if kind == "h" and not redline.may_be_markup(new[_BODY]):
+        if kind == "h" and plain:
             inner, level = _esc(new[_BODY]), new[3]
             heading = f'<h{level} id="{html.escape(new[_ANCHOR])}">{inner}</h{level}>'
             cell = f'<p class="heading h{level}">{inner}</p>'
             return cell, cell, heading, 0, 0, ""
-        if kind == "li" and new[_KEY][:1] in "-*+" and not redline.may_be_markup(new[_BODY]):
+        if kind == "li" and plain and new[_KEY][:1] in "-*+":
             item = f"<li>{_esc(new[_BODY])}</li>"
             cell = f"<ul>{item}</ul>"
             return cell, cell, item, 0, 0, "ul"
@@ -922,7 +925,17 @@ def _render(row: _Row, new_anchors: set[str], budget: _Budget, move: _Move | Non
         old_cell, new_cell = (cell, "") if moved_state == "moved-out" else ("", cell)
         return old_cell, new_cell, html_block, 0, 0, _list_of(block)
     if state == "changed":
-        return _render_changed(old, new, regions, budget)
+        return _render_changed(old, new, regions, budget, markup)
+    block = old if state == "deleted" else new
+    if block[_KIND] == "p" and (not markup or not redline.may_be_markup(block[_BODY])):
+        # A paragraph of plain text deleted or inserted whole, built directly.
+        body, tag = block[_BODY], "del" if state == "deleted" else "ins"
+        inner = f"<{tag}>{redline.changed(body)}</{tag}>" if body else ""
+        cell, words = f"<p>{inner}</p>", redline.count_words(body)
+        redline_html = f'<p class="{state}">{inner}</p>'
+        if state == "deleted":
+            return cell, "", redline_html, words, 0, ""
+        return "", cell, redline_html, 0, words, ""
     if state == "deleted":
         inner, words = _whole(old, "del")
         # The old anchor stays only where the new document does not use it.
@@ -934,13 +947,14 @@ def _render(row: _Row, new_anchors: set[str], budget: _Budget, move: _Move | Non
     return "", _wrap(new, inner, "", cell=True), redline_html, 0, words, _list_of(new)
 
 
-def _render_changed(old: _Block, new: _Block, regions: list[_Region] | None, budget: _Budget) -> _Html:
+def _render_changed(
+    old: _Block, new: _Block, regions: list[_Region] | None, budget: _Budget, markup: bool
+) -> _Html:
     whole = regions is None
     if (
         not whole
         and old[_KIND] == new[_KIND] == "p"
-        and not redline.may_be_markup(old[_BODY])
-        and not redline.may_be_markup(new[_BODY])
+        and (not markup or not (redline.may_be_markup(old[_BODY]) or redline.may_be_markup(new[_BODY])))
     ):
         # Most changed blocks: paragraphs of plain text, the regions already those of what reads.
         old_inner, new_inner, both, deleted, inserted = redline.marked_unstyled(regions)
@@ -1436,11 +1450,12 @@ def _compare(old: str, new: str, old_label: str, new_label: str, context_blocks:
     rows = _align(old_blocks, new_blocks, block_ops, budget)
     new_anchors = {b[_ANCHOR] for b in new_blocks if b[_KIND] == "h"}
     moves = _moves(rows)
+    markup = redline.may_be_markup(old) or redline.may_be_markup(new)
     if moves:
-        html_rows = [_render(row, new_anchors, budget, moves.get(k)) for k, row in enumerate(rows)]
+        html_rows = [_render(row, new_anchors, budget, moves.get(k), markup) for k, row in enumerate(rows)]
         states = [moves[k][0] if k in moves else row[0] for k, row in enumerate(rows)]
     else:
-        html_rows = [_render(row, new_anchors, budget, None) for row in rows]
+        html_rows = [_render(row, new_anchors, budget, None, markup) for row in rows]
         states = [row[0] for row in rows]
     headings = [row[2] is not None and row[2][_KIND] == "h" for row in rows]
     runs = _runs(states, context_blocks, headings)
