@@ -1450,7 +1450,7 @@ def _compare(old: str, new: str, old_label: str, new_label: str, context_blocks:
     rows = _align(old_blocks, new_blocks, block_ops, budget)
     new_anchors = {b[_ANCHOR] for b in new_blocks if b[_KIND] == "h"}
     moves = _moves(rows)
-    markup = redline.may_be_markup(old) or redline.may_be_markup(new)
+    markup = redline.has_markup_characters(old) or redline.has_markup_characters(new)
     if moves:
         html_rows = [_render(row, new_anchors, budget, moves.get(k), markup) for k, row in enumerate(rows)]
         states = [moves[k][0] if k in moves else row[0] for k, row in enumerate(rows)]
