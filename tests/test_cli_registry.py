@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from registry.extensions import db
-from registry.models import AuditEntry, ChangeSetEvent, ChangeStatus
+from registry.models import AuditEntry, ChangeSetEvent, ChangeStatus, Comparison
 from registry.services import publishing, workflow
 from tests.services.test_workflow import build_registry
 
@@ -72,3 +72,24 @@ def test_tick_postpones_a_date_the_pending_notice_can_no_longer_make(app, runner
     refreshed = db.session.get(type(change_set), change_set.id)
     assert refreshed.effective_at >= now + timedelta(days=2)
     assert refreshed.status == ChangeStatus.SCHEDULED
+
+
+def test_recompare_recomputes_every_stored_comparison_and_commits(app, runner, make_user):
+    now = datetime.now(UTC)
+    change_set = scheduled(make_user, now + timedelta(days=30), now=now - timedelta(days=1))
+    publishing.complete_notice(db.session, change_set, completed_at=now, now=now)
+    stored = db.session.scalars(select(Comparison)).all()
+    assert stored
+    fresh = [(c.redline_html, c.side_by_side_html, c.words_inserted) for c in stored]
+    for comparison in stored:
+        comparison.redline_html = comparison.side_by_side_html = "stale"
+        comparison.words_inserted = -1
+    db.session.commit()
+
+    result = runner.invoke(args=["registry", "recompare"])
+
+    assert result.exit_code == 0, result.output
+    assert result.output == f"{len(stored)} comparison{'' if len(stored) == 1 else 's'} recomputed.\n"
+    db.session.remove()
+    again = db.session.scalars(select(Comparison).order_by(Comparison.id)).all()
+    assert [(c.redline_html, c.side_by_side_html, c.words_inserted) for c in again] == fresh

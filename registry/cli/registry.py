@@ -12,7 +12,7 @@ from flask.cli import AppGroup
 from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.mirror import MAX_COMPARE_VERSIONS, MirrorError, build
-from registry.services import workflow
+from registry.services import publishing, workflow
 
 registry_cli = AppGroup("registry", help="The registry over time: the periodic tick, the static mirror.")
 
@@ -47,3 +47,11 @@ def mirror(directory: Path) -> None:
     click.echo(f"{directory / 'current'} -> {result.tree.name}")
     for skipped in result.not_mirrored:
         click.echo(f"not mirrored, served by the app: {skipped.url}: {skipped.reason}")
+
+
+@registry_cli.command("recompare")
+def recompare() -> None:
+    """Recompute every stored comparison of document versions (after an upgrade changed the redline)."""
+    count = publishing.recompute_comparisons(db.session)
+    db.session.commit()
+    click.echo(f"{count} comparison{'' if count == 1 else 's'} recomputed.")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import html
 import re
-import unicodedata
 from bisect import bisect_left, insort
 from collections import Counter, defaultdict
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -16,6 +15,7 @@ from itertools import chain, zip_longest
 import fast_diff_match_patch
 from rapidfuzz.distance import Indel
 
+from registry.domain import redline
 from registry.domain.markdown import HeadingAnchors, split_heading_id
 
 __all__ = [
@@ -782,108 +782,71 @@ def _likely_pairs(old_words: list[list[str]], new_words: list[list[str]]) -> set
 
 
 # ---------------------------------------------------------------------------
-# HTML. Every piece of input text goes through _esc; markup comes only from here.
+# HTML. Blocks read as in the rendered document (registry/domain/redline.py draws
+# the word marks on their formatting); every piece of input text is escaped there
+# or by esc here, and markup comes only from these two modules.
 
 # Runs of fewer unchanged blocks than this stay visible: a fold would hide too little.
 _MIN_FOLD = 2
+# Blocks of text that read as inline Markdown; code, rules and tables do not.
+_INLINE = frozenset({"p", "h", "li", "quote"})
+_ORDERED_ITEM = re.compile(r" {0,3}(\d{1,9})[.)](?:[ \t]+|$)")
+_SECTION_NUMBER = re.compile(r"(?:§\s*)?(\d+(?:\.\d+)*)\.?(?:\s|$)")
+# How many new rows of a table an old row may be paired across.
+_TABLE_ROW_REACH = 20
 
 
-def _esc(text: str) -> str:
-    # html.escape(text, quote=False), several times faster on the usual text that needs
-    # no escaping: "in" scans with memchr, str.replace with a slower counting loop.
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
-    return text
+def _item(block: _Block) -> tuple[str, str]:
+    """A list item's list ("ul", or the number of an ordered one) and its text."""
+    body = block[_BODY]
+    if _ORDERED_ITEM.match(block[_KEY]) and (number := _ORDERED_ITEM.match(body)):
+        return number.group(1), body[number.end() :]
+    return "ul", body
 
 
-# Characters a reader cannot see, or cannot tell from a space: format characters
-# (bidirectional controls such as U+202E, zero-width spaces, soft hyphens),
-# spaces other than U+0020 (no-break spaces), other controls, line and paragraph
-# separators. Within a change each is shown as a labelled marker instead: a bidi
-# override would otherwise reorder the redline itself, and a change made of one
-# would look like no change. This pattern finds the candidates; str.isprintable
-# is false for exactly these (and for unassigned and private-use code points).
-_MAYBE_INVISIBLE = re.compile(r"[^\t\n -~]")
+def _text(block: _Block) -> str:
+    """The Markdown of what a block reads as: a list item without its number."""
+    return _item(block)[1] if block[_KIND] == "li" else block[_BODY]
 
 
-def _invisible_marker(match: re.Match[str]) -> str:
-    char = match.group()
-    return char if char.isprintable() else _marker(char)
+def _runs_of(block: _Block) -> list[redline.Run]:
+    text = _text(block)
+    if block[_KIND] in _INLINE:
+        return redline.runs(text)
+    return [(text, ())] if text else []
 
 
-def _marker(char: str) -> str:
-    code = f"U+{ord(char):04X}"
-    name = unicodedata.name(char, "") or _UNNAMED.get(unicodedata.category(char), "control character")
-    return f'<span class="invisible-char" title="{code} {name}">\u27e8{code}\u27e9</span>'
-
-
-_UNNAMED = {"Co": "private-use character", "Cn": "unassigned code point", "Cs": "surrogate"}
-
-
-def _changed(text: str) -> str:
-    """Escaped text of a change, with its invisible characters as visible markers.
-
-    A change of whitespace only is all markers, plain spaces too (line breaks
-    excepted): a space replaced by a no-break space must show both.
-    """
-    if text.isspace():
-        return "".join("\n" if char == "\n" else _marker(char) for char in text)
-    if text.isprintable():  # the usual change: one line, nothing invisible
-        return _esc(text)
-    return _MAYBE_INVISIBLE.sub(_invisible_marker, _esc(text))
-
-
-def _containers() -> dict[tuple[str, str], tuple[str, str]]:
-    """(kind, state) -> the markup before and after the text of a block that is no heading."""
-    elements = {
-        "p": ("p", "", ""),
-        "li": ("p", "list-item", ""),
-        "quote": ("blockquote", "", "p"),
-        "table": ("pre", "table", ""),
-        "code": ("pre", "code", "code"),
-        "hr": ("p", "rule", ""),
-    }
-    out = {}
-    for kind, (tag, base, inner) in elements.items():
-        for state in ("", "changed", "changed whole", "deleted", "inserted"):
-            classes = " ".join(name for name in (base, state) if name)
-            attr = f' class="{classes}"' if classes else ""
-            before = f"<{tag}{attr}>" + (f"<{inner}>" if inner else "")
-            after = (f"</{inner}>" if inner else "") + f"</{tag}>"
-            out[kind, state] = (before, after)
-    return out
-
-
-_CONTAINERS = _containers()
-
-
-def _container(kind: str, inner: str, state: str = "") -> str:
-    before, after = _CONTAINERS[kind, state]
-    return before + inner + after
-
-
-def _block_html(block: _Block, inner: str, state: str, anchor: str) -> str:
-    """A block as it appears in the redline: headings as headings, with their anchors."""
-    kind, _, _, level, _, _, _ = block
+def _wrap(block: _Block, inner: str, state: str, anchor: str = "", *, cell: bool = False) -> str:
+    """A block's element around its rendered text; in a side-by-side cell, headings are
+    paragraphs (headings there would break the page's outline) and items their own list."""
+    kind, level = block[_KIND], block[3]
+    class_attr = f' class="{state}"' if state else ""
     if kind == "h":
+        if cell:
+            return f'<p class="heading h{level}">{inner}</p>'
         id_attr = f' id="{html.escape(anchor)}"' if anchor else ""
-        class_attr = f' class="{state}"' if state else ""
         return f"<h{level}{id_attr}{class_attr}>{inner}</h{level}>"
-    if kind == "hr" and not state:
-        return "<hr>"
-    return _container(kind, inner, state)
+    if kind == "li":
+        number = _item(block)[0]
+        value = "" if number == "ul" else f' value="{int(number)}"'
+        item = f"<li{class_attr}{value}>{inner}</li>"
+        tag = "ul" if number == "ul" else "ol"
+        return f"<{tag}>{item}</{tag}>" if cell else item
+    if kind == "quote":
+        return f"<blockquote{class_attr}><p>{inner}</p></blockquote>"
+    if kind == "code":
+        return f'<pre class="{" ".join(filter(None, ("code", state)))}"><code>{inner}</code></pre>'
+    if kind == "hr":
+        return "<hr>" if not state else f'<p class="rule {state}">{inner}</p>'
+    if kind == "table" and inner.startswith('<div class="table-scroll"'):
+        return inner if not state or cell else f'<div class="table-block {state}">{inner}</div>'
+    return f"<p{class_attr}>{inner}</p>"
 
 
-def _cell_html(block: _Block, inner: str) -> str:
-    """A block inside a table cell, where headings would break the page's outline."""
-    kind, _, _, level, _, _, _ = block
-    if kind == "h":
-        return f'<p class="heading h{level}">{inner}</p>'
-    return _container(kind, inner)
+def _list_of(block: _Block | None) -> str:
+    if block is None or block[_KIND] != "li":
+        return ""
+    return "ul" if _item(block)[0] == "ul" else "ol"
 
 
 # Before a block compared whole; the comparison's budget ran out on it.
@@ -892,78 +855,286 @@ _WHOLE_NOTE = (
     " word by word, so all of its old text is shown deleted and all of its new text inserted.</p>"
 )
 
-# A row rendered: old cell, new cell and redline, each built once, and the number of
-# words deleted and inserted.
-_Html = tuple[str, str, str, int, int]
+_WHOLE_CELLS_NOTE = (
+    '<p class="compared-whole">Compared as a whole: some cells of this table changed too much to'
+    " mark word by word, so all of their old text is shown deleted and all of their new text inserted.</p>"
+)
+
+# A row rendered: old cell, new cell and redline, each built once; the words deleted
+# and inserted; and the list ("ul", "ol" or "") the redline's element belongs in.
+_Html = tuple[str, str, str, int, int, str]
+# A moved block: its state ("moved-out" where it was, "moved-in" where it is), the
+# number of its group of blocks moved together, and the group's note, on its first block.
+_Move = tuple[str, int, str]
 
 
-def _render(row: _Row, new_anchors: set[str]) -> _Html:
+def _whole(block: _Block, tag: str) -> tuple[str, int]:
+    """A block's text all deleted or all inserted, and its words."""
+    if block[_KIND] == "table" and (cells := redline.table_cells(block[_BODY])) is not None:
+        rows = [("", [redline.render_runs_as(redline.runs(c), tag) for c in row]) for row in cells]
+        return redline.table_html(rows), sum(redline.count_words(c) for row in cells for c in row)
+    block_runs = _runs_of(block)
+    if block[_KIND] == "hr":
+        block_runs = [(block[_BODY].strip(), ())]
+    return redline.render_runs_as(block_runs, tag), redline.count_words(redline.plain(block_runs))
+
+
+def _plain_html(block: _Block) -> str:
+    if block[_KIND] == "table" and (cells := redline.table_cells(block[_BODY])) is not None:
+        rows = [("", [redline.render_runs(redline.runs(cell)) for cell in row]) for row in cells]
+        return redline.table_html(rows)
+    return redline.render_runs(_runs_of(block))
+
+
+def _render(row: _Row, new_anchors: set[str], budget: _Budget, move: _Move | None, markup: bool) -> _Html:
+    """A row's HTML; ``markup`` says whether either document has any character that may
+    be inline Markdown: when neither has, no block needs checking for it."""
     state, old, new, regions = row
     if state == "equal":
-        kind, _, body, _, anchor, _, _ = new
-        inner = _esc(body)
-        if kind == "p":
-            cell = f"<p>{inner}</p>"
-            return cell, cell, cell, 0, 0
-        cell = _cell_html(new, inner)
-        if kind in ("h", "hr"):
-            return cell, cell, _block_html(new, inner, "", anchor), 0, 0
-        return cell, cell, cell, 0, 0
+        kind = new[_KIND]
+        # Most blocks: paragraphs, headings and list items of plain text, built directly.
+        plain = not markup or not redline.may_be_markup(new[_BODY])
+        if kind == "p" and plain:
+            cell = f"<p>{_esc(new[_BODY])}</p>"
+            return cell, cell, cell, 0, 0, ""
+        if kind == "h" and plain:
+            inner, level = _esc(new[_BODY]), new[3]
+            heading = f'<h{level} id="{html.escape(new[_ANCHOR])}">{inner}</h{level}>'
+            cell = f'<p class="heading h{level}">{inner}</p>'
+            return cell, cell, heading, 0, 0, ""
+        if kind == "li" and plain and new[_KEY][:1] in "-*+":
+            item = f"<li>{_esc(new[_BODY])}</li>"
+            cell = f"<ul>{item}</ul>"
+            return cell, cell, item, 0, 0, "ul"
+        inner = _plain_html(new)
+        cell = _wrap(new, inner, "", cell=True)
+        if new[_KIND] == "p" or new[_KIND] == "table":
+            return cell, cell, cell, 0, 0, ""
+        return cell, cell, _wrap(new, inner, "", new[_ANCHOR]), 0, 0, _list_of(new)
+    if move is not None:
+        moved_state, group, note = move
+        block = old if moved_state == "moved-out" else new
+        tag, side = ("del", "old") if moved_state == "moved-out" else ("ins", "new")
+        inner, _ = _whole(block, tag)
+        inner = inner.replace(f"<{tag}>", f'<{tag} class="moved">')
+        if note:
+            note = f'<span class="move-note" id="move-{group}-{side}">{note}</span>'
+        anchor = block[_ANCHOR] if moved_state == "moved-in" else ""
+        html_block = _wrap(block, note + inner, moved_state, anchor)
+        cell = _wrap(block, note + inner, "", cell=True)
+        old_cell, new_cell = (cell, "") if moved_state == "moved-out" else ("", cell)
+        return old_cell, new_cell, html_block, 0, 0, _list_of(block)
     if state == "changed":
-        whole = regions is None
-        if whole:
-            regions = [(old[_BODY], new[_BODY])]
-            state = "changed whole"
-        old_parts, new_parts, both, deleted_texts, inserted_texts = [], [], [], [], []
-        for region in regions:
-            if isinstance(region, str):
-                text = _esc(region)
-                old_parts.append(text)
-                new_parts.append(text)
-                both.append(text)
-            else:
-                deleted_texts.append(region[0])
-                inserted_texts.append(region[1])
-                deleted = f"<del>{_changed(region[0])}</del>" if region[0] else ""
-                inserted = f"<ins>{_changed(region[1])}</ins>" if region[1] else ""
-                old_parts.append(deleted)
-                new_parts.append(inserted)
-                both.append(deleted + inserted)
-        words = _count_words(" ".join(deleted_texts)), _count_words(" ".join(inserted_texts))
-        if whole:
-            return (
-                _cell_html(old, "".join(old_parts)),
-                _WHOLE_NOTE + _cell_html(new, "".join(new_parts)),
-                _WHOLE_NOTE + _block_html(new, "".join(both), state, new[_ANCHOR]),
-                *words,
-            )
-        if old[_KIND] == new[_KIND] == "p":
-            old_cell, new_cell = f"<p>{''.join(old_parts)}</p>", f"<p>{''.join(new_parts)}</p>"
-            return old_cell, new_cell, f'<p class="changed">{"".join(both)}</p>', *words
-        return (
-            _cell_html(old, "".join(old_parts)),
-            _cell_html(new, "".join(new_parts)),
-            _block_html(new, "".join(both), state, new[_ANCHOR]),
-            *words,
-        )
+        return _render_changed(old, new, regions, budget, markup)
+    block = old if state == "deleted" else new
+    if block[_KIND] == "p" and (not markup or not redline.may_be_markup(block[_BODY])):
+        # A paragraph of plain text deleted or inserted whole, built directly.
+        body, tag = block[_BODY], "del" if state == "deleted" else "ins"
+        inner = f"<{tag}>{redline.changed(body)}</{tag}>" if body else ""
+        cell, words = f"<p>{inner}</p>", redline.count_words(body)
+        redline_html = f'<p class="{state}">{inner}</p>'
+        if state == "deleted":
+            return cell, "", redline_html, words, 0, ""
+        return "", cell, redline_html, 0, words, ""
     if state == "deleted":
-        body, anchor = old[_BODY], old[_ANCHOR]
-        inner = f"<del>{_changed(body)}</del>" if body else ""
+        inner, words = _whole(old, "del")
         # The old anchor stays only where the new document does not use it.
-        anchor = anchor if anchor not in new_anchors else ""
-        return _cell_html(old, inner), "", _block_html(old, inner, state, anchor), _count_words(body), 0
-    body = new[_BODY]
-    inner = f"<ins>{_changed(body)}</ins>" if body else ""
-    return "", _cell_html(new, inner), _block_html(new, inner, state, new[_ANCHOR]), 0, _count_words(body)
+        anchor = old[_ANCHOR] if old[_ANCHOR] not in new_anchors else ""
+        redline_html = _wrap(old, inner, state, anchor)
+        return _wrap(old, inner, "", cell=True), "", redline_html, words, 0, _list_of(old)
+    inner, words = _whole(new, "ins")
+    redline_html = _wrap(new, inner, state, new[_ANCHOR])
+    return "", _wrap(new, inner, "", cell=True), redline_html, 0, words, _list_of(new)
 
 
-def _count_words(text: str) -> int:
-    # Words as git's word diff counts them: runs of characters other than whitespace.
-    return len(text.split())
+def _render_changed(
+    old: _Block, new: _Block, regions: list[_Region] | None, budget: _Budget, markup: bool
+) -> _Html:
+    whole = regions is None
+    if (
+        not whole
+        and old[_KIND] == new[_KIND] == "p"
+        and (not markup or not (redline.may_be_markup(old[_BODY]) or redline.may_be_markup(new[_BODY])))
+    ):
+        # Most changed blocks: paragraphs of plain text, the regions already those of what reads.
+        old_inner, new_inner, both, deleted, inserted = redline.marked_unstyled(regions)
+        redline_html = f'<p class="changed">{both}</p>'
+        return f"<p>{old_inner}</p>", f"<p>{new_inner}</p>", redline_html, deleted, inserted, ""
+    state = "changed whole" if whole else "changed"
+    if old[_KIND] == new[_KIND] == "table":
+        old_cells, new_cells = redline.table_cells(old[_BODY]), redline.table_cells(new[_BODY])
+        if old_cells is not None and new_cells is not None and old_cells and new_cells:
+            old_html, new_html, both, deleted, inserted = _table_marked(old_cells, new_cells, budget)
+            return old_html, new_html, _wrap(new, both, state), deleted, inserted, ""
+    if (old[_KIND] in _INLINE) != (new[_KIND] in _INLINE) or "table" in (old[_KIND], new[_KIND]):
+        # A paragraph that became a table or code: not comparable word by word.
+        old_inner, deleted = _whole(old, "del")
+        new_inner, inserted = _whole(new, "ins")
+        both = _wrap(old, old_inner, "deleted") + _wrap(new, new_inner, "inserted", new[_ANCHOR])
+        return (_wrap(old, old_inner, "", cell=True), _wrap(new, new_inner, "", cell=True),
+                both, deleted, inserted, "")
+    old_runs, new_runs = _runs_of(old), _runs_of(new)
+    unstyled = len(old_runs) <= 1 and len(new_runs) <= 1 and not any(r[1] for r in (*old_runs, *new_runs))
+    old_text, new_text = redline.plain(old_runs), redline.plain(new_runs)
+    if regions is not None and not (unstyled and old_text == old[_BODY] and new_text == new[_BODY]):
+        # The regions were found on the Markdown source; what a reader sees is its text.
+        regions = _word_regions(old_text, new_text, budget)[0]
+        if regions is None:
+            # Past the budget now: shown whole, with the note, and counted as such.
+            budget.unmatched += 1
+            whole, state = True, "changed whole"
+    old_inner, new_inner, both, deleted, inserted = redline.marked(old_runs, new_runs, regions)
+    old_cell, new_cell = _wrap(old, old_inner, "", cell=True), _wrap(new, new_inner, "", cell=True)
+    redline_html = _wrap(new, both, state, new[_ANCHOR])
+    if whole:
+        new_cell, redline_html = _WHOLE_NOTE + new_cell, _WHOLE_NOTE + redline_html
+    return old_cell, new_cell, redline_html, deleted, inserted, "" if whole else _list_of(new)
 
 
-def _runs(states: list[str], context: int) -> list[tuple[bool, int, int]]:
-    """(folded, start, stop) runs of rows: unchanged rows further than ``context`` from a change fold."""
+def _table_marked(
+    olds: list[list[str]], news: list[list[str]], budget: _Budget
+) -> redline.Marked:
+    """Two versions of a table, rows aligned: inserted, deleted and changed rows,
+    word marks in changed cells."""
+    old_rows: list[tuple[str, list[str]]] = []
+    new_rows: list[tuple[str, list[str]]] = []
+    both_rows: list[tuple[str, list[str]]] = []
+    counts = [0, 0]
+    # Changed cells the budget could not pay to mark word by word: shown whole, and said so.
+    whole_cells = [0]
+
+    def pair(o: list[str], n: list[str]) -> None:
+        old_cells, new_cells, both_cells = [], [], []
+        for old_cell, new_cell in zip_longest(o, n):
+            old_runs = redline.runs(old_cell) if old_cell is not None else []
+            new_runs = redline.runs(new_cell) if new_cell is not None else []
+            a, b = redline.plain(old_runs), redline.plain(new_runs)
+            regions = [a] if a == b and old_cell == new_cell else _word_regions(a, b, budget)[0]
+            if regions is None:
+                whole_cells[0] += 1
+            marked = redline.marked(old_runs, new_runs, [a] if not a and not b else regions)
+            old_cells.append(marked[0])
+            new_cells.append(marked[1])
+            both_cells.append(marked[2])
+            counts[0] += marked[3]
+            counts[1] += marked[4]
+        state = "" if o == n else "changed"
+        old_rows.append((state, old_cells))
+        new_rows.append((state, new_cells))
+        both_rows.append((state, both_cells))
+
+    def alone(cells: list[str], tag: str) -> None:
+        rendered = [redline.render_runs_as(redline.runs(c), tag) for c in cells]
+        state = "deleted" if tag == "del" else "inserted"
+        (old_rows if tag == "del" else new_rows).append((state, rendered))
+        both_rows.append((state, rendered))
+        counts[tag == "ins"] += sum(redline.count_words(c) for c in cells)
+
+    pair(olds[0], news[0])
+    body_old, body_new = olds[1:], news[1:]
+    keys_old, keys_new = list(map(redline.row_key, body_old)), list(map(redline.row_key, body_new))
+    def similar(i: int, j: int) -> bool:
+        found = _word_regions(keys_old[i], keys_new[j], budget, least_similarity=_PAIR_SIMILARITY)
+        return found[1] >= _PAIR_SIMILARITY
+
+    for tag, i1, i2, j1, j2 in _hunks(_diff(keys_old, keys_new, budget)):
+        if tag == "equal":
+            for i, j in zip(range(i1, i2), range(j1, j2), strict=True):
+                pair(body_old[i], body_new[j])
+            continue
+        # Each old row pairs with the first similar new row after the last pair, if any
+        # within a few rows; rows left over were deleted or inserted.
+        j = j1
+        for i in range(i1, i2):
+            match = next((k for k in range(j, min(j2, j + _TABLE_ROW_REACH)) if similar(i, k)), None)
+            if match is None:
+                alone(body_old[i], "del")
+                continue
+            for k in range(j, match):
+                alone(body_new[k], "ins")
+            pair(body_old[i], body_new[match])
+            j = match + 1
+        for k in range(j, j2):
+            alone(body_new[k], "ins")
+    budget.unmatched += whole_cells[0]
+    note = _WHOLE_CELLS_NOTE if whole_cells[0] else ""
+    return (redline.table_html(old_rows), note + redline.table_html(new_rows),
+            note + redline.table_html(both_rows), counts[0], counts[1])
+
+
+# ---------------------------------------------------------------------------
+# Moves: a block deleted in one place and inserted unchanged in another.
+
+
+def _section_label(block: _Block) -> str:
+    text = _plain_heading_text(block[_BODY])
+    if number := _SECTION_NUMBER.match(text):
+        return f"§\u00a0{number.group(1)}"
+    return f"\u201c{text if len(text) <= 60 else text[:57] + '…'}\u201d"
+
+
+def _locations(rows: list[_Row]) -> tuple[list[str], list[str]]:
+    """Where each row's old and new block stand, as a reader would say it: "§ 6"."""
+    out: tuple[list[str], list[str]] = ([], [])
+    current: list[str | None] = [None, None]
+    for row in rows:
+        for side in (0, 1):
+            block = row[1 + side]
+            here = current[side]
+            if block is not None and block[_KIND] == "h":
+                out[side].append(f"after {here}" if here else "at the beginning")
+                current[side] = _section_label(block)
+            else:
+                out[side].append(here or "the beginning")
+    return out
+
+
+def _moves(rows: list[_Row]) -> dict[int, _Move]:
+    """Rows of blocks that moved unchanged, paired, in groups of blocks moved together."""
+    def key(block: _Block) -> tuple[str, str] | None:
+        kind, body = block[_KIND], block[_BODY]
+        # A single word moving says little; it is more likely two unrelated edits.
+        if kind == "hr" or (kind != "h" and " " not in body.strip()):
+            return None
+        return kind, body
+
+    deleted: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+    for k, (state, old, _, _) in enumerate(rows):
+        if state == "deleted" and (found := key(old)) is not None:  # type: ignore[arg-type]
+            deleted[found].append(k)
+    pairs: list[tuple[int, int]] = []
+    for k, (state, _, new, _) in enumerate(rows):
+        if state == "inserted" and (found := key(new)) is not None and deleted.get(found):  # type: ignore[arg-type]
+            pairs.append((deleted[found].pop(0), k))
+    if not pairs:
+        return {}
+    old_at, new_at = _locations(rows)
+    moves: dict[int, _Move] = {}
+    group = 0
+    previous = (-2, -2)
+    for out, into in pairs:
+        first = (out, into) != (previous[0] + 1, previous[1] + 1)
+        if first:
+            group += 1
+        out_note = in_note = ""
+        if first:
+            # A group led by a heading is a section, placed after another section.
+            what = "Section moved" if rows[out][1][_KIND] == "h" else "Moved"  # type: ignore[index]
+            out_note = f'{what} to <a href="#move-{group}-new">{_esc(new_at[into])}</a>'
+            in_note = f'{what} from <a href="#move-{group}-old">{_esc(old_at[out])}</a>'
+        moves[out] = ("moved-out", group, out_note)
+        moves[into] = ("moved-in", group, in_note)
+        previous = (out, into)
+    return moves
+
+
+def _esc(text: str) -> str:
+    return redline.esc(text)
+
+
+def _runs(states: list[str], context: int, headings: list[bool]) -> list[tuple[bool, int, int]]:
+    """(folded, start, stop) runs of rows: unchanged rows further than ``context`` from a
+    change fold, but the heading of the section holding the next change stays visible."""
     shown: list[list[int]] = []
     for k, state in enumerate(states):
         if state == "equal":
@@ -976,14 +1147,24 @@ def _runs(states: list[str], context: int) -> list[tuple[bool, int, int]]:
     runs: list[tuple[bool, int, int]] = []
     position = 0
     for start, stop in [*shown, [len(states), len(states)]]:
-        if start - position >= _MIN_FOLD:
-            runs.append((True, position, start))
-        elif start > position:
-            runs.append((False, position, start))
+        heading = next((h for h in range(start - 1, position - 1, -1) if headings[h]), None)
+        if start - position >= _MIN_FOLD and stop > start and heading is not None:
+            _gap(runs, position, heading)
+            runs.append((False, heading, heading + 1))
+            _gap(runs, heading + 1, start)
+        else:
+            _gap(runs, position, start)
         if stop > start:
             runs.append((False, start, stop))
         position = stop
     return runs
+
+
+def _gap(runs: list[tuple[bool, int, int]], start: int, stop: int) -> None:
+    if stop - start >= _MIN_FOLD:
+        runs.append((True, start, stop))
+    elif stop > start:
+        runs.append((False, start, stop))
 
 
 def _summary(count: int) -> str:
@@ -999,6 +1180,25 @@ def _whole_summary(count: int) -> str:
     )
 
 
+def _with_lists(html_rows: list[_Html]) -> list[str]:
+    """The redline's elements, consecutive list items inside one list element."""
+    out: list[str] = []
+    add = out.append
+    current = ""
+    for row in html_rows:
+        in_list = row[5]
+        if in_list != current:
+            if current:
+                add(f"</{current}>")
+            if in_list:
+                add(f'<{in_list} class="items">')
+            current = in_list
+        add(row[2])
+    if current:
+        add(f"</{current}>")
+    return out
+
+
 def _redline_html(
     html_rows: list[_Html], runs: list[tuple[bool, int, int]], changed: bool, whole: int
 ) -> str:
@@ -1010,7 +1210,7 @@ def _redline_html(
     for folded, start, stop in runs:
         if folded:
             parts.append(f'<details class="fold">{_summary(stop - start)}')
-        parts.extend(row[2] for row in html_rows[start:stop])
+        parts.extend(_with_lists(html_rows[start:stop]))
         if folded:
             parts.append("</details>")
     parts.append("</div>")
@@ -1027,7 +1227,7 @@ def _side_by_side_html(
     whole: int,
 ) -> str:
     old_label, new_label = _esc(old_label), _esc(new_label)
-    caption = f"Comparison of {old_label} (left column) with {new_label} (right column)"
+    caption = f"Comparison of {old_label} (old text) with {new_label} (new text)"
     if whole:
         caption += f'<span class="compared-whole-summary"> {_whole_summary(whole)}</span>'
     parts = [
@@ -1047,21 +1247,26 @@ def _side_by_side_html(
                 f"{_summary(stop - start)}{cells}</details></td></tr>"
             )
         else:
-            parts.extend(_table_rows(html_rows[start:stop], states[start:stop]))
+            parts.extend(_table_rows(html_rows[start:stop], states[start:stop], (old_label, new_label)))
     parts.append("</tbody>\n</table>")
     return "\n".join(parts)
 
 
-def _table_rows(html_rows: list[_Html], states: list[str]) -> list[str]:
-    """Table rows; the whole blocks deleted and inserted by one change share rows."""
+def _table_rows(html_rows: list[_Html], states: list[str], labels: tuple[str, str]) -> list[str]:
+    """Table rows; the whole blocks deleted and inserted by one change share rows. Each
+    cell of a change carries its column's label, shown above it where the columns stack."""
     rows: list[str] = []
     deleted: list[str] = []
     inserted: list[str] = []
+    old_td, new_td = (f'<td data-label="{label}">' for label in labels)
+
+    def cell(td: str, html_cell: str | None) -> str:
+        return '<td class="empty"></td>' if html_cell is None else f"{td}{html_cell}</td>"
 
     def flush() -> None:
         for old, new in zip_longest(deleted, inserted):
             state = "replaced" if old and new else "deleted" if old else "inserted"
-            rows.append(f'<tr class="{state}">{_cell(old)}{_cell(new)}</tr>')
+            rows.append(f'<tr class="{state}">{cell(old_td, old)}{cell(new_td, new)}</tr>')
         deleted.clear()
         inserted.clear()
 
@@ -1070,17 +1275,22 @@ def _table_rows(html_rows: list[_Html], states: list[str]) -> list[str]:
             deleted.append(old_cell)
         elif state == "inserted":
             inserted.append(new_cell)
+        elif state.startswith("moved"):
+            flush()
+            old_html, new_html = cell(old_td, old_cell or None), cell(new_td, new_cell or None)
+            rows.append(f'<tr class="{state}">{old_html}{new_html}</tr>')
+        elif state == "equal":
+            flush()
+            rows.append(f'<tr class="same"><td>{old_cell}</td><td>{new_cell}</td></tr>')
         else:
             flush()
-            class_attr = ' class="changed"' if state == "changed" else ""
-            rows.append(f"<tr{class_attr}><td>{old_cell}</td><td>{new_cell}</td></tr>")
+            rows.append(f'<tr class="changed">{old_td}{old_cell}</td>{new_td}{new_cell}</td></tr>')
     flush()
     return rows
 
 
 def _cell(html_cell: str | None) -> str:
     return '<td class="empty"></td>' if html_cell is None else f"<td>{html_cell}</td>"
-
 
 # ---------------------------------------------------------------------------
 # Unified diff of the Markdown source, as difflib.unified_diff writes it, plus
@@ -1239,9 +1449,16 @@ def _compare(old: str, new: str, old_label: str, new_label: str, context_blocks:
     block_ops = _hunks(_diff([b[_KEY] for b in old_blocks], [b[_KEY] for b in new_blocks], budget))
     rows = _align(old_blocks, new_blocks, block_ops, budget)
     new_anchors = {b[_ANCHOR] for b in new_blocks if b[_KIND] == "h"}
-    html_rows = [_render(row, new_anchors) for row in rows]
-    states = [row[0] for row in rows]
-    runs = _runs(states, context_blocks)
+    moves = _moves(rows)
+    markup = redline.has_markup_characters(old) or redline.has_markup_characters(new)
+    if moves:
+        html_rows = [_render(row, new_anchors, budget, moves.get(k), markup) for k, row in enumerate(rows)]
+        states = [moves[k][0] if k in moves else row[0] for k, row in enumerate(rows)]
+    else:
+        html_rows = [_render(row, new_anchors, budget, None, markup) for row in rows]
+        states = [row[0] for row in rows]
+    headings = [row[2] is not None and row[2][_KIND] == "h" for row in rows]
+    runs = _runs(states, context_blocks, headings)
 
     changed = len(rows) - states.count("equal")
     compared_whole = sum(1 for state, _, _, regions in rows if state == "changed" and regions is None)

@@ -389,6 +389,12 @@ def render_markdown(source: str) -> Rendered:
     return Rendered(html=sanitize_html(rendered), headings=headings)
 
 
+def inline_tokens(source: str) -> list[Token]:
+    """The inline tokens of one block's Markdown, read as the renderer reads them
+    (links checked by the same rules), for the comparison to render formatting."""
+    return _PARSER.parseInline(source)[0].children or []
+
+
 def plain_text(source: str) -> str:
     """Return the text of ``source`` without markup, one block per line.
 

@@ -261,6 +261,25 @@ def _store_comparisons(session: Session, version: DocumentVersion) -> None:
         ))
 
 
+def recompute_comparisons(session: Session) -> int:
+    """Compute every stored comparison afresh, after the way comparisons are rendered changed;
+    returns how many there are. Readers never wait for one: pages only read them."""
+    count = 0
+    for stored in session.scalars(select(Comparison).order_by(Comparison.id)):
+        old, new = session.get(DocumentVersion, stored.old_version_id), session.get(
+            DocumentVersion, stored.new_version_id)
+        result = compare(old.source_md, new.source_md,
+                         old_label=f"Version {old.number}", new_label=f"Version {new.number}")
+        stored.redline_html, stored.side_by_side_html = result.redline_html, result.side_by_side_html
+        stored.unified_diff = result.unified_diff
+        stored.words_inserted, stored.words_deleted = result.words_inserted, result.words_deleted
+        stored.blocks_changed = result.blocks_changed
+        stored.computed_at = now_utc()
+        count += 1
+    session.flush()
+    return count
+
+
 def policies_for(session: Session, change_set: ChangeSet) -> list[NoticePolicy]:
     """The notice policies that govern a change set: each document's, and the sub-processor list's."""
     policies = {v.document.notice_policy.id: v.document.notice_policy for v in change_set.document_versions}

@@ -97,7 +97,10 @@ def compare(slug: str):
     old_number = params.positive_int("from", shown.previous_number or 1, maximum=10_000)
     view = params.choice("view", VIEWS, default="redline")
     if old_number == new_number:
-        abort(400, description="Choose two different versions to compare.")
+        # Not an error a reader should meet as one: say so, and offer the comparisons there are.
+        same = _version(versions, new_number)
+        return render_template("documents/compare_same.html", document=document, version=same,
+                               versions=versions, view=view)
     if old_number > new_number:
         return redirect(url_for(".compare", slug=slug, to=old_number, **{"from": new_number},
                                 view=view))

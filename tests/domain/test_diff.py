@@ -113,6 +113,7 @@ def tags_and_ids(html: str) -> tuple[set[str], list[str]]:
 OUR_TAGS = {
     "div", "p", "h1", "h2", "h3", "h4", "h5", "h6", "del", "ins", "details", "summary", "pre",
     "code", "blockquote", "hr", "table", "caption", "thead", "tbody", "tr", "th", "td", "span",
+    "ul", "ol", "li", "strong", "em", "s", "a",
 }  # fmt: skip
 
 
@@ -333,7 +334,7 @@ def test_inserted_and_deleted_blocks():
     new = DPA.replace("- Stripe, payments\n", "- Stripe, payments\n- SendGrid, email\n")
     new = new.replace("Clause four stays.\n\n", "")
     result = compare(DPA, new)
-    assert '<p class="list-item inserted"><ins>SendGrid, email</ins></p>' in result.redline_html
+    assert '<li class="inserted"><ins>SendGrid, email</ins></li>' in result.redline_html
     assert '<p class="deleted"><del>Clause four stays.</del></p>' in result.redline_html
     assert result.blocks_changed == 2
     assert (result.words_inserted, result.words_deleted) == (2, 3)
@@ -385,7 +386,7 @@ def test_shifted_paragraphs_are_paired_by_similarity(monkeypatch):
         assert "<ins>A brand new opening clause about insurance cover.</ins>" in result.redline_html
 
 
-def test_a_moved_section_is_deleted_and_inserted_not_everything_replaced():
+def test_a_moved_section_reads_as_moved_with_links_both_ways():
     sections = [
         f"## Section {n}\n\n" + "\n\n".join(f"Paragraph {n}.{k} of the agreement." for k in range(4))
         for n in range(10)
@@ -394,9 +395,31 @@ def test_a_moved_section_is_deleted_and_inserted_not_everything_replaced():
     new = "\n\n".join([*sections[:2], *sections[3:8], sections[2], *sections[8:]]) + "\n"
     result = compare(old, new)
     assert result.blocks_changed == 10
-    assert result.words_deleted == result.words_inserted == 2 + 4 * 5
-    assert result.redline_html.count("<del>") == result.redline_html.count("<ins>") == 5
+    # A move is neither a deletion nor an insertion of words.
+    assert result.words_deleted == result.words_inserted == 0
+    html = result.redline_html
+    assert "<del>" not in html and "<ins>" not in html
+    assert html.count('<del class="moved">') == html.count('<ins class="moved">') == 5
+    # One note for the section moved as a whole, at each place, each linking to the other.
+    assert html.count('class="move-note"') == 2
+    assert (
+        '<h2 class="moved-out"><span class="move-note" id="move-1-old">'
+        'Section moved to <a href="#move-1-new">after \u201cSection 7\u201d</a></span>'
+    ) in html
+    assert (
+        '<h2 id="section-2" class="moved-in"><span class="move-note" id="move-1-new">'
+        'Section moved from <a href="#move-1-old">after \u201cSection 1\u201d</a></span>'
+    ) in html
+    assert '<tr class="moved-out">' in result.side_by_side_html
     assert apply_unified(old, result.unified_diff) == new
+
+
+def test_a_moved_paragraph_names_the_numbered_sections_it_left_and_joined():
+    old = "## 6. Security\n\nWe encrypt all backups daily.\n\nOther text.\n\n## 9. Audits\n\nAudit text.\n"
+    new = "## 6. Security\n\nOther text.\n\n## 9. Audits\n\nAudit text.\n\nWe encrypt all backups daily.\n"
+    html = compare(old, new).redline_html
+    assert 'Moved to <a href="#move-1-new">\u00a7\u00a09</a>' in html
+    assert 'Moved from <a href="#move-1-old">\u00a7\u00a06</a>' in html
 
 
 # --- compare: headings and anchors -----------------------------------------
@@ -417,7 +440,7 @@ def test_deleted_heading_keeps_its_old_anchor_unless_the_new_document_uses_it():
     assert '<h2 id="3-audits" class="deleted"><del>3. Audits</del></h2>' in result.redline_html
     moved = compare("## A\n\n## B\n\ntext\n", "## B\n\n## A\n\ntext\n")
     _, ids = tags_and_ids(moved.redline_html)
-    assert sorted(ids) == ["a", "b"]
+    assert sorted(ids) == ["a", "b", "move-1-new", "move-1-old"]
 
 
 def test_anchors_are_unique_and_custom_ids_win():
@@ -545,11 +568,12 @@ def test_side_by_side_table_is_accessible():
     )
     html = result.side_by_side_html
     assert html.startswith('<table class="side-by-side">')
-    assert "<caption>Comparison of Version 1 (left column) with Version 2 (right column)</caption>" in html
+    assert "<caption>Comparison of Version 1 (old text) with Version 2 (new text)</caption>" in html
     assert '<th scope="col">Version 1</th><th scope="col">Version 2</th>' in html
     assert (
-        '<tr class="changed"><td><p>The Customer may audit the Processor <del>once</del> a year.</p></td>'
-        "<td><p>The Customer may audit the Processor <ins>twice</ins> a year.</p></td></tr>"
+        '<tr class="changed"><td data-label="Version 1"><p>The Customer may audit the Processor'
+        ' <del>once</del> a year.</p></td><td data-label="Version 2"><p>The Customer may audit the'
+        ' Processor <ins>twice</ins> a year.</p></td></tr>'
     ) in html
     assert '<tr class="fold"><td colspan="2"><details class="fold"><summary>' in html
 
@@ -559,11 +583,12 @@ def test_side_by_side_puts_deleted_and_inserted_blocks_on_shared_rows():
     new = "Start.\n\nOne two three.\n\nFour five six.\n\nEnd.\n"
     html = compare(old, new).side_by_side_html
     assert (
-        '<tr class="replaced"><td><p><del>Alpha beta gamma.</del></p></td>'
-        "<td><p><ins>One two three.</ins></p></td></tr>"
+        '<tr class="replaced"><td data-label="old"><p><del>Alpha beta gamma.</del></p></td>'
+        '<td data-label="new"><p><ins>One two three.</ins></p></td></tr>'
     ) in html
     assert (
-        '<tr class="inserted"><td class="empty"></td><td><p><ins>Four five six.</ins></p></td></tr>' in html
+        '<tr class="inserted"><td class="empty"></td>'
+        '<td data-label="new"><p><ins>Four five six.</ins></p></td></tr>' in html
     )
 
 
@@ -572,9 +597,16 @@ def test_block_kinds_render_as_their_elements():
     new = "> quoted\n> new text\n\n| a | c |\n|---|---|\n\n***\n\n1. first\n2. second\n"
     html = compare(old, new, context_blocks=5).redline_html
     assert '<blockquote class="changed"><p>quoted\n<ins>new </ins>text</p></blockquote>' in html
-    assert '<pre class="table changed">' in html
+    assert (
+        '<div class="table-block changed"><div class="table-scroll" role="region" aria-label="Table"'
+        ' tabindex="0"><table><thead><tr class="changed"><th scope="col">a</th>'
+        '<th scope="col"><del>b</del><ins>c</ins></th></tr></thead><tbody></tbody></table></div></div>'
+    ) in html
     assert "<hr>" in html
-    assert '<p class="list-item inserted"><ins>2. second</ins></p>' in html
+    assert (
+        '<ol class="items">\n<li value="1">first</li>\n'
+        '<li class="inserted" value="2"><ins>second</ins></li>\n</ol>'
+    ) in html
 
 
 # --- compare: unified diff -------------------------------------------------
@@ -734,6 +766,18 @@ def test_a_rewrite_beyond_the_budget_is_shown_whole_and_says_so(monkeypatch):
     assert f'<p class="changed whole"><del>{old}</del><ins>{new}</ins></p>' in result.redline_html
     assert "too large to compare word by word" in result.side_by_side_html
     assert apply_unified(f"# Terms\n\n{old}\n", result.unified_diff) == f"# Terms\n\n{new}\n"
+
+
+def test_a_formatted_paragraph_past_the_budget_on_its_reading_text_says_so(monkeypatch):
+    # Its Markdown source is paired and diffed (90,601 steps); the diff of the text it
+    # reads as, needed for the formatting, would cost as much again: past the budget.
+    monkeypatch.setattr(diff, "_BUDGET_STEPS", 150_000)
+    old, new = unrelated_paragraphs(300)
+    result = compare(f"# Terms\n\n**Bold** {old}\n", f"# Terms\n\n**Bold** {new}\n")
+    assert result.blocks_compared_whole == 1
+    assert "1 changed block was too large to compare word by word" in result.redline_html
+    assert '<p class="compared-whole">Compared as a whole' in result.redline_html
+    assert '<p class="changed whole"><del><strong>Bold</strong></del>' in result.redline_html
 
 
 def test_within_the_budget_nothing_is_compared_whole(monkeypatch):

@@ -26,6 +26,7 @@ PAGES = {
     "versions": ("/documents/privacy-policy/versions/", 200),
     "redline": ("/documents/privacy-policy/compare?from=2&to=3", 200),
     "side-by-side": ("/documents/privacy-policy/compare?from=2&to=3&view=side", 200),
+    "compare-same": ("/documents/privacy-policy/compare?from=2&to=2", 200),
     "dpa": ("/documents/dpa/", 200),
     "cookie-policy": ("/documents/cookie-policy/", 200),  # a five-column table
     "not-found": ("/subprocessors/no-such-company", 404),
