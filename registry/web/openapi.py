@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from registry.web.params import COUNTRY_CODES
 
 API_VERSION = "1.0.0"
@@ -104,6 +106,9 @@ CHANGE_SET_NOTICE = {
         "The effective date first announced; differs from effective_at when the date was moved "
         "because the notice completed later than planned.")},
 }
+
+CHANGE_SET_ID = {"type": "integer", "minimum": 1,
+                 "description": "Stable identifier of the change set; the same in every answer and feed."}
 
 SCHEMAS = {
     "Error": _object({"error": _object({
@@ -214,6 +219,7 @@ SCHEMAS = {
         **ENTRY_LINKS,
     }),
     "ChangeSet": _object({
+        "id": CHANGE_SET_ID,
         "title": STRING,
         "summary": STRING,
         "is_material": {"type": "boolean"},
@@ -240,47 +246,78 @@ SCHEMAS = {
 }
 
 
-def _query(name: str, schema: dict, description: str, *, required: bool = False) -> dict:
-    """A query parameter; an optional one may also be empty, as an HTML form sends it: the same as absent."""
-    if not required:
-        schema = {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
-        description += " An empty value is the same as leaving the parameter out."
-    return {"name": name, "in": "query", "required": required, "schema": schema,
-            "description": description}
+def _query(name: str, schema: dict, description: str, example, *, required: bool = False) -> dict:
+    """A query parameter. An optional one is left out for its default: sent empty, or twice, it
+    answers 400, as any value the schema does not allow."""
+    parameter = {"name": name, "in": "query", "required": required, "schema": schema,
+                 "description": description}
+    return {**parameter, "example": example} if example not in (None, "") else parameter
 
 
-def _path(name: str, schema: dict, description: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": schema,
-            "description": description}
+def _path(name: str, schema: dict, description: str, example) -> dict:
+    parameter = {"name": name, "in": "path", "required": True, "schema": schema,
+                 "description": description}
+    return {**parameter, "example": example} if example is not None else parameter
 
 
-# Free text: at most 200 characters, none of them control characters (those answer 400).
-FILTER = {"type": "string", "maxLength": 200, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
-PARAMETERS = {
-    "Page": _query("page", {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1},
-                   "Page number; a page past the last answers 404."),
-    "PerPage": _query("per_page", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
-                      "Items per page."),
-    "Q": _query("q", FILTER, "Words that must all occur in the entry (case-insensitive)."),
-    "Purpose": _query("purpose", FILTER, "Exact purpose; a value no entry has matches nothing."),
-    "Country": _query("country", {"type": "string", "enum": sorted(COUNTRY_CODES)},
-                      "Processing location (ISO 3166-1 alpha-2); other values answer 400."),
-    "Mechanism": _query("mechanism", FILTER,
-                        "Exact transfer mechanism; a value no entry has matches nothing."),
-    "Sort": _query("sort", {"type": "string", "enum": ["name", "purpose", "added", "changed"],
-                            "default": "name"},
-                   "Order: by name, by purpose, recently added or recently changed first."),
-    "AsOf": _query("as_of", {"type": "string", "format": "date",
-                             "pattern": "^(19[7-9][0-9]|20[0-9][0-9]|21[0-9][0-9]|2200)-"},
-                   "The list as it stood at the end of this day in the legal time zone "
-                   "(1970-2200); today's list when absent."),
-    "Since": _query("since", {"type": "string", "format": "date-time", "maxLength": 40},
-                    "Changes effective after this moment; an offset (or Z) is required.",
-                    required=True),
-    "Slug": _path("slug", {"type": "string", "maxLength": 80}, "The sub-processor's slug."),
-    "DocumentSlug": _path("slug", {"type": "string", "maxLength": 80}, "The document's slug."),
-    "Number": _path("number", {"type": "integer", "minimum": 1}, "The version number."),
-}
+def _enum(values: list[str], what: str) -> dict:
+    """The values a filter takes; with none to offer (an empty registry), a value no one can send."""
+    if values:
+        return {"type": "string", "enum": sorted(values)}
+    return {"type": "string", "not": {}, "description": f"No {what} yet."}
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the description takes from the registry's content: the filters' allowed values (the same
+    the API validates against) and examples that name real rows."""
+
+    purposes: list[str]
+    mechanisms: list[str]
+    subprocessor: str | None = None
+    document: str | None = None
+    version: int | None = None
+
+
+# Free text: 1 to 200 characters, none of them control characters (those answer 400).
+FILTER = {"type": "string", "minLength": 1, "maxLength": 200,
+          "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
+
+
+def _parameters(choices: Choices) -> dict:
+    return {
+        "Page": _query("page", {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1},
+                       "Page number; a page past the last answers 404.", 1),
+        "PerPage": _query("per_page", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                          "Items per page.", 20),
+        "Q": _query("q", FILTER, "Words that must all occur in the entry (case-insensitive).", "email"),
+        "Purpose": _query("purpose", _enum(choices.purposes, "purposes"),
+                          "Exact purpose, one of those the published entries have.",
+                          min(choices.purposes, default=None)),
+        "Country": _query("country", {"type": "string", "enum": sorted(COUNTRY_CODES)},
+                          "Processing location (ISO 3166-1 alpha-2, upper case); a code no entry "
+                          "has matches nothing.", "DE"),
+        "Mechanism": _query("mechanism", _enum(choices.mechanisms, "transfer mechanisms"),
+                            "Exact transfer mechanism, one of those the published entries have.",
+                            min(choices.mechanisms, default=None)),
+        "Sort": _query("sort", {"type": "string", "enum": ["name", "purpose", "added", "changed"],
+                                "default": "name"},
+                       "Order: by name, by purpose, recently added or recently changed first.", "added"),
+        "AsOf": _query("as_of", {"type": "string", "format": "date", "pattern": (
+                           "^(19[7-9][0-9]|20[0-9][0-9]|21[0-9][0-9]|2200)-[0-9]{2}-[0-9]{2}$")},
+                       "The list as it stood at the end of this day in the legal time zone "
+                       "(1970-2200); today's list when absent.", "2026-01-31"),
+        "Since": _query("since", {"type": "string", "format": "date-time", "maxLength": 40},
+                        "Changes effective after this moment; an offset (or Z) is required.",
+                        "2026-01-01T00:00:00Z", required=True),
+        "Slug": _path("slug", {"type": "string", "maxLength": 80}, "The sub-processor's slug.",
+                      choices.subprocessor),
+        "DocumentSlug": _path("slug", {"type": "string", "maxLength": 80}, "The document's slug.",
+                              choices.document),
+        "Number": _path("number", {"type": "integer", "minimum": 1}, "The version number.",
+                        choices.version),
+    }
+
 
 HEADERS = {
     "ETag": {"description": "Validator for If-None-Match.", "schema": STRING},
@@ -355,7 +392,7 @@ PATHS = {
 }
 
 
-def document() -> dict:
+def document(choices: Choices) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {
@@ -370,6 +407,6 @@ def document() -> dict:
         "tags": [{"name": "Subprocessors"}, {"name": "Documents"}, {"name": "Changes"},
                  {"name": "Meta"}],
         "paths": PATHS,
-        "components": {"schemas": SCHEMAS, "parameters": PARAMETERS, "headers": HEADERS,
+        "components": {"schemas": SCHEMAS, "parameters": _parameters(choices), "headers": HEADERS,
                        "responses": RESPONSES},
     }

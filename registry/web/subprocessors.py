@@ -30,7 +30,7 @@ class Facets:
     mechanisms: list[str]
 
 
-def _facets(events: list[domain.Event]) -> Facets:
+def facets_of(events: list[domain.Event]) -> Facets:
     return Facets(
         purposes=sorted({e.entry.purpose for e in events}),
         countries=sorted({c for e in events for c in e.entry.countries}),
@@ -58,7 +58,7 @@ def listing() -> tuple[list[domain.Listed], domain.ListQuery, Facets, date | Non
     """The filtered list the request asks for; shared by the page, the CSV and the API."""
     now = now_utc()
     events = reading.subprocessor_events(db.session)
-    facets = _facets(events)
+    facets = facets_of(events)
     as_of = params.iso_date("as_of")
     query = list_query(facets)
     at = _moment(as_of, now)
