@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from registry.domain.slugs import PATTERN as SLUG_PATTERN
 from registry.web.params import COUNTRY_CODES
 
 API_VERSION = "1.0.0"
@@ -284,6 +285,10 @@ FILTER = {"type": "string", "minLength": 1, "maxLength": 200,
           "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
 
 
+# What routing takes as a slug (registry.web.SlugConverter); anything else is a 404.
+SLUG = {"type": "string", "pattern": f"^{SLUG_PATTERN}$"}
+
+
 def _parameters(choices: Choices) -> dict:
     return {
         "Page": _query("page", {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1},
@@ -310,10 +315,8 @@ def _parameters(choices: Choices) -> dict:
         "Since": _query("since", {"type": "string", "format": "date-time", "maxLength": 40},
                         "Changes effective after this moment; an offset (or Z) is required.",
                         "2026-01-01T00:00:00Z", required=True),
-        "Slug": _path("slug", {"type": "string", "maxLength": 80}, "The sub-processor's slug.",
-                      choices.subprocessor),
-        "DocumentSlug": _path("slug", {"type": "string", "maxLength": 80}, "The document's slug.",
-                              choices.document),
+        "Slug": _path("slug", SLUG, "The sub-processor's slug.", choices.subprocessor),
+        "DocumentSlug": _path("slug", SLUG, "The document's slug.", choices.document),
         "Number": _path("number", {"type": "integer", "minimum": 1}, "The version number.",
                         choices.version),
     }

@@ -57,12 +57,12 @@ def country(name: str) -> str:
     return value
 
 
-# What RFC 3339 calls a full-date and a date-time (with its offset; the time may omit seconds, and a "+"
-# sent unencoded in a URL arrives as a space). Python's fromisoformat alone also takes "20260131" and
-# "2026-W05-6", which no client means and the API's description does not allow.
+# What RFC 3339 calls a full-date and a date-time (the time may omit seconds, and a "+" sent unencoded in
+# a URL arrives as a space). Python's fromisoformat alone also takes "20260131" and "2026-W05-6", which
+# no client means and the API's description does not allow.
 DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
-                       r"([Zz]|[+ -][0-9]{2}:[0-9]{2})")
+TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+                       r"(?P<offset>[Zz]|[+ -][0-9]{2}:[0-9]{2})?)?")
 
 
 def iso_date(name: str) -> date | None:
@@ -86,13 +86,14 @@ def iso_timestamp(name: str, *, required: bool = False) -> datetime | None:
         if required:
             abort(400, description=f"'{name}' is required (an ISO 8601 timestamp with offset).")
         return None
+    match = TIMESTAMP.fullmatch(value)
     try:
-        if not TIMESTAMP.fullmatch(value):
+        if not match:
             raise ValueError(value)
         moment = datetime.fromisoformat((value[:-6] + value[-6:].replace(" ", "+")).upper())
     except ValueError:
         abort(400, description=f"'{name}' must be an ISO 8601 timestamp, not {value!r}.")
-    if moment.tzinfo is None:
+    if not match["offset"] or moment.tzinfo is None:
         abort(400, description=f"'{name}' needs a UTC offset, e.g. 2026-01-31T12:00:00Z.")
     return moment
 
