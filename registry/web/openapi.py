@@ -330,25 +330,31 @@ HEADERS = {
 }
 
 
-def _error(description: str) -> dict:
+def _error(description: str, status: int, title: str, message: str) -> dict:
+    example = {"error": {"status": status, "title": title, "message": message}}
     return {"description": description,
-            "content": {"application/json": {"schema": _ref("Error")}}}
+            "content": {"application/json": {"schema": _ref("Error"), "example": example}}}
 
 
 RESPONSES = {
     "NotModified": {"description": "Not modified since the validator sent (If-None-Match or "
                                    "If-Modified-Since); no body."},
-    "BadRequest": _error("A malformed or unknown parameter value; the message says which."),
-    "NotFound": _error("No such resource, or a page past the last."),
-    "Error": _error("Any other error."),
+    "BadRequest": _error("A malformed or unknown parameter value; the message says which.",
+                         400, "Bad Request", "'per_page' must be a whole number from 1 to 200."),
+    "NotFound": _error("No such resource, or a page past the last.",
+                       404, "Not Found", "There is no sub-processor at this address."),
+    "Error": _error("Any other error.", 405, "Method Not Allowed",
+                    "The method is not allowed for the requested URL."),
 }
 
 
 def _get(operation_id: str, summary: str, schema: str, *, parameters: tuple[str, ...] = (),
          errors: tuple[str, ...] = (), description: str = "") -> dict:
+    example = EXAMPLES.get(operation_id)
+    content = {"schema": _ref(schema), **({"example": example} if example else {})}
     responses = {
         "200": {"description": "OK", "headers": {h: _ref(h, "headers") for h in HEADERS},
-                "content": {"application/json": {"schema": _ref(schema)}}},
+                "content": {"application/json": content}},
         "304": _ref("NotModified", "responses"),
         **{status: _ref(name, "responses") for status, name in
            (("400", "BadRequest"), ("404", "NotFound")) if status in errors},
@@ -364,6 +370,85 @@ def _get(operation_id: str, summary: str, schema: str, *, parameters: tuple[str,
 
 
 PAGING = ("Page", "PerPage")
+
+# Examples of each answer, as the demo content gives them.
+_SITE = "https://trust.example.com"
+_ENTRY = {
+    "slug": "nordlicht-cloud", "name": "Nordlicht Cloud", "legal_entity": "Nordlicht Cloud GmbH",
+    "address": "Friedrichstraße 1, 10117 Berlin, Germany", "contact": "privacy@nordlicht.example",
+    "purpose": "Hosting and infrastructure",
+    "description": "Runs the servers and databases the service is hosted on.",
+    "data_categories": ["Account data", "Customer content"], "countries": ["DE"],
+    "transfer_mechanism": "Within the EEA", "website": "https://nordlicht.example",
+    "applies_to": {"all_customers": True, "feature": None},
+    "url": f"{_SITE}/subprocessors/nordlicht-cloud",
+    "api_url": f"{_SITE}/api/v1/subprocessors/nordlicht-cloud",
+}
+_ADDED = {"action": "add", "effective_at": "2024-01-06T23:00:00+00:00", "scheduled": False,
+          "summary": "Hosts the service.", "changes": []}
+_CHANGED = {"action": "change", "effective_at": "2026-03-01T23:00:00+00:00", "scheduled": False,
+            "summary": "Adds a second data centre in Ireland.",
+            "changes": [{"field": "countries", "label": "Processing locations", "old": ["DE"],
+                         "new": ["DE", "IE"]}]}
+
+
+def _page_of(item: dict, path: str) -> dict:
+    return {"data": [item], "meta": {"as_of": "2026-12-01T09:30:00+00:00", "total": 1, "page": 1,
+                                     "per_page": 50, "pages": 1},
+            "links": {"self": f"{_SITE}/api/v1{path}?page=1", "next": None, "prev": None}}
+
+
+def _version_ref(number: int, effective_at: str) -> dict:
+    return {"number": number, "effective_at": effective_at,
+            "url": f"{_SITE}/documents/privacy-policy/versions/{number}",
+            "api_url": f"{_SITE}/api/v1/documents/privacy-policy/versions/{number}"}
+
+
+_DOCUMENT = {
+    "slug": "privacy-policy", "title": "Privacy Policy",
+    "description": "How we collect and use personal data.",
+    "current_version": _version_ref(3, "2026-02-03T23:00:00+00:00"),
+    "upcoming_versions": [_version_ref(4, "2026-12-12T23:00:00+00:00")],
+    "new_customers_version": {**_version_ref(4, "2026-12-12T23:00:00+00:00"),
+                              "since": "2026-11-28T18:36:28+00:00",
+                              "existing_customers_from": "2026-12-12T23:00:00+00:00"},
+    "url": f"{_SITE}/documents/privacy-policy/", "api_url": f"{_SITE}/api/v1/documents/privacy-policy",
+    "versions_url": f"{_SITE}/api/v1/documents/privacy-policy/versions",
+}
+del _DOCUMENT["new_customers_version"]["effective_at"]
+_VERSION = {**_version_ref(3, "2026-02-03T23:00:00+00:00"), "summary": "Retention periods per category.",
+            "is_material": True, "status": "in_effect", "published_at": "2026-01-04T10:00:00+00:00",
+            "effective_new_customers_at": None}
+EXAMPLES = {
+    "subprocessors_list": _page_of({**_ENTRY, "added_at": "2024-01-06T23:00:00+00:00",
+                                    "changed_at": "2026-03-01T23:00:00+00:00", "new_customers": None},
+                                   "/subprocessors"),
+    "subprocessors_changes": _page_of({**_CHANGED, "subprocessor": _ENTRY}, "/subprocessors/changes"),
+    "subprocessors_get": {"data": {**_ENTRY, "status": "active", "added_at": "2024-01-06T23:00:00+00:00",
+                                   "changed_at": "2026-03-01T23:00:00+00:00", "removed_at": None,
+                                   "new_customers": None, "history": [_ADDED, _CHANGED]}},
+    "documents_list": {"data": [_DOCUMENT]},
+    "documents_get": {"data": {**_DOCUMENT, "notice_policy": {
+        "length": 30, "unit": "calendar_days", "calendars": [], "timezone": "Europe/Warsaw",
+        "objection_days": 14}}},
+    "documents_versions": _page_of(_VERSION, "/documents/privacy-policy/versions"),
+    "documents_version": {"data": {**_VERSION, "markdown": "# Privacy Policy\n\nWho we are and ...",
+                                   "html": '<h1 id="privacy-policy">Privacy Policy</h1>\n'
+                                           '<p>Who we are and ...</p>',
+                                   "headings": [{"level": 1, "text": "Privacy Policy",
+                                                 "anchor": "privacy-policy"}]}},
+    "changes_upcoming": {"data": [{
+        "id": 24, "title": "SMS two-step verification", "summary": "A new sub-processor sends the codes.",
+        "is_material": True, "published_at": "2026-11-28T18:36:28+00:00",
+        "effective_at": "2026-12-12T23:00:00+00:00", "effective_new_customers_at": None,
+        "objection_deadline_at": "2026-12-12T23:00:00+00:00",
+        "notice_completed_at": "2026-11-28T18:37:28+00:00",
+        "planned_effective_at": "2026-12-12T23:00:00+00:00",
+        "items": [{"kind": "subprocessor", "slug": "kestrel-messaging", "name": "Kestrel Messaging",
+                   "action": "add", "summary": "Sends the verification codes.",
+                   "url": f"{_SITE}/subprocessors/kestrel-messaging",
+                   "api_url": f"{_SITE}/api/v1/subprocessors/kestrel-messaging"}]}]},
+}
 
 PATHS = {
     "/subprocessors": _get(

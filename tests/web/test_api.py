@@ -551,6 +551,17 @@ def test_answers_match_their_schema(demo_client, spec, url, path):
     assert errors == [], [f"{list(e.absolute_path)}: {e.message}" for e in errors[:5]]
 
 
+def test_every_answer_has_an_example_that_matches_its_schema(spec):
+    for path, operations in spec["paths"].items():
+        for status, response in operations["get"]["responses"].items():
+            response = deref(spec, response)
+            if "content" not in response or path == "/openapi.json":
+                continue
+            example = response["content"]["application/json"]["example"]
+            errors = list(validator(spec, path, status).iter_errors(example))
+            assert errors == [], (path, status, [f"{list(e.absolute_path)}: {e.message}" for e in errors[:5]])
+
+
 def test_the_strict_schemas_catch_an_undeclared_field(demo_client, spec):
     body = demo_client.get(f"{API}/documents").get_json()
     body["data"][0]["surprise"] = True
