@@ -104,7 +104,7 @@ def refuse_unsafe_methods():
     if request.method not in allowed:
         abort(405, valid_methods=allowed)
     if request.method == "OPTIONS":
-        response = current_app.response_class(status=204)
+        response = current_app.response_class(status=200)
         response.headers["Allow"] = ", ".join(allowed)
         return response
     return None
