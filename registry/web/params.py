@@ -90,10 +90,11 @@ def iso_timestamp(name: str, *, required: bool = False) -> datetime | None:
     try:
         if not match:
             raise ValueError(value)
-        moment = datetime.fromisoformat((value[:-6] + value[-6:].replace(" ", "+")).upper())
+        at = match.start("offset") if match["offset"] else len(value)
+        moment = datetime.fromisoformat((value[:at] + value[at:].replace(" ", "+")).upper())
     except ValueError:
         abort(400, description=f"'{name}' must be an ISO 8601 timestamp, not {value!r}.")
-    if not match["offset"] or moment.tzinfo is None:
+    if moment.tzinfo is None:
         abort(400, description=f"'{name}' needs a UTC offset, e.g. 2026-01-31T12:00:00Z.")
     return moment
 
