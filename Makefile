@@ -7,7 +7,7 @@ CONTRACT := tests/contract
 export FLASK_APP := wsgi
 export REGISTRY_COMPANY_NAME ?= Ferncastle Teamworks
 
-.PHONY: run test lint pytest bench services browser clean
+.PHONY: run test lint pytest contract bench services browser clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +54,11 @@ pytest: $(VENV)/.installed
 	$(BIN)/pytest
 
 test: $(VENV)/.installed browser services lint pytest
+
+# The API against its own OpenAPI description, as Schemathesis sees it: every phase and check, on both
+# databases (pytest runs it within make test; this runs it alone). CI=true derandomizes it.
+contract: $(VENV)/.installed services
+	$(BIN)/pytest -q $(CONTRACT)/test_api_schemathesis.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run.py

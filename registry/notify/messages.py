@@ -17,10 +17,12 @@ from flask import current_app, render_template, url_for
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from registry.models import ChangeSet, ChangeStatus, Delivery, MessageBody, Notice, Topic
+from registry.domain.subprocessors import FIELD_LABELS
+from registry.models import ChangeSet, ChangeStatus, Delivery, MessageBody, Notice, SubProcessorRecord, Topic
 from registry.notify.senders import personalize
 from registry.services import reading
 from registry.services.sql import dialect_insert
+from registry.web import country_name
 
 _INLINER = css_inline.CSSInliner()
 
@@ -40,12 +42,8 @@ _NEUTRAL = {marker.strip("-"): marker.strip("-").replace("_", "\uff3f") for mark
 NOTICE_TEMPLATES = {"announcement": "notice", "date_moved": "notice_date_moved",
                     "withdrawal": "notice_withdrawn"}
 
-RECORD_FIELDS = {
-    "name": "name", "legal_entity": "legal entity", "address": "address", "contact": "contact",
-    "purpose": "purpose", "description": "description", "data_categories": "data categories",
-    "countries": "countries", "transfer_mechanism": "transfer mechanism", "website": "website",
-    "feature": "feature",
-}
+# What a notice of a new sub-processor states about it, with the labels the site uses.
+NEW_ENTRY_FIELDS = ("legal_entity", "purpose", "countries", "transfer_mechanism")
 
 
 @dataclass(frozen=True)
@@ -156,6 +154,32 @@ def current_plan(session: Session, notice_id: int) -> Plan:
     return Plan(*row)
 
 
+def field_text(name: str, value) -> str:
+    """A sub-processor's field as a reader reads it: country names, not codes; lists joined."""
+    if name == "feature":
+        return value or "All customers"
+    if name == "countries":
+        return ", ".join(country_name(code) for code in value) or "none"
+    if isinstance(value, list | tuple):
+        return ", ".join(value) or "none"
+    return value or "none"
+
+
+def record_details(session: Session, record: SubProcessorRecord) -> dict:
+    """What a notice says about one sub-processor record: for a new one, who and where it is; for a
+    changed one, each field that changed, old and new."""
+    if record.action == "add":
+        return {"details": [{"label": FIELD_LABELS[name], "value": field_text(name, getattr(record, name))}
+                            for name in NEW_ENTRY_FIELDS], "changes": []}
+    changes = []
+    if record.action == "change" and (previous := reading.previous_record(session, record)) is not None:
+        changes = [{"label": label, "old": field_text(name, getattr(previous, name)),
+                    "new": field_text(name, getattr(record, name))}
+                   for name, label in FIELD_LABELS.items()
+                   if getattr(previous, name) != getattr(record, name)]
+    return {"details": [], "changes": changes}
+
+
 def notice_context(session: Session, notice: Notice) -> dict:
     """Everything the notice templates show, read once per notice and plan; staff text neutralised."""
     settings = current_app.config["REGISTRY"]
@@ -175,13 +199,8 @@ def notice_context(session: Session, notice: Notice) -> dict:
             links.append(("documents.version", {"slug": version.document.slug, "number": number}))
     subprocessors = []
     for record in change_set.subprocessor_records:
-        changed = []
-        if record.action == "change" and (previous := reading.previous_record(session, record)) is not None:
-            changed = [label for name, label in RECORD_FIELDS.items()
-                       if getattr(previous, name) != getattr(record, name)]
         subprocessors.append({"action": record.action, "name": record.name, "purpose": record.purpose,
-                              "legal_entity": record.legal_entity, "countries": list(record.countries),
-                              "summary": record.summary, "changed": changed})
+                              "summary": record.summary, **record_details(session, record)})
         links.append(("subprocessors.entry", {"slug": record.subprocessor.slug}))
     urls = absolute_urls(links)
     home, item_urls = urls[0], urls[1:]

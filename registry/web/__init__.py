@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pycountry
 from flask import Flask, abort, current_app, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 from werkzeug.routing import BaseConverter, IntegerConverter
 
 from registry.domain.deadlines import deadline_words
@@ -23,11 +23,16 @@ CSP = (
 )
 # Two years, every subdomain: browsers then refuse plain HTTP to the site before any request leaves.
 HSTS = "max-age=63072000; includeSubDomains"
+# What a page on another site may send to the read-only API and feeds (CORS), besides the headers
+# browsers always allow: the validators that make a poll cheap.
+CORS_REQUEST_HEADERS = ("If-None-Match", "If-Modified-Since")
+# What it may read besides the headers browsers always expose.
+CORS_EXPOSED_HEADERS = "ETag, Allow, Retry-After"
 # The blueprints of the staff area and its sign-in: their pages hold personal data and one-time secrets.
 STAFF_BLUEPRINTS = frozenset({"auth", "admin", "users", "subscribers", "notices", "audit", "policies",
                               "admin_objections", "organisations"})
-# A view is a page (GET, and HEAD answered by the same view) or a submission (POST). Flask answers
-# OPTIONS itself. Anything else (PUT, DELETE, TRACE, made-up methods) is refused before any view runs.
+# A view is a page (GET, and HEAD answered by the same view) or a submission (POST); OPTIONS is answered
+# by the method guard. Anything else (PUT, DELETE, TRACE, made-up methods) is refused before any view runs.
 VIEW_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST"})
 
 
@@ -68,21 +73,57 @@ class IdConverter(IntegerConverter):
     regex = whole_numbers_up_to(MAX_ID)
 
 
-def refuse_unsafe_methods() -> None:
-    """The shared half of the HEAD fix (views dispatch on the method: GET or POST, never both).
-
-    HEAD runs a GET view; a view that also takes POST may treat anything that is not GET as a
+def _serves_head(adapter) -> bool:
+    """HEAD runs a GET view; a view that also takes POST may treat anything that is not GET as a
     submission, and HEAD skips CSRF and the POST-only login limits. Such a view is not served HEAD,
-    and neither is a GET view with an effect (access.spent_on_get).
-    """
-    if request.method not in VIEW_METHODS:
-        abort(405, valid_methods=sorted(VIEW_METHODS - {"OPTIONS"}))
-    rule = request.url_rule
-    if request.method != "HEAD" or rule is None:
-        return
+    and neither is a GET view with an effect (access.spent_on_get)."""
+    try:
+        rule, _ = adapter.match(method="HEAD", return_rule=True)
+    except HTTPException:
+        return False
     view = current_app.view_functions.get(rule.endpoint)
-    if "POST" in (rule.methods or ()) or getattr(view, "is_spent_on_get", False):
-        abort(405, valid_methods=sorted((rule.methods or set()) - {"HEAD"}))
+    return "POST" not in (rule.methods or ()) and not getattr(view, "is_spent_on_get", False)
+
+
+def allowed_methods() -> list[str]:
+    """The methods this URL answers, for `Allow` (RFC 9110 requires it on every 405, and OPTIONS
+    names them): what its rules take, less HEAD where HEAD is refused, less what no view takes."""
+    adapter = current_app.create_url_adapter(request)
+    methods = set(adapter.allowed_methods()) & VIEW_METHODS
+    if "HEAD" in methods and not _serves_head(adapter):
+        methods.discard("HEAD")
+    return sorted(methods)
+
+
+def refuse_unsafe_methods():
+    """The method guard, before CSRF and the limiter: a method no view at this URL takes is a 405
+    naming the ones it does, whoever sends it and with what; OPTIONS is answered here, with the same
+    list (Flask's own answer would offer HEAD where HEAD is refused)."""
+    routing = request.routing_exception
+    if routing is not None and not isinstance(routing, MethodNotAllowed):
+        raise routing  # no such URL, whatever the method: 404
+    allowed = allowed_methods()
+    if request.method not in allowed:
+        abort(405, valid_methods=allowed)
+    if request.method == "OPTIONS":
+        response = current_app.response_class(status=200)
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
+    return None
+
+
+def cors_headers(response, allowed_origin_paths: tuple[str, ...]) -> None:
+    """Any origin may read the read-only API, feeds and calendars (no credentials: nothing there depends on
+    who asks); nothing else answers a cross-origin read, staff pages and forms least of all."""
+    if not request.path.startswith(allowed_origin_paths):
+        return
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Access-Control-Expose-Headers"] = CORS_EXPOSED_HEADERS
+    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+        # A preflight: it may go ahead with the methods this URL takes (GET and HEAD there).
+        response.headers["Access-Control-Allow-Methods"] = response.headers.get("Allow", "")
+        response.headers["Access-Control-Allow-Headers"] = ", ".join(CORS_REQUEST_HEADERS)
+        response.headers["Access-Control-Max-Age"] = "86400"
 
 
 def staff_forms_take_form_data() -> None:
@@ -164,8 +205,13 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["settings"] = settings
     app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
 
+    # The calendars too: a browser-based calendar or risk tool reads them like the feeds.
+    cors_paths = (*(blueprint.url_prefix + "/" for blueprint in (api.bp, feeds.bp)), "/calendar.ics",
+                  "/calendar/")
+
     @app.after_request
     def security_headers(response):
+        cors_headers(response, cors_paths)
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")

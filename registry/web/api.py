@@ -17,14 +17,57 @@ from registry.services import reading
 from registry.web import openapi, params
 from registry.web.caching import cached, content_last_modified
 from registry.web.documents import document_and_versions
-from registry.web.subprocessors import LIST_PARAMS, entry_events, listing
+from registry.web.subprocessors import LIST_PARAMS, SORT_LABELS, Facets, entry_events, facets_of, listing
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 200
-# What a page link repeats of the request's query (besides its page): the parameters the lists read.
-LINK_PARAMS = frozenset({*LIST_PARAMS, "since", "per_page"})
+# What a page link repeats of the request's query (besides its page): the parameters the lists read
+# (not the HTML list's `announced`: the API lists what is in effect).
+LINK_PARAMS = frozenset({*LIST_PARAMS, "since", "per_page"}) - {"announced"}
+
+
+@bp.before_request
+def one_value_per_parameter():
+    """A parameter sent twice or empty is a client's mistake: say so rather than guess what was meant
+    (the HTML pages take an empty field as "no filter", as forms send it; a client can leave it out)."""
+    for name in request.args:
+        values = request.args.getlist(name)
+        shown = name[:40]
+        if len(values) > 1:
+            abort(400, description=f"'{shown}' is given {len(values)} times: give it once.")
+        if not values[0]:
+            abort(400, description=f"'{shown}' is empty: give a value or leave the parameter out.")
+
+
+def filter_values() -> Facets:
+    """The values the list's purpose and mechanism filters take: what the published entries have.
+    The description's enums and the validation both come from here."""
+    return facets_of(reading.subprocessor_events(db.session))
+
+
+def _choices() -> openapi.Choices:
+    """The registry's content as the description needs it: enums, and examples naming real rows."""
+    facets = filter_values()
+    now = now_utc()
+    listed = domain.listing_at(reading.subprocessor_events(db.session), now)
+    documents = [(d, reading.versions(db.session, d)) for d in reading.documents(db.session)]
+    document, versions = next(((d, v) for d, v in documents if v), (None, []))
+    current = reading.current_version(versions, now) if versions else None
+    return openapi.Choices(
+        purposes=facets.purposes, mechanisms=facets.mechanisms,
+        subprocessor=listed[0].entry.slug if listed else None,
+        document=document.slug if document else None,
+        version=(current or versions[-1]).number if versions else None)
+
+
+def _refuse_unknown_filters(facets: Facets) -> None:
+    params.one_of("purpose", facets.purposes)
+    params.one_of("mechanism", facets.mechanisms)
+    params.one_of("country", params.COUNTRY_CODES,
+                  what="Give an ISO 3166-1 alpha-2 code in upper case, such as DE or US")
+    params.one_of("sort", SORT_LABELS)
 
 
 def _absolute(endpoint: str, **values) -> str:
@@ -180,6 +223,7 @@ def _change_set(change_set: ChangeSet) -> dict:
         for r in change_set.subprocessor_records
     ]
     return {
+        "id": change_set.id,
         "title": change_set.title,
         "summary": change_set.summary,
         "is_material": change_set.is_material,
@@ -198,7 +242,8 @@ def _change_set(change_set: ChangeSet) -> dict:
 @bp.get("/subprocessors")
 @cached
 def subprocessors():
-    rows, _query, _facets, as_of, at = listing()
+    rows, _query, facets, as_of, at = listing()
+    _refuse_unknown_filters(facets)
     page, meta, links = _paginate(rows)
     moment = at if as_of else content_last_modified()
     return jsonify(data=[_listed(item) for item in page], meta={"as_of": _iso(moment), **meta},
@@ -297,4 +342,4 @@ def upcoming_changes():
 @bp.get("/openapi.json")
 @cached
 def openapi_document():
-    return jsonify(openapi.document())
+    return jsonify(openapi.document(_choices()))

@@ -186,17 +186,32 @@ def _entry_html(change_set: ChangeSet, zone: ZoneInfo, document: Document | None
     return str(Markup("").join(parts))
 
 
-def _entry_link(change_set: ChangeSet, document: Document | None) -> str:
+def _item_links(change_set: ChangeSet, document: Document | None) -> list[str]:
+    """A link to each thing the change set changes that this feed follows: a document version (its
+    redline when it has a predecessor) or a sub-processor's entry."""
+    links = []
     for version in change_set.document_versions:
         if version.number and (document is None or version.document_id == document.id):
             if (before := reading.predecessor(db.session, version)) is not None:
-                return _absolute(url_for("documents.compare", slug=version.document.slug,
-                                         to=version.number, **{"from": before.number}))
-            return _absolute(url_for("documents.version", slug=version.document.slug,
-                                     number=version.number))
-    for record in change_set.subprocessor_records:
-        return _absolute(url_for("subprocessors.entry", slug=record.subprocessor.slug))
-    return _absolute(url_for("public.changes"))
+                links.append(_absolute(url_for("documents.compare", slug=version.document.slug,
+                                               to=version.number, **{"from": before.number})))
+            else:
+                links.append(_absolute(url_for("documents.version", slug=version.document.slug,
+                                               number=version.number)))
+    if document is None:
+        links += [_absolute(url_for("subprocessors.entry", slug=r.subprocessor.slug))
+                  for r in change_set.subprocessor_records]
+    return links
+
+
+def _change_log_link(change_set: ChangeSet) -> str:
+    return _absolute(url_for("public.changes", _anchor=f"change-{change_set.id}"))
+
+
+def _entry_link(change_set: ChangeSet, items: list[str]) -> str:
+    """The one thing changed, or, for a change of several things, its place in the change log, which
+    lists them all (the entry's own text links each)."""
+    return items[0] if len(items) == 1 else _change_log_link(change_set)
 
 
 def _entry_updated(change_set: ChangeSet) -> datetime:
@@ -215,8 +230,9 @@ def _render(fmt: str, *, key: str, title: str, description: str, alternate: str,
     feed.description(one_line(description))
     feed.author({"name": company})
     feed.language("en")
-    feed.link(href=_absolute(alternate), rel="alternate")
+    # feedgen writes the last link as RSS's channel <link>: that must be the site's page, not the feed.
     feed.link(href=_absolute(request.path), rel="self")
+    feed.link(href=_absolute(alternate), rel="alternate")
     # Fixed to the content, never to the render time, so every worker serves identical bytes.
     items = _entries(change_sets, withdrawn)
     updated = max([_entry_updated(cs) for cs in change_sets] + [item.at for item in items],
@@ -242,8 +258,10 @@ def _render(fmt: str, *, key: str, title: str, description: str, alternate: str,
         entry.id(guid)
         entry.guid(guid, permalink=False)
         entry.title(title_text)
-        entry.link(href=_entry_link(change_set, document) if item.kind != "withdrawn"
-                   else _absolute(url_for("public.changes")))
+        # One link an entry: feedgen writes every Atom entry link as rel="alternate" (it drops rel), and
+        # RSS has one. The entry's text links each item.
+        entry.link(href=_entry_link(change_set, _item_links(change_set, document))
+                   if item.kind != "withdrawn" else _change_log_link(change_set))
         entry.published(item.at)
         entry.content(html, type="html")
     body = feed.atom_str(pretty=True) if fmt == "atom" else feed.rss_str(pretty=True)

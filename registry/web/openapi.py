@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from registry.domain.slugs import PATTERN as SLUG_PATTERN
 from registry.web.params import COUNTRY_CODES
 
 API_VERSION = "1.0.0"
@@ -104,6 +107,9 @@ CHANGE_SET_NOTICE = {
         "The effective date first announced; differs from effective_at when the date was moved "
         "because the notice completed later than planned.")},
 }
+
+CHANGE_SET_ID = {"type": "integer", "minimum": 1,
+                 "description": "Stable identifier of the change set; the same in every answer and feed."}
 
 SCHEMAS = {
     "Error": _object({"error": _object({
@@ -214,6 +220,7 @@ SCHEMAS = {
         **ENTRY_LINKS,
     }),
     "ChangeSet": _object({
+        "id": CHANGE_SET_ID,
         "title": STRING,
         "summary": STRING,
         "is_material": {"type": "boolean"},
@@ -240,47 +247,80 @@ SCHEMAS = {
 }
 
 
-def _query(name: str, schema: dict, description: str, *, required: bool = False) -> dict:
-    """A query parameter; an optional one may also be empty, as an HTML form sends it: the same as absent."""
-    if not required:
-        schema = {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
-        description += " An empty value is the same as leaving the parameter out."
-    return {"name": name, "in": "query", "required": required, "schema": schema,
-            "description": description}
+def _query(name: str, schema: dict, description: str, example, *, required: bool = False) -> dict:
+    """A query parameter. An optional one is left out for its default: sent empty, or twice, it
+    answers 400, as any value the schema does not allow."""
+    parameter = {"name": name, "in": "query", "required": required, "schema": schema,
+                 "description": description}
+    return {**parameter, "example": example} if example not in (None, "") else parameter
 
 
-def _path(name: str, schema: dict, description: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": schema,
-            "description": description}
+def _path(name: str, schema: dict, description: str, example) -> dict:
+    parameter = {"name": name, "in": "path", "required": True, "schema": schema,
+                 "description": description}
+    return {**parameter, "example": example} if example is not None else parameter
 
 
-# Free text: at most 200 characters, none of them control characters (those answer 400).
-FILTER = {"type": "string", "maxLength": 200, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
-PARAMETERS = {
-    "Page": _query("page", {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1},
-                   "Page number; a page past the last answers 404."),
-    "PerPage": _query("per_page", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
-                      "Items per page."),
-    "Q": _query("q", FILTER, "Words that must all occur in the entry (case-insensitive)."),
-    "Purpose": _query("purpose", FILTER, "Exact purpose; a value no entry has matches nothing."),
-    "Country": _query("country", {"type": "string", "enum": sorted(COUNTRY_CODES)},
-                      "Processing location (ISO 3166-1 alpha-2); other values answer 400."),
-    "Mechanism": _query("mechanism", FILTER,
-                        "Exact transfer mechanism; a value no entry has matches nothing."),
-    "Sort": _query("sort", {"type": "string", "enum": ["name", "purpose", "added", "changed"],
-                            "default": "name"},
-                   "Order: by name, by purpose, recently added or recently changed first."),
-    "AsOf": _query("as_of", {"type": "string", "format": "date",
-                             "pattern": "^(19[7-9][0-9]|20[0-9][0-9]|21[0-9][0-9]|2200)-"},
-                   "The list as it stood at the end of this day in the legal time zone "
-                   "(1970-2200); today's list when absent."),
-    "Since": _query("since", {"type": "string", "format": "date-time", "maxLength": 40},
-                    "Changes effective after this moment; an offset (or Z) is required.",
-                    required=True),
-    "Slug": _path("slug", {"type": "string", "maxLength": 80}, "The sub-processor's slug."),
-    "DocumentSlug": _path("slug", {"type": "string", "maxLength": 80}, "The document's slug."),
-    "Number": _path("number", {"type": "integer", "minimum": 1}, "The version number."),
-}
+def _enum(values: list[str], what: str) -> dict:
+    """The values a filter takes; with none to offer (an empty registry), a value no one can send."""
+    if values:
+        return {"type": "string", "enum": sorted(values)}
+    return {"type": "string", "not": {}, "description": f"No {what} yet."}
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What the description takes from the registry's content: the filters' allowed values (the same
+    the API validates against) and examples that name real rows."""
+
+    purposes: list[str]
+    mechanisms: list[str]
+    subprocessor: str | None = None
+    document: str | None = None
+    version: int | None = None
+
+
+# Free text: 1 to 200 characters, none of them control characters (those answer 400).
+FILTER = {"type": "string", "minLength": 1, "maxLength": 200,
+          "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"}
+
+
+# What routing takes as a slug (registry.web.SlugConverter); anything else is a 404.
+SLUG = {"type": "string", "pattern": f"^{SLUG_PATTERN}$"}
+
+
+def _parameters(choices: Choices) -> dict:
+    return {
+        "Page": _query("page", {"type": "integer", "minimum": 1, "maximum": 1_000_000, "default": 1},
+                       "Page number; a page past the last answers 404.", 1),
+        "PerPage": _query("per_page", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                          "Items per page.", 20),
+        "Q": _query("q", FILTER, "Words that must all occur in the entry (case-insensitive).", "email"),
+        "Purpose": _query("purpose", _enum(choices.purposes, "purposes"),
+                          "Exact purpose, one of those the published entries have.",
+                          min(choices.purposes, default=None)),
+        "Country": _query("country", {"type": "string", "enum": sorted(COUNTRY_CODES)},
+                          "Processing location (ISO 3166-1 alpha-2, upper case); a code no entry "
+                          "has matches nothing.", "DE"),
+        "Mechanism": _query("mechanism", _enum(choices.mechanisms, "transfer mechanisms"),
+                            "Exact transfer mechanism, one of those the published entries have.",
+                            min(choices.mechanisms, default=None)),
+        "Sort": _query("sort", {"type": "string", "enum": ["name", "purpose", "added", "changed"],
+                                "default": "name"},
+                       "Order: by name, by purpose, recently added or recently changed first.", "added"),
+        "AsOf": _query("as_of", {"type": "string", "format": "date", "pattern": (
+                           "^(19[7-9][0-9]|20[0-9][0-9]|21[0-9][0-9]|2200)-[0-9]{2}-[0-9]{2}$")},
+                       "The list as it stood at the end of this day in the legal time zone "
+                       "(1970-2200); today's list when absent.", "2026-01-31"),
+        "Since": _query("since", {"type": "string", "format": "date-time", "maxLength": 40},
+                        "Changes effective after this moment; an offset (or Z) is required.",
+                        "2026-01-01T00:00:00Z", required=True),
+        "Slug": _path("slug", SLUG, "The sub-processor's slug.", choices.subprocessor),
+        "DocumentSlug": _path("slug", SLUG, "The document's slug.", choices.document),
+        "Number": _path("number", {"type": "integer", "minimum": 1}, "The version number.",
+                        choices.version),
+    }
+
 
 HEADERS = {
     "ETag": {"description": "Validator for If-None-Match.", "schema": STRING},
@@ -290,25 +330,31 @@ HEADERS = {
 }
 
 
-def _error(description: str) -> dict:
+def _error(description: str, status: int, title: str, message: str) -> dict:
+    example = {"error": {"status": status, "title": title, "message": message}}
     return {"description": description,
-            "content": {"application/json": {"schema": _ref("Error")}}}
+            "content": {"application/json": {"schema": _ref("Error"), "example": example}}}
 
 
 RESPONSES = {
     "NotModified": {"description": "Not modified since the validator sent (If-None-Match or "
                                    "If-Modified-Since); no body."},
-    "BadRequest": _error("A malformed or unknown parameter value; the message says which."),
-    "NotFound": _error("No such resource, or a page past the last."),
-    "Error": _error("Any other error."),
+    "BadRequest": _error("A malformed or unknown parameter value; the message says which.",
+                         400, "Bad Request", "'per_page' must be a whole number from 1 to 200."),
+    "NotFound": _error("No such resource, or a page past the last.",
+                       404, "Not Found", "There is no sub-processor at this address."),
+    "Error": _error("Any other error.", 405, "Method Not Allowed",
+                    "The method is not allowed for the requested URL."),
 }
 
 
 def _get(operation_id: str, summary: str, schema: str, *, parameters: tuple[str, ...] = (),
          errors: tuple[str, ...] = (), description: str = "") -> dict:
+    example = EXAMPLES.get(operation_id)
+    content = {"schema": _ref(schema), **({"example": example} if example else {})}
     responses = {
         "200": {"description": "OK", "headers": {h: _ref(h, "headers") for h in HEADERS},
-                "content": {"application/json": {"schema": _ref(schema)}}},
+                "content": {"application/json": content}},
         "304": _ref("NotModified", "responses"),
         **{status: _ref(name, "responses") for status, name in
            (("400", "BadRequest"), ("404", "NotFound")) if status in errors},
@@ -324,6 +370,85 @@ def _get(operation_id: str, summary: str, schema: str, *, parameters: tuple[str,
 
 
 PAGING = ("Page", "PerPage")
+
+# Examples of each answer, as the demo content gives them.
+_SITE = "https://trust.example.com"
+_ENTRY = {
+    "slug": "nordlicht-cloud", "name": "Nordlicht Cloud", "legal_entity": "Nordlicht Cloud GmbH",
+    "address": "Friedrichstraße 1, 10117 Berlin, Germany", "contact": "privacy@nordlicht.example",
+    "purpose": "Hosting and infrastructure",
+    "description": "Runs the servers and databases the service is hosted on.",
+    "data_categories": ["Account data", "Customer content"], "countries": ["DE"],
+    "transfer_mechanism": "Within the EEA", "website": "https://nordlicht.example",
+    "applies_to": {"all_customers": True, "feature": None},
+    "url": f"{_SITE}/subprocessors/nordlicht-cloud",
+    "api_url": f"{_SITE}/api/v1/subprocessors/nordlicht-cloud",
+}
+_ADDED = {"action": "add", "effective_at": "2024-01-06T23:00:00+00:00", "scheduled": False,
+          "summary": "Hosts the service.", "changes": []}
+_CHANGED = {"action": "change", "effective_at": "2026-03-01T23:00:00+00:00", "scheduled": False,
+            "summary": "Adds a second data centre in Ireland.",
+            "changes": [{"field": "countries", "label": "Processing locations", "old": ["DE"],
+                         "new": ["DE", "IE"]}]}
+
+
+def _page_of(item: dict, path: str) -> dict:
+    return {"data": [item], "meta": {"as_of": "2026-12-01T09:30:00+00:00", "total": 1, "page": 1,
+                                     "per_page": 50, "pages": 1},
+            "links": {"self": f"{_SITE}/api/v1{path}?page=1", "next": None, "prev": None}}
+
+
+def _version_ref(number: int, effective_at: str) -> dict:
+    return {"number": number, "effective_at": effective_at,
+            "url": f"{_SITE}/documents/privacy-policy/versions/{number}",
+            "api_url": f"{_SITE}/api/v1/documents/privacy-policy/versions/{number}"}
+
+
+_DOCUMENT = {
+    "slug": "privacy-policy", "title": "Privacy Policy",
+    "description": "How we collect and use personal data.",
+    "current_version": _version_ref(3, "2026-02-03T23:00:00+00:00"),
+    "upcoming_versions": [_version_ref(4, "2026-12-12T23:00:00+00:00")],
+    "new_customers_version": {**_version_ref(4, "2026-12-12T23:00:00+00:00"),
+                              "since": "2026-11-28T18:36:28+00:00",
+                              "existing_customers_from": "2026-12-12T23:00:00+00:00"},
+    "url": f"{_SITE}/documents/privacy-policy/", "api_url": f"{_SITE}/api/v1/documents/privacy-policy",
+    "versions_url": f"{_SITE}/api/v1/documents/privacy-policy/versions",
+}
+del _DOCUMENT["new_customers_version"]["effective_at"]
+_VERSION = {**_version_ref(3, "2026-02-03T23:00:00+00:00"), "summary": "Retention periods per category.",
+            "is_material": True, "status": "in_effect", "published_at": "2026-01-04T10:00:00+00:00",
+            "effective_new_customers_at": None}
+EXAMPLES = {
+    "subprocessors_list": _page_of({**_ENTRY, "added_at": "2024-01-06T23:00:00+00:00",
+                                    "changed_at": "2026-03-01T23:00:00+00:00", "new_customers": None},
+                                   "/subprocessors"),
+    "subprocessors_changes": _page_of({**_CHANGED, "subprocessor": _ENTRY}, "/subprocessors/changes"),
+    "subprocessors_get": {"data": {**_ENTRY, "status": "active", "added_at": "2024-01-06T23:00:00+00:00",
+                                   "changed_at": "2026-03-01T23:00:00+00:00", "removed_at": None,
+                                   "new_customers": None, "history": [_ADDED, _CHANGED]}},
+    "documents_list": {"data": [_DOCUMENT]},
+    "documents_get": {"data": {**_DOCUMENT, "notice_policy": {
+        "length": 30, "unit": "calendar_days", "calendars": [], "timezone": "Europe/Warsaw",
+        "objection_days": 14}}},
+    "documents_versions": _page_of(_VERSION, "/documents/privacy-policy/versions"),
+    "documents_version": {"data": {**_VERSION, "markdown": "# Privacy Policy\n\nWho we are and ...",
+                                   "html": '<h1 id="privacy-policy">Privacy Policy</h1>\n'
+                                           '<p>Who we are and ...</p>',
+                                   "headings": [{"level": 1, "text": "Privacy Policy",
+                                                 "anchor": "privacy-policy"}]}},
+    "changes_upcoming": {"data": [{
+        "id": 24, "title": "SMS two-step verification", "summary": "A new sub-processor sends the codes.",
+        "is_material": True, "published_at": "2026-11-28T18:36:28+00:00",
+        "effective_at": "2026-12-12T23:00:00+00:00", "effective_new_customers_at": None,
+        "objection_deadline_at": "2026-12-12T23:00:00+00:00",
+        "notice_completed_at": "2026-11-28T18:37:28+00:00",
+        "planned_effective_at": "2026-12-12T23:00:00+00:00",
+        "items": [{"kind": "subprocessor", "slug": "kestrel-messaging", "name": "Kestrel Messaging",
+                   "action": "add", "summary": "Sends the verification codes.",
+                   "url": f"{_SITE}/subprocessors/kestrel-messaging",
+                   "api_url": f"{_SITE}/api/v1/subprocessors/kestrel-messaging"}]}]},
+}
 
 PATHS = {
     "/subprocessors": _get(
@@ -355,7 +480,7 @@ PATHS = {
 }
 
 
-def document() -> dict:
+def document(choices: Choices) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {
@@ -370,6 +495,6 @@ def document() -> dict:
         "tags": [{"name": "Subprocessors"}, {"name": "Documents"}, {"name": "Changes"},
                  {"name": "Meta"}],
         "paths": PATHS,
-        "components": {"schemas": SCHEMAS, "parameters": PARAMETERS, "headers": HEADERS,
+        "components": {"schemas": SCHEMAS, "parameters": _parameters(choices), "headers": HEADERS,
                        "responses": RESPONSES},
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 import pycountry
@@ -37,6 +38,16 @@ def choice(name: str, allowed: list[str] | tuple[str, ...] | set[str], default: 
 COUNTRY_CODES = frozenset(country.alpha_2 for country in pycountry.countries)
 
 
+def one_of(name: str, allowed: frozenset[str] | set[str] | list[str], *, what: str = "") -> str:
+    """A value that must be exactly one of `allowed`, or "" when absent (the API's enums); `what`
+    describes the values where there are too many to list."""
+    value = request.args.get(name, "")
+    if value and value not in allowed:
+        shown = what or "Allowed: " + ", ".join(sorted(allowed))
+        abort(400, description=f"Unknown value for '{name}': {value[:80]!r}. {shown}.")
+    return value
+
+
 def country(name: str) -> str:
     """An ISO 3166-1 alpha-2 code, or "" when absent; a code no entry uses is a filter like any other."""
     value = text(name, max_length=20).upper()
@@ -46,11 +57,21 @@ def country(name: str) -> str:
     return value
 
 
+# What RFC 3339 calls a full-date and a date-time (the time may omit seconds, and a "+" sent unencoded in
+# a URL arrives as a space). Python's fromisoformat alone also takes "20260131" and "2026-W05-6", which
+# no client means and the API's description does not allow.
+DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+TIMESTAMP = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?"
+                       r"(?P<offset>[Zz]|[+ -][0-9]{2}:[0-9]{2})?)?")
+
+
 def iso_date(name: str) -> date | None:
     value = text(name, max_length=10)
     if not value:
         return None
     try:
+        if not DATE.fullmatch(value):
+            raise ValueError(value)
         day = date.fromisoformat(value)
     except ValueError:
         abort(400, description=f"'{name}' must be a date written YYYY-MM-DD, not {value!r}.")
@@ -65,8 +86,12 @@ def iso_timestamp(name: str, *, required: bool = False) -> datetime | None:
         if required:
             abort(400, description=f"'{name}' is required (an ISO 8601 timestamp with offset).")
         return None
+    match = TIMESTAMP.fullmatch(value)
     try:
-        moment = datetime.fromisoformat(value.replace(" ", "+"))
+        if not match:
+            raise ValueError(value)
+        at = match.start("offset") if match["offset"] else len(value)
+        moment = datetime.fromisoformat((value[:at] + value[at:].replace(" ", "+")).upper())
     except ValueError:
         abort(400, description=f"'{name}' must be an ISO 8601 timestamp, not {value!r}.")
     if moment.tzinfo is None:
@@ -75,10 +100,12 @@ def iso_timestamp(name: str, *, required: bool = False) -> datetime | None:
 
 
 def positive_int(name: str, default: int, *, maximum: int = MAX_PAGE) -> int:
-    value = text(name, max_length=12)
+    """Digits only, nothing around them: " 2" is as wrong as "2x"."""
+    value = request.args.get(name, "")
     if not value:
         return default
-    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= maximum:
+    if not (len(value) <= len(str(maximum)) and value.isascii() and value.isdigit()
+            and 1 <= int(value) <= maximum):
         abort(400, description=f"'{name}' must be a whole number from 1 to {maximum}.")
     return int(value)
 

@@ -53,7 +53,7 @@ class Facets:
     mechanisms: list[str]
 
 
-def _facets(events: list[domain.Event]) -> Facets:
+def facets_of(events: list[domain.Event]) -> Facets:
     return Facets(
         purposes=sorted({e.entry.purpose for e in events}),
         countries=sorted({c for e in events for c in e.entry.countries}),
@@ -110,7 +110,7 @@ def listing(errors: FilterErrors | None = None, *, announced: bool = False
     """
     now = now_utc()
     events = reading.subprocessor_events(db.session)
-    facets = _facets(events)
+    facets = facets_of(events)
     as_of = errors.read("as_of", params.iso_date, None) if errors is not None else params.iso_date("as_of")
     query = list_query(errors, announced=announced)
     at = _moment(as_of, now)

@@ -107,7 +107,9 @@ def test_a_non_material_notice_names_its_topic(configured):
     batch = messages.notice_batch_message(db.session, notices.start_notice(db.session, change_set, now=NOW))
     assert batch.subject == "Update: Spring update"
     assert 'subscribed to "Subprocessors"' in batch.text
-    assert "New sub-processor: Acme Mail" in batch.text
+    assert "- New sub-processor: Acme Mail" in batch.text
+    assert ("\n  Legal entity: Acme Mail GmbH\n  Purpose: Email delivery\n"
+            "  Processing locations: Germany\n  Transfer mechanism: Within the EEA\n") in batch.text
 
 
 def test_a_sub_processor_change_lists_the_fields_that_changed(configured):
@@ -122,8 +124,13 @@ def test_a_sub_processor_change_lists_the_fields_that_changed(configured):
                                          fields={"countries": ["US"], "transfer_mechanism": "SCCs"})
     publishing.publish(db.session, change, published_at=NOW, notice_completed_at=None,
                        effective_at=NOW + timedelta(days=30), now=NOW)
-    text = messages.notice_batch_message(db.session, notices.start_notice(db.session, change, now=NOW)).text
-    assert "Sub-processor changed: Acme Mail (Email delivery); changed: countries, transfer mechanism" in text
+    batch = messages.notice_batch_message(db.session, notices.start_notice(db.session, change, now=NOW))
+    # Each changed field with the label the site uses, old and new; countries by name, not code.
+    assert ("- Sub-processor changed: Acme Mail (Email delivery)\n"
+            "  Processing locations: Germany → United States\n"
+            "  Transfer mechanism: Within the EEA → SCCs\n") in batch.text
+    assert "Purpose:" not in batch.text  # unchanged fields are not listed
+    assert "<th scope=\"row\"" in batch.html and "United States</ins>" in batch.html
 
 
 def test_recipient_parts(configured):

@@ -215,6 +215,23 @@ def serves_a_page(app: Flask, url: str) -> bool:
     return "POST" not in rule.methods and not getattr(view, "is_spent_on_get", False)
 
 
+def allowed(response) -> set[str]:
+    return {method.strip() for method in response.headers.get("Allow", "").split(",") if method.strip()}
+
+
+def methods_at(app: Flask, url: str) -> set[str]:
+    """What the URL map says this URL takes, less HEAD where no page is served; OPTIONS always."""
+    adapter = app.url_map.bind("localhost")
+    methods = {"OPTIONS"}
+    for method in ("GET", "POST"):
+        try:
+            adapter.match(url.split("?")[0], method=method)
+            methods.add(method)
+        except MethodNotAllowed:
+            pass
+    return methods | ({"HEAD"} if serves_a_page(app, url) else set())
+
+
 def rules_of(app: Flask) -> list:
     return sorted(app.url_map.iter_rules(), key=lambda rule: (rule.rule, rule.endpoint))
 
@@ -241,6 +258,9 @@ def test_no_method_but_get_and_post_changes_anything_or_logs_in(app, login, worl
                     assert set(session_users(app, response)) <= {token}, f"{where} changed who is signed in"
                     if method in NEVER_ROUTED or (method == "HEAD" and not serves_a_page(app, url)):
                         assert response.status_code == 405, f"{where}: {response.status_code}"
+                    if response.status_code == 405 or method == "OPTIONS":
+                        # RFC 9110: a 405 names the methods the URL takes, and only those.
+                        assert allowed(response) == methods_at(app, url), f"{where}: {allowed(response)}"
                     sent += 1
         after = snapshot()
         assert after == before, f"{rule.endpoint} {url}: {differences(before, after)}"

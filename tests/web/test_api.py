@@ -266,6 +266,10 @@ def test_upcoming_changes(demo_client):
     assert [(i["kind"], i.get("document") or i.get("slug")) for i in change["items"]] == [
         ("document_version", "privacy-policy"), ("subprocessor", "kestrel-messaging")]
     assert change["items"][0]["number"] == 4 and change["items"][1]["action"] == "add"
+    # The id a client keeps to recognise the same change on its next poll, and in the feeds' ids.
+    assert isinstance(change["id"], int)
+    feed = demo_client.get("/feeds/all.atom").get_data(as_text=True)
+    assert f"<id>tag:localhost,2025:change-sets/{change['id']}</id>" in feed
 
 
 def test_an_empty_registry_answers_empty_lists(client):
@@ -279,10 +283,44 @@ def test_an_empty_registry_answers_empty_lists(client):
     assert changes["data"] == []
 
 
-@pytest.mark.parametrize("query", ["purpose=Teleportation", "mechanism=Handshake", "country=BR"])
-def test_a_filter_value_no_entry_has_matches_nothing(demo_client, query):
-    body = get_json(demo_client, f"{API}/subprocessors?{query}")
+def test_a_country_no_entry_has_matches_nothing(demo_client):
+    body = get_json(demo_client, f"{API}/subprocessors?country=BR")
     assert body["data"] == [] and body["meta"]["total"] == 0
+
+
+@pytest.mark.parametrize(("name", "value"), [("purpose", "Teleportation"), ("mechanism", "Handshake"),
+                                             ("purpose", "hosting and infrastructure"),
+                                             ("mechanism", " Within the EEA")])
+def test_purpose_and_mechanism_take_the_values_the_description_lists(demo_client, name, value):
+    """One source: the enum the description shows is what the validation accepts, exactly."""
+    spec = get_json(demo_client, f"{API}/openapi.json")
+    parameter = spec["components"]["parameters"][name.title()]
+    allowed = parameter["schema"]["enum"]
+    assert allowed and value not in allowed
+    message = error_message(demo_client, f"{API}/subprocessors?{name}={value}", 400)
+    assert f"Unknown value for '{name}'" in message and allowed[0] in message
+    for good in allowed:
+        assert get_json(demo_client, f"{API}/subprocessors?{name}={good}")["meta"]["total"] >= 1, good
+    assert parameter["example"] in allowed
+
+
+@pytest.mark.parametrize(("query", "words"), [
+    ("per_page=", "'per_page' is empty"),
+    ("sort=", "'sort' is empty"),
+    ("q=", "'q' is empty"),
+    ("per_page=&per_page=abc", "'per_page' is given 2 times"),
+    ("page=1&page=1", "'page' is given 2 times"),
+    ("country=de", "ISO 3166-1 alpha-2 code in upper case"),
+    ("per_page=%202", "whole number"),
+    ("as_of=20260131", "YYYY-MM-DD"),
+])
+def test_empty_repeated_and_loose_values_are_400(demo_client, query, words):
+    assert words in error_message(demo_client, f"{API}/subprocessors?{query}", 400)
+
+
+@pytest.mark.parametrize("since", ["20260101T000000Z", "2026-W01-1T00:00Z", "2026-01-01%2B01:00"])
+def test_since_is_rfc_3339(demo_client, since):
+    assert "ISO 8601" in error_message(demo_client, f"{API}/subprocessors/changes?since={since}", 400)
 
 
 # Errors
@@ -436,15 +474,17 @@ def test_operations_are_complete(spec):
                 assert parameter["in"] in ("query", "path")
                 assert parameter["in"] != "path" or parameter["required"] is True
                 schema = parameter["schema"]
-                # An optional query parameter may also be sent empty, as HTML forms do.
-                assert "type" in schema or (not parameter["required"] and "type" in schema["anyOf"][0]
-                                            and schema["anyOf"][1] == {"type": "string", "maxLength": 0})
+                assert "type" in schema and "example" in parameter, parameter["name"]
+                validator = Draft202012Validator(schema, format_checker=FORMATS)
+                assert validator.is_valid(parameter["example"]), parameter["name"]
+                # Left out for its default; sent empty, it is refused (a client's mistake).
+                assert not validator.is_valid(""), parameter["name"]
             ok = operation["responses"]["200"]
             assert ok["content"]["application/json"]["schema"]["$ref"]
             assert "default" in operation["responses"]
     assert len(operation_ids) == len(set(operation_ids))
     parameters = spec["components"]["parameters"]
-    assert parameters["AsOf"]["schema"]["anyOf"][0]["format"] == "date"
+    assert parameters["AsOf"]["schema"]["format"] == "date"
     assert parameters["Since"]["schema"]["format"] == "date-time"
 
 
@@ -509,6 +549,17 @@ def test_answers_match_their_schema(demo_client, spec, url, path):
     assert str(response.status_code) in spec["paths"][path]["get"]["responses"]
     errors = list(validator(spec, path, response.status_code).iter_errors(response.get_json()))
     assert errors == [], [f"{list(e.absolute_path)}: {e.message}" for e in errors[:5]]
+
+
+def test_every_answer_has_an_example_that_matches_its_schema(spec):
+    for path, operations in spec["paths"].items():
+        for status, response in operations["get"]["responses"].items():
+            response = deref(spec, response)
+            if "content" not in response or path == "/openapi.json":
+                continue
+            example = response["content"]["application/json"]["example"]
+            errors = list(validator(spec, path, status).iter_errors(example))
+            assert errors == [], (path, status, [f"{list(e.absolute_path)}: {e.message}" for e in errors[:5]])
 
 
 def test_the_strict_schemas_catch_an_undeclared_field(demo_client, spec):

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.models import Document, NoticePolicy
+from registry.models import ChangeSet, Document, NoticePolicy
 from registry.services import publishing, site
 from registry.web.feeds import xml_text
 
@@ -52,6 +52,52 @@ def test_guids_are_stable_and_entries_link_to_the_redline(demo_client):
     assert "/documents/privacy-policy/compare?to=" in newest.link
     assert "redline" in newest.content[0].value
     assert "You may object to this change until" in newest.content[0].value
+
+
+@pytest.mark.parametrize(("path", "page"), [
+    ("/feeds/all.rss", "/changes"), ("/feeds/subprocessors.rss", "/subprocessors/"),
+    ("/feeds/documents/privacy-policy.rss", "/documents/privacy-policy/"),
+])
+def test_the_rss_channel_links_to_the_site_s_page_not_to_the_feed(demo_client, path, page):
+    response = demo_client.get(path)
+    assert parse(response).feed.link == f"http://localhost{page}"
+    xml = response.get_data(as_text=True)
+    assert f"<link>http://localhost{page}</link>" in xml
+    assert f'<atom:link href="http://localhost{path}" rel="self"/>' in xml
+
+
+def test_an_entry_of_several_changes_links_each_of_them(demo_app, demo_client):
+    """The demo's newest change adds a sub-processor and a Privacy Policy version: the entry leads to
+    its line in the change log, and its text to the redline and to the sub-processor's entry."""
+    with demo_app.app_context():
+        newest = db.session.scalars(select(ChangeSet).where(ChangeSet.published_at.is_not(None))
+                                    .order_by(ChangeSet.published_at.desc())).first()
+        items = [f"/documents/{v.document.slug}/compare?to={v.number}" for v in newest.document_versions]
+        items += [f"/subprocessors/{r.subprocessor.slug}" for r in newest.subprocessor_records]
+    assert len(items) >= 2
+    for fmt in FORMATS:
+        entry = parse(demo_client.get(f"/feeds/all.{fmt}")).entries[0]
+        assert entry.link == f"http://localhost/changes#change-{newest.id}"
+        for item in items:
+            assert f'href="http://localhost{item}' in entry.description, (fmt, item)
+    assert f'id="change-{newest.id}"' in demo_client.get("/changes").get_data(as_text=True)
+    # An entry of one change leads to it directly.
+    single = parse(demo_client.get("/feeds/documents/privacy-policy.atom")).entries[0]
+    assert "/documents/privacy-policy/compare?to=" in single.link
+
+
+@pytest.mark.parametrize(("path", "feed"), [
+    ("/", "/feeds/all"), ("/changes", "/feeds/all"), ("/upcoming", "/feeds/all"),
+    ("/subprocessors/", "/feeds/subprocessors"), ("/subprocessors/kestrel-messaging", "/feeds/subprocessors"),
+    ("/documents/privacy-policy/", "/feeds/documents/privacy-policy"),
+    ("/documents/privacy-policy/versions/", "/feeds/documents/privacy-policy"),
+    ("/documents/privacy-policy/versions/1", "/feeds/documents/privacy-policy"),
+])
+def test_every_page_a_feed_follows_shows_a_visible_feed_link(demo_client, path, feed):
+    html = demo_client.get(path).get_data(as_text=True)
+    body = html[html.index("<main"):]  # not the <head>'s autodiscovery links
+    assert f'<a href="{feed}.atom" type="application/atom+xml">Atom feed</a>' in body, path
+    assert f'<a href="{feed}.rss" type="application/rss+xml">RSS feed</a>' in body, path
 
 
 @pytest.mark.parametrize("path", ["/feeds/all.atom", "/feeds/all.rss", "/feeds/subprocessors.rss",

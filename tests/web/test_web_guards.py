@@ -59,14 +59,42 @@ def test_no_view_sees_a_method_outside_get_head_options_post_even_when_its_rule_
     app, ran = guarded
     response = app.test_client().open("/put", method=method)
     assert response.status_code == 405
+    # What no view ever sees is not offered either, whatever the rule says.
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
     assert ran == []
     assert app.test_client().head("/put").status_code == 200  # a page-only rule still answers HEAD
 
 
 def test_options_is_answered_without_the_view(guarded):
     app, ran = guarded
-    assert app.test_client().options("/both").status_code == 200
+    response = app.test_client().options("/both")
+    assert response.status_code == 200
+    assert response.headers["Allow"] == "GET, OPTIONS, POST"  # as the 405 says: no HEAD here
     assert ran == []
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "BREW", "OPTIONS", "POST", "HEAD"])
+def test_an_unknown_url_is_404_whatever_the_method(guarded, method):
+    app, _ = guarded
+    assert app.test_client().open("/nowhere", method=method).status_code == 404
+
+
+@pytest.mark.parametrize(("path", "allow"), [
+    ("/", "GET, HEAD, OPTIONS"), ("/subprocessors/", "GET, HEAD, OPTIONS"),
+    ("/subscriptions/", "GET, HEAD, OPTIONS, POST"), ("/auth/login", "GET, HEAD, OPTIONS, POST"),
+    ("/api/v1/documents", "GET, HEAD, OPTIONS"), ("/feeds/all.atom", "GET, HEAD, OPTIONS"),
+])
+@pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE", "TRACE", "POST"])
+def test_every_405_names_the_methods_the_page_takes(client, path, allow, method):
+    response = client.open(path, method=method)
+    if method == "POST" and "POST" in allow:
+        return  # a submission, answered by its view
+    assert response.status_code == 405
+    assert response.headers["Allow"] == allow
+    if path.startswith("/api/"):
+        assert response.get_json()["error"]["status"] == 405
+    else:
+        assert "text/html" in response.content_type
 
 
 # --- ids -------------------------------------------------------------------------------------------
