@@ -32,6 +32,9 @@ browser:
 	@if [ -x /usr/bin/chromium ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	else echo "Browser tests need Debian's Chromium: sudo apt-get install -y chromium chromium-driver"; fi
+	@if command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null; \
+	else echo "The static mirror's nginx test needs nginx: sudo apt-get install -y nginx-light"; fi
 	@if [ -f $(E2E)/node_modules/axe-core/axe.min.js ]; then :; \
 	elif command -v npm >/dev/null; then cd $(E2E) && npm install --no-audit --no-fund --silent; \
 	else echo "Accessibility checks need axe-core: install Node.js and npm"; fi

@@ -168,8 +168,19 @@ def run(subscribers: int, workers: int, output: Path | None) -> int:
                 db.session.remove()
                 db.engine.dispose()
             if len(accepted) != subscribers or set(accepted.values()) != {1} or sent != subscribers:
+                twice = sorted(int(d) for d, n in accepted.items() if n > 1)[:20]
+                with app.app_context():
+                    rows = db.session.execute(select(
+                        Delivery.id, Delivery.attempts, Delivery.is_resent, Delivery.unknown_outcomes,
+                        Delivery.error, Delivery.provider_message_id).where(Delivery.id.in_(twice))).all()
+                    db.session.remove()
+                    db.engine.dispose()
+                logs = [line for i in range(workers)
+                        for line in (folder / f"worker-{i}.out").read_text().splitlines()
+                        if "WARNING" in line or "ERROR" in line or "unknown" in line][:40]
                 raise RuntimeError(f"{len(accepted):,} accepted ({max(accepted.values(), default=0)} at most "
-                                   f"for one), {sent:,} sent of {subscribers:,}")
+                                   f"for one), {sent:,} sent of {subscribers:,}; accepted twice: {rows}; "
+                                   f"worker warnings: {logs}")
             if completed is None or expanding:
                 raise RuntimeError("the notice did not complete")
             print(f"dispatched in {dispatch_seconds:.1f} s; worker peaks "
