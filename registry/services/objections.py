@@ -30,7 +30,7 @@ from registry.services.sql import dialect_insert
 
 # Named here and not imported: subscriptions keeps its signing helpers private to its module, and these
 # links use the same construction (an HMAC keyed from SECRET_KEY and the link's purpose).
-from registry.services.subscriptions import _EPOCH, _sign, _unsign
+from registry.services.subscriptions import LINK_EPOCH, sign_token, unsign_token
 
 CONFIRM_TTL = timedelta(hours=24)
 CONFIRM_TEMPLATE = "objection_confirm"
@@ -129,8 +129,8 @@ def announced_change_set(session: Session, change_set_id: int, now: datetime) ->
 
 def notice_token(delivery_id: int, *, secret: str | None = None, issued=None) -> str:
     """The per-recipient link of a notice: names the delivery, so the address is the one mailed."""
-    day = ((issued or now_utc().date()) - _EPOCH).days
-    return _sign(_NOTICE, struct.pack(">QI", delivery_id, day), secret)
+    day = ((issued or now_utc().date()) - LINK_EPOCH).days
+    return sign_token(_NOTICE, struct.pack(">QI", delivery_id, day), secret)
 
 
 def notice_url(delivery_id: int, *, secret: str | None = None, base_url: str | None = None,
@@ -148,7 +148,7 @@ class NoticeLink:
 def read_notice_token(session: Session, token: str) -> NoticeLink | None:
     """The delivery and change set of a notice link, or None for a link that was never ours or whose
     address has since been erased (a hashed address cannot receive an acknowledgement)."""
-    values = _unsign(_NOTICE, token, _NOTICE_FORMATS)
+    values = unsign_token(_NOTICE, token, _NOTICE_FORMATS)
     if values is None:
         return None
     delivery = session.get(Delivery, values[0])
@@ -159,7 +159,7 @@ def read_notice_token(session: Session, token: str) -> NoticeLink | None:
 
 
 def status_token(objection_id: int) -> str:
-    return _sign(_STATUS, struct.pack(">Q", objection_id))
+    return sign_token(_STATUS, struct.pack(">Q", objection_id))
 
 
 def status_url(objection: Objection) -> str:
@@ -167,7 +167,7 @@ def status_url(objection: Objection) -> str:
 
 
 def read_status_token(session: Session, token: str) -> Objection | None:
-    values = _unsign(_STATUS, token, _STATUS_FORMATS)
+    values = unsign_token(_STATUS, token, _STATUS_FORMATS)
     if values is None:
         return None
     objection = session.get(Objection, values[0])

@@ -403,7 +403,7 @@ def _retire_tokens(session: Session, subscriber: Subscriber, now: datetime) -> N
 _PREFERENCES, _UNSUBSCRIBE, _ADDRESS = b"preferences", b"unsubscribe", b"address"
 _MAC_BYTES = 16
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,60}")
-_EPOCH = date(1970, 1, 1)
+LINK_EPOCH = date(1970, 1, 1)
 # Links mailed before they carried a generation and a date (ids only) read as generation 1, made on
 # the day that changed: they keep working for LINK_TTL from then, unless the subscription was deleted.
 LEGACY_ISSUED = date(2026, 12, 1)
@@ -427,13 +427,13 @@ def _mac_base(secret: str, purpose: bytes) -> hmac.HMAC:
     return hmac.new(key, digestmod=hashlib.sha256)
 
 
-def _sign(purpose: bytes, payload: bytes, secret: str | None = None) -> str:
+def sign_token(purpose: bytes, payload: bytes, secret: str | None = None) -> str:
     mac = _mac_base(secret or current_app.config["SECRET_KEY"], purpose).copy()
     mac.update(payload)
     return base64.urlsafe_b64encode(payload + mac.digest()[:_MAC_BYTES]).rstrip(b"=").decode()
 
 
-def _unsign(purpose: bytes, token: str, formats: dict[int, str]) -> tuple | None:
+def unsign_token(purpose: bytes, token: str, formats: dict[int, str]) -> tuple | None:
     if not isinstance(token, str) or not _TOKEN.fullmatch(token):
         return None
     try:
@@ -451,39 +451,39 @@ def _unsign(purpose: bytes, token: str, formats: dict[int, str]) -> tuple | None
 
 
 def _day(issued: date | None) -> int:
-    return ((issued or now_utc().date()) - _EPOCH).days
+    return ((issued or now_utc().date()) - LINK_EPOCH).days
 
 
 def preferences_token(subscriber_id: int, generation: int, *, secret: str | None = None,
                       issued: date | None = None) -> str:
     """`secret` defaults to the app's; the mail worker passes it to sign many tokens in a row."""
-    return _sign(_PREFERENCES, struct.pack(">QII", subscriber_id, generation, _day(issued)), secret)
+    return sign_token(_PREFERENCES, struct.pack(">QII", subscriber_id, generation, _day(issued)), secret)
 
 
 def unsubscribe_token(subscriber_id: int, topic_id: int, generation: int, *, secret: str | None = None,
                       issued: date | None = None) -> str:
-    return _sign(_UNSUBSCRIBE, struct.pack(">QQII", subscriber_id, topic_id, generation, _day(issued)),
+    return sign_token(_UNSUBSCRIBE, struct.pack(">QQII", subscriber_id, topic_id, generation, _day(issued)),
                  secret)
 
 
 def read_preferences_token(token: str) -> Link | None:
-    values = _unsign(_PREFERENCES, token, _PREFERENCES_FORMATS)
+    values = unsign_token(_PREFERENCES, token, _PREFERENCES_FORMATS)
     if values is None:
         return None
     if len(values) == 1:
         return Link(values[0], None, 1, LEGACY_ISSUED)
     subscriber_id, generation, day = values
-    return Link(subscriber_id, None, generation, _EPOCH + timedelta(days=day))
+    return Link(subscriber_id, None, generation, LINK_EPOCH + timedelta(days=day))
 
 
 def read_unsubscribe_token(token: str) -> Link | None:
-    values = _unsign(_UNSUBSCRIBE, token, _UNSUBSCRIBE_FORMATS)
+    values = unsign_token(_UNSUBSCRIBE, token, _UNSUBSCRIBE_FORMATS)
     if values is None:
         return None
     if len(values) == 2:
         return Link(values[0], values[1], 1, LEGACY_ISSUED)
     subscriber_id, topic_id, generation, day = values
-    return Link(subscriber_id, topic_id, generation, _EPOCH + timedelta(days=day))
+    return Link(subscriber_id, topic_id, generation, LINK_EPOCH + timedelta(days=day))
 
 
 @dataclass(frozen=True)

@@ -140,7 +140,8 @@ def test_the_fresh_link_form_checks_the_address_and_shares_the_form_limit(client
 def test_one_click_links_mailed_before_generations_keep_working(app, client, topics):
     subscriber = confirmed(client)
     assert subscriber.generation == 1  # never deleted: as every subscriber was before the migration
-    legacy = subscriptions._sign(b"unsubscribe", struct.pack(">QQ", subscriber.id, topics["documents"].id))
+    legacy = subscriptions.sign_token(b"unsubscribe",
+                                      struct.pack(">QQ", subscriber.id, topics["documents"].id))
     response = app.test_client(use_cookies=False).post(f"/subscriptions/unsubscribe/{legacy}", **ONE_CLICK)
     assert response.status_code == 200
     assert documents_on(subscriber, topics["documents"]) is False

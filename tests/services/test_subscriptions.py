@@ -271,8 +271,8 @@ def test_signed_links_round_trip_and_resist_tampering(app):
 
 def test_links_mailed_before_they_carried_a_generation_still_work(app):
     """The previous format (ids only, same keys) reads as generation 1, made on the release day."""
-    old_prefs = subscriptions._sign(b"preferences", struct.pack(">Q", 42))
-    old_unsub = subscriptions._sign(b"unsubscribe", struct.pack(">QQ", 42, 7))
+    old_prefs = subscriptions.sign_token(b"preferences", struct.pack(">Q", 42))
+    old_unsub = subscriptions.sign_token(b"unsubscribe", struct.pack(">QQ", 42, 7))
     legacy = subscriptions.LEGACY_ISSUED
     assert subscriptions.read_preferences_token(old_prefs) == subscriptions.Link(42, None, 1, legacy)
     assert subscriptions.read_unsubscribe_token(old_unsub) == subscriptions.Link(42, 7, 1, legacy)
