@@ -3,7 +3,14 @@
 from sqlalchemy import select
 
 from registry.extensions import db
-from registry.models import Organisation, OrganisationContact, OrganisationDomain, Topic
+from registry.models import (
+    Document,
+    NoticePolicy,
+    Organisation,
+    OrganisationContact,
+    OrganisationDomain,
+    Topic,
+)
 
 
 def subscription_topics() -> dict[str, Topic]:
@@ -76,3 +83,13 @@ def without_organisations() -> None:
     for row in db.session.scalars(select(Organisation)):
         db.session.delete(row)
     db.session.commit()
+
+
+def terms_document() -> Document:
+    """The Terms of Service under a 30-calendar-day policy with a 14-day objection window, committed."""
+    policy = NoticePolicy(key="p", name="Policy", length=30, unit="calendar_days", calendars=[],
+                          timezone="Europe/Warsaw", objection_days=14)
+    doc = Document(slug="terms", title="Terms of Service", notice_policy=policy)
+    db.session.add_all([policy, doc])
+    db.session.commit()
+    return doc

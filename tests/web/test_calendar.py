@@ -7,8 +7,8 @@ import pytest
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.models import Document, NoticePolicy
 from registry.services import publishing, site, workflow
+from tests.factories import terms_document
 
 PATHS = ["/calendar.ics", "/calendar/subprocessors.ics", "/calendar/documents/privacy-policy.ics"]
 
@@ -50,12 +50,7 @@ def test_unknown_calendars_are_404(demo_client):
 
 @pytest.fixture
 def document(app):
-    policy = NoticePolicy(key="p", name="Policy", length=30, unit="calendar_days", calendars=[],
-                          timezone="Europe/Warsaw", objection_days=14)
-    doc = Document(slug="terms", title="Terms of Service", notice_policy=policy)
-    db.session.add_all([policy, doc])
-    db.session.commit()
-    return doc
+    return terms_document()
 
 
 def publish(document, title, *, published_at, effective_at, notice_completed_at=None):

@@ -8,9 +8,10 @@ from sqlalchemy import select
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.models import ChangeSet, Document, NoticePolicy
+from registry.models import ChangeSet, Document
 from registry.services import publishing, site
 from registry.web.feeds import xml_text
+from tests.factories import terms_document
 
 FORMATS = {"atom": "application/atom+xml", "rss": "application/rss+xml"}
 HOSTILE = "Fees & terms ]]> <script>alert(1)</script> \x01\x08\x0b\x0c\x1f\ufffe end"
@@ -129,12 +130,7 @@ def test_unknown_feeds_are_404(demo_client):
 
 @pytest.fixture
 def document(app):
-    policy = NoticePolicy(key="p", name="Policy", length=30, unit="calendar_days", calendars=[],
-                          timezone="Europe/Warsaw", objection_days=14)
-    doc = Document(slug="terms", title="Terms of Service", notice_policy=policy)
-    db.session.add_all([policy, doc])
-    db.session.commit()
-    return doc
+    return terms_document()
 
 
 def change(document, title, summary="A summary.", *, published_at=None, effective_at=None):
