@@ -71,3 +71,26 @@ def test_page_is_accessible(axe, new_page, name, width):
         assert scroll_width <= inner_width, (
             f"{path} scrolls sideways at {inner_width} px (document is {scroll_width} px wide); "
             f"too wide: {page.evaluate(OVERFLOWING, SCROLLERS)}")
+
+
+@pytest.mark.parametrize("width", ["desktop", "phone"])
+def test_the_objection_form_is_accessible(axe, new_page, live_app, width):
+    """The form of the demo's announced change (its id is the database's), held to the same rules."""
+    from sqlalchemy import select
+
+    from registry.extensions import db
+    from registry.models import ChangeSet, ChangeStatus
+
+    with live_app.app_context():
+        change_set_id = db.session.scalar(select(ChangeSet.id).where(
+            ChangeSet.status == ChangeStatus.IN_NOTICE).order_by(ChangeSet.id).limit(1))
+    assert change_set_id is not None
+    page = new_page(viewport=DESKTOP if width == "desktop" else PHONE, bypass_csp=True)
+    response = page.goto(f"/objections/{change_set_id}/")
+    assert response is not None and response.status == 200
+    assert page.locator("h1:visible").count() == 1
+    violations = axe(page, PUBLIC_TAGS)
+    if violations:
+        pytest.fail(describe_violations(violations), pytrace=False)
+    if width == "phone":
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
