@@ -103,6 +103,8 @@ def index():
 def _page(objection: Objection, move_form=None, note_form=None, status: int = 200):
     move_form = move_form or MoveForm(version=str(objection.version))
     move_form.version.data = move_form.version.data or str(objection.version)
+    # Offer only the moves its state allows (the service refuses any other, whatever is posted).
+    move_form.to.choices = [c for c in MOVES if c.value in rules.TRANSITIONS[objection.status]]
     change_set = db.session.get(ChangeSet, objection.change_set_id)
     return render_template(
         "admin/objections/show.html", objection=objection, change_set=change_set, rules=rules,

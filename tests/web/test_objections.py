@@ -163,6 +163,9 @@ def test_staff_register_moves_notes_and_exports(client, change, make_user, login
                         data={"csrf_token": editor.csrf(), "to": "in_discussion", "outcome": "",
                               "reply": "Let us talk.", "version": str(read)})
     assert moved.status_code == 303
+    # In discussion, the form offers only what may follow: resolving it.
+    html = editor.get(f"/admin/objections/{objection.id}").get_data(as_text=True)
+    assert 'value="resolved"' in html and 'value="acknowledged"' not in html
     stale = editor.post(f"/admin/objections/{objection.id}/move",
                         data={"csrf_token": editor.csrf(), "to": "resolved", "outcome": "customer_accepted",
                               "version": str(read)})
