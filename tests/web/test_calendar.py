@@ -108,3 +108,15 @@ def test_feeds_and_calendars_are_linked_from_public_pages(demo_client):
     doc = demo_client.get("/documents/privacy-policy/").get_data(as_text=True)
     assert 'href="/calendar/documents/privacy-policy.ics"' in doc
 
+
+@pytest.mark.parametrize("path, calendar", [
+    ("/", "/calendar.ics"), ("/upcoming", "/calendar.ics"),
+    ("/subprocessors/", "/calendar/subprocessors.ics"),
+    ("/documents/privacy-policy/", "/calendar/documents/privacy-policy.ics"),
+    ("/documents/privacy-policy/versions/", "/calendar/documents/privacy-policy.ics")])
+def test_a_visible_calendar_link_beside_each_feed_link(demo_client, path, calendar):
+    html = demo_client.get(path).get_data(as_text=True)
+    feed_line = html[html.index('class="feed-link"'):]
+    feed_line = feed_line[:feed_line.index("</p>")]
+    assert f'href="{calendar}" type="text/calendar"' in feed_line
+
