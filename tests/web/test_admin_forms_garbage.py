@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 import pytest
 from sqlalchemy import func, select
 
+from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.models import (
     ChangeSet,
@@ -243,6 +244,7 @@ FORM_ENDPOINTS = {
     "admin.update_subprocessor", "admin.save_removal", "admin.save_schedule", "admin.add_comment",
     "policies.update", "subscribers.create_topic", "subscribers.update_topic", "subscribers.upload_contacts",
     "users.create", "organisations.create", "organisations.update",
+    "admin_objections.move", "admin_objections.note",
 }
 
 
@@ -254,8 +256,23 @@ def staff_world(setup, make_user, login):
     policy = db.session.scalar(select(NoticePolicy).order_by(NoticePolicy.id))
     editor_id = db.session.scalar(select(User.id).where(User.role == "editor"))
     organisation = factories.organisation("Garbage Test Ltd", ("garbage-test.example",))
+    objection = _objection(factories.announced_change(now_utc(), title="Garbage objections"))
     return {**setup, "admin": login(make_user("admin")), "user_id": editor_id, "topic_id": topic.id,
-            "policy_id": policy.id, "organisation_id": organisation.id}
+            "policy_id": policy.id, "organisation_id": organisation.id, "objection_id": objection.id}
+
+
+def _objection(change_set):
+    """A received objection to the change, committed (the staff forms move it and add notes)."""
+    from registry.models import Objection
+
+    now = now_utc()
+    row = Objection(change_set_id=change_set.id, kind="objection", status="received", year=now.year,
+                    number=9001, reference=f"OBJ-{now.year}-9001", email="dpo@customer.example",
+                    organisation="Customer Ltd", contact_name="Dee", role="controller", items=[],
+                    grounds="Not on our list.", source="form", created_at=now, received_at=now)
+    db.session.add(row)
+    db.session.commit()
+    return row
 
 
 def staff_post_urls(app, world: dict) -> list[tuple[str, str, str]]:
@@ -278,7 +295,7 @@ def staff_post_urls(app, world: dict) -> list[tuple[str, str, str]]:
                     values[name] = "t" * 32
                 else:
                     values[name] = world[name]
-            who = "approver" if rule.endpoint.startswith("admin.") else "admin"
+            who = "approver" if rule.endpoint.startswith(("admin.", "admin_objections.")) else "admin"
             found.append((rule.endpoint, rule.build(values, append_unknown=False)[1], who))
     return found
 
