@@ -65,6 +65,15 @@ def live_app(tmp_path_factory) -> Iterator[Flask]:
     dispose(app)
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits() -> None:
+    """Each browser test is a visitor of its own; all of them come from 127.0.0.1, and together they
+    sign in more often than the 10-a-5-minutes limit allows one address (tests/security tests it)."""
+    from registry.extensions import limiter
+
+    limiter.reset()
+
+
 @pytest.fixture
 def dispatch_mail(live_app: Flask) -> Callable[[], str]:
     """Run the mail worker once, as `flask notices dispatch --once` would; returns its output."""
