@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -30,7 +31,11 @@ def scheduled(make_user, effective_at, *, now):
 def test_tick_with_nothing_to_do(app, runner):
     result = runner.invoke(args=["registry", "tick"])
     assert result.exit_code == 0, result.output
-    assert result.output == "0 postponed, 0 now effective.\n"
+    # The digest is due from 08:00 in the legal zone (then: nothing waits, so no mail), once a day.
+    assert re.fullmatch(r"0 postponed, 0 now effective; 0 reminder mails about unanswered objections; "
+                        r"daily digest: (not due|0 mails)\.\n", result.output), result.output
+    again = runner.invoke(args=["registry", "tick"])
+    assert again.output.endswith("daily digest: not due.\n"), again.output
 
 
 def test_tick_records_a_change_now_in_force_and_commits(app, runner, make_user):
@@ -46,13 +51,13 @@ def test_tick_records_a_change_now_in_force_and_commits(app, runner, make_user):
 
     assert result.exit_code == 0, result.output
     assert f"change set {change_set.id} (Update) is now effective" in result.output
-    assert result.output.endswith("0 postponed, 1 now effective.\n")
+    assert "0 postponed, 1 now effective; 0 reminder mails" in result.output
     db.session.remove()
     events = db.session.scalars(select(ChangeSetEvent).where(ChangeSetEvent.to_status == "effective")).all()
     assert [(e.change_set_id, e.from_status) for e in events] == [(change_set.id, "in_notice")]
     audit = db.session.scalar(select(AuditEntry).where(AuditEntry.action == "change_set.effective"))
     assert audit.object_id == str(change_set.id)
-    assert runner.invoke(args=["registry", "tick"]).output == "0 postponed, 0 now effective.\n"
+    assert runner.invoke(args=["registry", "tick"]).output.startswith("0 postponed, 0 now effective;")
 
 
 def test_tick_postpones_a_date_the_pending_notice_can_no_longer_make(app, runner, make_user):

@@ -12,19 +12,26 @@ from flask.cli import AppGroup
 from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.mirror import MAX_COMPARE_VERSIONS, MirrorError, build
-from registry.services import publishing, workflow
+from registry.services import inbox, publishing, workflow
 
 registry_cli = AppGroup("registry", help="The registry over time: the periodic tick, the static mirror.")
 
 
 @registry_cli.command("tick")
 def tick() -> None:
-    """Move dates whose notice can no longer make them, and record changes now in force."""
-    result = workflow.tick(db.session, now_utc())
+    """Move dates whose notice can no longer make them, and record changes now in force; remind
+    approvers of objections unanswered for 2 business days, and send their daily digest when due
+    (what the worker's loop does each minute, for deployments that run this from cron instead)."""
+    now = now_utc()
+    result = workflow.tick(db.session, now)
+    reminded = inbox.unanswered_objections(db.session, now)
+    digest = inbox.daily_digest(db.session, now, legal_timezone=current_app.config["REGISTRY"].legal_timezone)
     db.session.commit()
     for line in result.lines():
         click.echo(line)
-    click.echo(f"{len(result.postponed)} postponed, {len(result.effective)} now effective.")
+    click.echo(f"{len(result.postponed)} postponed, {len(result.effective)} now effective; "
+               f"{len(reminded)} reminder mails about unanswered objections; "
+               f"daily digest: {'not due' if digest is None else f'{len(digest)} mails'}.")
 
 
 @registry_cli.command("mirror")
