@@ -585,13 +585,12 @@ class Dispatcher:
     def _settle(self, notice_id: int, now: datetime) -> None:
         """services.notices.settle, skipped (cheaply) while the notice still has rows to send.
 
-        Called in the transaction that recorded this worker's rows. The notice's row is locked first
-        (PostgreSQL; SQLite has one writer anyway): of two workers finishing a notice's last rows at
-        the same moment, the second to get the lock sees the first's rows committed. Without it each
-        saw the other's rows still "sending", neither settled, and the notice never completed (the
+        Called in the transaction that recorded this worker's rows. The notice's settling lock is
+        taken first (services.notices.hold_settling): of two workers finishing a notice's last rows at
+        the same moment, the second to get it sees the first's rows committed. Without it each saw the
+        other's rows still "sending", neither settled, and the notice never completed (the
         million-subscriber bench with 4 workers found it)."""
-        self.session.execute(select(Notice.__table__.c.id).where(Notice.__table__.c.id == notice_id)
-                             .with_for_update())
+        notice_service.hold_settling(self.session, [notice_id])
         for status in ("queued", "sending"):
             if self.session.scalar(select(DELIVERIES.c.id).where(
                     DELIVERIES.c.status == status, DELIVERIES.c.notice_id == notice_id).limit(1)) is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -105,6 +106,9 @@ def expand(session: Session, notice: Notice, *, chunk: int | None = None,
         _announced, told = _announced_and_told(change_set)
         _write_follow_up(session, notice, told, within)
     if last:
+        # Before counting what is left: a worker finishing this notice's earlier rows at this moment
+        # either committed already or counts after this commit (and sees expansion over).
+        hold_settling(session, [notice.id])
         # Designated contacts last, after every subscriber: one delivery per address, a subscriber's
         # own first (the unique (notice, email) would refuse a subscriber's row after a contact's).
         if notice.kind != "announcement":
@@ -117,6 +121,29 @@ def expand(session: Session, notice: Notice, *, chunk: int | None = None,
             # Nobody to send to (or everyone suppressed): no worker batch will ever settle it, so do it now.
             settle(session, [notice.id], now=now)
     return last
+
+
+# The key space of the advisory locks taken by hold_settling (any constant of its own).
+SETTLING_LOCK = 0x5E771E
+
+
+def hold_settling(session: Session, notice_ids: Iterable[int]) -> None:
+    """Take turns, until this transaction ends, with anyone else settling these notices.
+
+    Whoever asks whether a notice is complete after recording deliveries (a worker after a request,
+    the Event Webhook's applier, the last step of writing its recipients) holds this first, so of two
+    doing it at the same moment the second counts after the first committed; without it each can see
+    the other's rows still "sending" and nobody ever completes the notice.
+
+    PostgreSQL: a transaction-level advisory lock per notice, taken in id order. Not the notice's row
+    lock: the worker writing a notice's next 10,000 recipients holds that for the whole chunk, and
+    workers finishing earlier rows of the same notice must not wait for it (they did: with 4 workers,
+    sending stalled behind every chunk). SQLite has one writer at a time: nothing to take.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for notice_id in sorted(set(notice_ids)):
+        session.execute(select(func.pg_advisory_xact_lock(SETTLING_LOCK, notice_id)))
 
 
 def audience(session: Session, change_set: ChangeSet) -> tuple[int, int]:
@@ -263,14 +290,15 @@ def settle(session: Session, notice_ids: list[int], *, now: datetime | None = No
     The notice time the notice-period rule counts from is the later of the dispatch completion and
     the feed entry. Returns the change sets whose notice completed now.
 
-    The notice rows are locked (PostgreSQL), so workers settling batches of the same notice at the
-    same moment take turns: the second one counts after the first committed, and exactly one of
-    them completes the notice.
+    Whoever settles a notice holds its settling lock (`hold_settling`), so workers settling batches of
+    the same notice at the same moment take turns: the second one counts after the first committed,
+    and exactly one of them completes the notice.
     """
     now = now or now_utc()
     completed = []
     if not notice_ids:
         return completed
+    hold_settling(session, notice_ids)
     notices = list(session.scalars(
         select(Notice).where(Notice.id.in_(notice_ids), Notice.dispatch_completed_at.is_(None),
                              Notice.is_expanding.is_(False))

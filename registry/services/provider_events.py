@@ -22,7 +22,7 @@ from registry.domain import provider_events as rules
 from registry.domain.clock import now_utc
 from registry.domain.provider_events import ProviderEvent
 from registry.models import ChangeSet, Delivery, Notice, Suppression, WebhookBatch, WebhookEvent
-from registry.services.notices import SETTLED, settle
+from registry.services.notices import SETTLED, hold_settling, settle
 from registry.services.sql import dialect_insert
 
 BATCHES = WebhookBatch.__table__
@@ -198,11 +198,12 @@ def _apply_posts(session: Session, posts: list[tuple[list, datetime]], now: date
 
 def _may_complete(session: Session, notice_id: int) -> bool:
     """Whether settle() should count this notice's deliveries (100,000 for a large one): not while a
-    row is still to send, found through the partial indexes. The notice row is locked first, as
-    settle() does, so that of two appliers settling its last rows at once the second one looks
-    after the first committed, and one of them completes the notice."""
+    row is still to send, found through the partial indexes. The notice's settling lock is taken
+    first, as settle() does, so that of two appliers (or an applier and a worker) settling its last
+    rows at once the second one looks after the first committed, and one of them completes it."""
+    hold_settling(session, [notice_id])
     still_open = select(Notice.id).where(Notice.id == notice_id, Notice.dispatch_completed_at.is_(None))
-    if session.scalar(still_open.with_for_update()) is None:
+    if session.scalar(still_open) is None:
         return False
     for status in ("queued", "sending"):
         waiting = select(Delivery.id).where(Delivery.status == status, Delivery.notice_id == notice_id)

@@ -219,3 +219,130 @@ def test_the_audience_counted_before_scheduling_is_who_the_notice_reaches(app, m
                               .where(Delivery.notice_id == notice.id)).all()
     assert counted == (len(rows), sum(status == "suppressed" for _, status in rows))
     assert counted[0] > 0 and counted[1] >= 1
+
+
+def test_a_worker_finishing_rows_does_not_wait_for_the_worker_writing_the_next_chunk(app, databases,
+                                                                                    monkeypatch, fake,
+                                                                                    sendgrid):
+    """While one worker writes a notice's next chunk of recipients (its transaction holds the notice
+    row), another records its sent rows and asks whether the notice is done: it must not wait for the
+    chunk. With 4 workers it did, and sending stalled behind every chunk of 10,000."""
+    if databases.backend != "postgresql":
+        pytest.skip("SQLite has one writer: the chunk's transaction excludes every other write anyway")
+    topics = make_topics()
+    for i in range(12):
+        make_subscriber(f"s{i:02d}@example.com", topics)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 4)
+    change_set = scheduled_change(material=True, document=make_document())
+    notice = notices.start_notice(db.session, change_set, now=NOW)
+    assert notice.is_expanding
+    first = sorted(db.session.scalars(select(Delivery.id).where(Delivery.notice_id == notice.id)))
+    db.session.execute(Delivery.__table__.update().where(Delivery.id.in_(first)).values(status="sending"))
+    db.session.commit()
+    notice_id = notice.id
+    chunk_open, order, errors = threading.Event(), [], []
+
+    def write_chunk() -> None:
+        with app.app_context():
+            try:
+                worker = Dispatcher(db.session, sendgrid, Options(expand_chunk=4))
+                locked = db.session.scalar(notices.unexpanded().limit(1).with_for_update(skip_locked=True))
+                notices.expand(db.session, locked, chunk=4, now=NOW)
+                chunk_open.set()
+                # Hold the chunk's transaction until the other worker is done, for 10 s at most.
+                for _ in range(100):
+                    if order:
+                        break
+                    threading.Event().wait(0.1)
+                order.append("chunk committed")
+                worker.session.commit()
+            except Exception as error:
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    def finish() -> None:
+        with app.app_context():
+            try:
+                worker = Dispatcher(db.session, sendgrid)
+                chunk_open.wait(10)
+                db.session.execute(Delivery.__table__.update().where(Delivery.id.in_(first))
+                                   .values(status="sent"))
+                worker._settle(notice_id, NOW)
+                db.session.commit()
+                order.append("rows recorded")
+            except Exception as error:
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=write_chunk), threading.Thread(target=finish)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert order == ["rows recorded", "chunk committed"]
+    db.session.expire_all()
+    # Not complete: the chunk's rows (and the last chunk's) are still to send.
+    assert db.session.get(Notice, notice_id).dispatch_completed_at is None
+    assert sum(recipients(notice_id).values()) == 8
+
+
+def test_the_last_chunk_and_a_worker_finishing_the_rows_before_it_settle_the_notice(app, databases,
+                                                                                   monkeypatch, fake,
+                                                                                   sendgrid):
+    """The last step of writing recipients finds nothing more to write while a worker records the
+    notice's last sent rows: whichever counts second sees the other's work, and the notice completes."""
+    if databases.backend != "postgresql":
+        pytest.skip("SQLite has one writer: the two transactions cannot overlap")
+    topics = make_topics()
+    for i in range(4):
+        make_subscriber(f"s{i}@example.com", topics)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 4)
+    change_set = scheduled_change(material=True, document=make_document())
+    notice = notices.start_notice(db.session, change_set, now=NOW)
+    # Exactly 4 subscribers in a first chunk of 4: the notice is still expanding, with nothing left.
+    assert notice.is_expanding
+    ids = sorted(db.session.scalars(select(Delivery.id).where(Delivery.notice_id == notice.id)))
+    db.session.execute(Delivery.__table__.update().where(Delivery.id.in_(ids)).values(status="sending"))
+    db.session.commit()
+    notice_id, change_set_id = notice.id, change_set.id
+    both_written, errors = threading.Barrier(2, timeout=10), []
+
+    def last_chunk() -> None:
+        with app.app_context():
+            try:
+                locked = db.session.scalar(notices.unexpanded().limit(1).with_for_update(skip_locked=True))
+                assert notices.expand(db.session, locked, chunk=4, now=NOW)
+                both_written.wait()
+                db.session.commit()
+            except Exception as error:
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    def finish() -> None:
+        with app.app_context():
+            try:
+                worker = Dispatcher(db.session, sendgrid)
+                db.session.execute(Delivery.__table__.update().where(Delivery.id.in_(ids))
+                                   .values(status="sent"))
+                both_written.wait()
+                worker._settle(notice_id, NOW)
+                db.session.commit()
+            except Exception as error:
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=last_chunk), threading.Thread(target=finish)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    db.session.expire_all()
+    assert not db.session.get(Notice, notice_id).is_expanding
+    assert db.session.get(Notice, notice_id).dispatch_completed_at is not None
+    assert db.session.get(ChangeSet, change_set_id).notice_completed_at is not None
