@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -161,7 +160,8 @@ def test_without_a_topic_there_is_no_one_click(configured):
     assert recipient.headers["List-Unsubscribe"] == f"<{subscriptions.preferences_url(7, 0)}>"
 
 
-def test_recipients_read_the_generations_once_per_thousand_and_are_fast(configured):
+def test_recipients_read_the_generations_once_per_thousand(configured):
+    """The links are HMACs: 20,000 recipients cost 20 queries (their speed is bench/dispatch_bench.py's)."""
     statements = []
 
     def count(*_args):
@@ -170,15 +170,12 @@ def test_recipients_read_the_generations_once_per_thousand_and_are_fast(configur
     rows = [(i, f"r{i}@example.com", i, 1) for i in range(20_000)]
     event.listen(db.engine, "before_cursor_execute", count)
     try:
-        started = time.perf_counter()
         made = messages.recipients(rows)
-        elapsed = time.perf_counter() - started
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
     assert len(made) == 20_000
-    assert len(statements) == 20  # the links are HMACs; only the generations come from the database
-    # 100,000 per notice in the benchmark: this must stay far below a second per 20,000.
-    assert elapsed < 2.0, elapsed
+    assert len(statements) == 20  # only the generations come from the database
+    assert len({r.substitutions[messages.UNSUBSCRIBE_KEY] for r in made}) == 20_000
 
 
 def test_the_one_click_link_of_a_delivery_acts_on_its_topic(notice, client):

@@ -2,7 +2,6 @@
 
 import hashlib
 import struct
-import time
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -324,7 +323,7 @@ def test_signed_links_depend_on_the_secret_key(app):
         app.config["SECRET_KEY"] = app.config["REGISTRY"].secret_key
 
 
-def test_link_urls_are_absolute_opaque_and_fast(app):
+def test_link_urls_are_absolute_and_opaque(app):
     db.session.add(Subscriber(id=5, email="secret.person@example.com", status="confirmed"))
     db.session.flush()
     prefs, unsub = subscriptions.preferences_url(5, 1), subscriptions.unsubscribe_url(5, 2, 1)
@@ -333,12 +332,12 @@ def test_link_urls_are_absolute_opaque_and_fast(app):
     assert prefs.startswith("http://localhost/") and unsub.startswith("http://localhost/")
     for url in (prefs, unsub):
         assert "secret" not in url and "example" not in url
+    # One per recipient, built by the worker without a query (their speed is bench/dispatch_bench.py's):
+    # distinct per subscriber and per topic.
     today = date.today()
-    started = time.perf_counter()
-    for subscriber_id in range(100_000):
-        subscriptions.unsubscribe_token(subscriber_id, 3, 1, issued=today)
-    # The mail worker builds one per recipient; 100,000 must not dominate a dispatch.
-    assert time.perf_counter() - started < 3
+    tokens = {subscriptions.unsubscribe_token(subscriber_id, topic, 1, issued=today)
+              for subscriber_id in range(1000) for topic in (3, 4)}
+    assert len(tokens) == 2000
 
 
 def test_history_lists_the_notices_sent_to_the_address(topics):
