@@ -251,3 +251,7 @@ class Deliverer:
         while handled := self.cycle():
             total += handled
         return total
+
+
+def deliverer_for(settings, session: Session) -> Deliverer:
+    return Deliverer(session, allow_private=settings.endpoints_allow_private)
