@@ -195,7 +195,7 @@ class Deliverer:
                   for event_id, payload in self.session.execute(
                       select(EndpointEvent.id, EndpointEvent.payload).where(EndpointEvent.id.in_(event_ids)))}
         jobs = []
-        for (delivery_id, attempts, first, endpoint_id, url, secret, previous, expires, uid, event_id) in rows:
+        for delivery_id, attempts, first, endpoint_id, url, secret, previous, expires, uid, event_id in rows:
             secrets_ = (secret, previous) if previous and expires and expires > now else (secret,)
             jobs.append(Job(delivery_id, endpoint_id, url, secrets_, message_id(uid, endpoint_id),
                             bodies[event_id], attempts, first or now))

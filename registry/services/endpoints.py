@@ -88,7 +88,8 @@ def check_topics(session: Session, keys: list[str]) -> list[str]:
     chosen = sorted({k for k in keys if isinstance(k, str)})
     unknown = [k for k in chosen if k not in known]
     if unknown:
-        raise EndpointError("topics", "There is no topic " + ", ".join(repr(k[:60]) for k in unknown[:3]) + ".")
+        named = ", ".join(repr(k[:60]) for k in unknown[:3])
+        raise EndpointError("topics", f"There is no topic {named}.")
     if not chosen:
         raise EndpointError("topics", "Choose at least one topic for this endpoint to follow.")
     return chosen
@@ -157,7 +158,8 @@ def rotate(session: Session, endpoint: Endpoint, *, actor: str, now: datetime | 
 
 def enable(session: Session, endpoint: Endpoint, *, actor: str, now: datetime | None = None) -> None:
     now = now or now_utc()
-    changed = session.execute(update(Endpoint).where(Endpoint.id == endpoint.id, Endpoint.is_enabled.is_(False))
+    changed = session.execute(update(Endpoint)
+                              .where(Endpoint.id == endpoint.id, Endpoint.is_enabled.is_(False))
                               .values(is_enabled=True, disabled_at=None, disabled_reason="", updated_at=now)
                               ).rowcount
     session.refresh(endpoint)
@@ -171,7 +173,8 @@ def disable(session: Session, endpoint_id: int, *, reason: str, actor: str, now:
             tell_owner: bool) -> bool:
     """Stop sending to the endpoint (one conditional UPDATE decides who disables it); what was still
     queued for it fails with the reason. Returns False if it was already disabled."""
-    changed = session.execute(update(Endpoint).where(Endpoint.id == endpoint_id, Endpoint.is_enabled.is_(True))
+    changed = session.execute(update(Endpoint)
+                              .where(Endpoint.id == endpoint_id, Endpoint.is_enabled.is_(True))
                               .values(is_enabled=False, disabled_at=now, disabled_reason=reason[:1000],
                                       updated_at=now)).rowcount
     if not changed:
@@ -261,7 +264,8 @@ def _event(session: Session, type_: str, data: dict, now: datetime) -> EndpointE
 def _fan_out(session: Session, event: EndpointEvent, followers, now: datetime) -> int:
     """One delivery per enabled endpoint among `followers` (a WHERE clause on Endpoint), in one
     INSERT ... SELECT, however many there are."""
-    chosen = select(literal(event.id), Endpoint.id, literal("queued"), literal(0), literal(now, Endpoint.created_at.type),
+    chosen = select(literal(event.id), Endpoint.id, literal("queued"), literal(0),
+                    literal(now, Endpoint.created_at.type),
                     literal("")).where(Endpoint.is_enabled.is_(True), followers)
     result = session.execute(insert(EndpointDelivery).from_select(
         ["event_id", "endpoint_id", "status", "attempts", "created_at", "error"], chosen))
@@ -308,7 +312,8 @@ def change_event(session: Session, change_set: ChangeSet, type_: str, *, now: da
     session.flush()
     event = _event(session, type_, change_data(change_set) | extra, now)
     followers = or_(literal(change_set.is_material),
-                    exists().where(EndpointTopic.endpoint_id == Endpoint.id, EndpointTopic.topic_key.in_(keys)))
+                    exists().where(EndpointTopic.endpoint_id == Endpoint.id,
+                                   EndpointTopic.topic_key.in_(keys)))
     _fan_out(session, event, followers, now)
     return event
 
@@ -319,7 +324,8 @@ def objection_event(session: Session, objection: Objection, *, now: datetime) ->
     if objection.reference is None:
         return None
     organisation_id = org_rules.owner(objection.email, organisations.domain_owners(session))
-    owners = [Endpoint.subscriber_id.in_(select(Subscriber.id).where(Subscriber.email == objection.email.lower()))]
+    owners = [Endpoint.subscriber_id.in_(select(Subscriber.id)
+                                         .where(Subscriber.email == objection.email.lower()))]
     if organisation_id is not None:
         owners.append(Endpoint.organisation_id == organisation_id)
     from registry.services.objections import status_url

@@ -57,7 +57,8 @@ def create(organisation_id: int):
     return _show_page(organisation, endpoint, secret=secret, status=201)
 
 
-def _show_page(organisation: Organisation, endpoint: Endpoint, *, secret: str | None = None, status: int = 200):
+def _show_page(organisation: Organisation, endpoint: Endpoint, *, secret: str | None = None,
+               status: int = 200):
     latest = endpoints.deliveries(db.session, endpoint, limit=1)
     return render_template("admin/endpoints/show.html", organisation=organisation, endpoint=endpoint,
                            secret=secret, deliveries=endpoints.deliveries(db.session, endpoint),

@@ -149,7 +149,8 @@ def rotate(token: str, endpoint_id: int):
 @bp.post("/<int:endpoint_id>/disable")
 def disable(token: str, endpoint_id: int):
     subscriber, endpoint = _action(token, endpoint_id)
-    endpoints.disable(db.session, endpoint.id, reason="disabled by its owner", actor=f"subscriber:{subscriber.id}",
+    endpoints.disable(db.session, endpoint.id, reason="disabled by its owner",
+                      actor=f"subscriber:{subscriber.id}",
                       now=now_utc(), tell_owner=False)
     db.session.commit()
     return redirect(url_for(".show", token=token, endpoint_id=endpoint.id), 303)

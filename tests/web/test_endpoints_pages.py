@@ -24,7 +24,8 @@ def subscriber(app):
 
 
 def base(subscriber) -> str:
-    return f"/subscriptions/preferences/{subscriptions.preferences_token(subscriber.id, subscriber.generation)}/endpoints/"
+    token = subscriptions.preferences_token(subscriber.id, subscriber.generation)
+    return f"/subscriptions/preferences/{token}/endpoints/"
 
 
 def post(client, path, **data):
@@ -34,7 +35,8 @@ def post(client, path, **data):
 def test_add_an_endpoint_see_its_secret_once_and_its_test_event(client, subscriber):
     page = client.get(base(subscriber))
     assert page.status_code == 200 and b"Add endpoint" in page.data
-    created = post(client, base(subscriber), url="https://hooks.customer.example/registry", topics=["documents"])
+    created = post(client, base(subscriber), url="https://hooks.customer.example/registry",
+                   topics=["documents"])
     assert created.status_code == 201
     secret = re.search(rb"whsec_[A-Za-z0-9+/=]+", created.data).group().decode()
     endpoint = db.session.scalar(select(Endpoint))
@@ -107,7 +109,8 @@ def test_staff_add_an_endpoint_for_an_organisation(app, make_user, login):
     endpoint = db.session.scalar(select(Endpoint))
     assert endpoint.organisation_id == organisation.id
     delivery = db.session.scalar(select(EndpointDelivery))
-    resent = client.post(f"{url}{endpoint.id}/deliveries/{delivery.id}/resend", data={"csrf_token": client.csrf()})
+    resent = client.post(f"{url}{endpoint.id}/deliveries/{delivery.id}/resend",
+                         data={"csrf_token": client.csrf()})
     assert resent.status_code == 303
     refused = client.post(url, data={"csrf_token": client.csrf(), "url": "ftp://x", "topics": ["nope"]})
     assert refused.status_code == 422
