@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, insert, literal, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from registry.domain import netguard, signing
@@ -205,6 +205,18 @@ def owner_addresses(session: Session, endpoint: Endpoint) -> list[str]:
         return [subscriber.email] if subscriber and subscriber.status != "deleted" else []
     return list(session.scalars(select(OrganisationContact.email).where(
         OrganisationContact.organisation_id == endpoint.organisation_id).order_by(OrganisationContact.email)))
+
+
+def remove_owned(session: Session, owner: Owner) -> int:
+    """Delete an owner's endpoints with their deliveries and log (the owner is going: an organisation
+    deleted, a subscription ended). The events stay: they hold no one's data but the change's."""
+    ids = select(Endpoint.id).where(owner.where()).scalar_subquery()
+    session.execute(delete(EndpointAttempt).where(EndpointAttempt.endpoint_id.in_(ids)))
+    session.execute(delete(EndpointDelivery).where(EndpointDelivery.endpoint_id.in_(ids)))
+    session.execute(delete(EndpointTopic).where(EndpointTopic.endpoint_id.in_(ids)))
+    removed = session.execute(delete(Endpoint).where(owner.where())
+                              .execution_options(synchronize_session=False)).rowcount
+    return removed
 
 
 def resend(session: Session, endpoint: Endpoint, delivery_id: int, *, actor: str,

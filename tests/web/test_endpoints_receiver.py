@@ -57,4 +57,5 @@ def test_production_refuses_private_endpoints(tmp_path):
         Settings.from_env({"REGISTRY_ENV": "production", "REGISTRY_ENDPOINTS_ALLOW_PRIVATE": "1",
                            "REGISTRY_INSTANCE_PATH": str(tmp_path)})
     assert not Settings.from_env({"REGISTRY_INSTANCE_PATH": str(tmp_path)}).endpoints_allow_private
-    assert create_app(make_settings("sqlite://", tmp_path)).config["REGISTRY"].endpoints_allow_private is False
+    settings = create_app(make_settings("sqlite://", tmp_path)).config["REGISTRY"]
+    assert settings.endpoints_allow_private is False
