@@ -17,6 +17,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/activate
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
+# The demo's working webhook endpoint is the development receiver on 127.0.0.1 (over http).
+run: export REGISTRY_ENDPOINTS_ALLOW_PRIVATE ?= 1
 run: $(VENV)/.installed
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo load --if-empty

@@ -40,6 +40,10 @@ def dispatch_bench() -> tuple[int, str]:
     return script_bench("Notice dispatch", "bench/dispatch_bench.py")
 
 
+def endpoints_bench() -> tuple[int, str]:
+    return script_bench("Customer webhooks (10,000 endpoints)", "bench/endpoints_bench.py")
+
+
 def webhook_bench() -> tuple[int, str]:
     return script_bench("Event Webhook", "bench/webhook_bench.py")
 
@@ -72,6 +76,7 @@ def main() -> int:
     parser.add_argument("--no-dispatch", action="store_true", help="skip bench/dispatch_bench.py")
     parser.add_argument("--no-markdown", action="store_true", help="skip bench/markdown_bench.py")
     parser.add_argument("--no-webhook", action="store_true", help="skip bench/webhook_bench.py")
+    parser.add_argument("--no-endpoints", action="store_true", help="skip bench/endpoints_bench.py")
     parser.add_argument("--no-million", action="store_true", help="skip bench/million_bench.py")
     args = parser.parse_args()
     load = http_bench.load_from(args)
@@ -92,6 +97,7 @@ def main() -> int:
     markdown_code, markdown_output = (None, "") if args.no_markdown else markdown_bench()
     dispatch_code, dispatch_output = (None, "") if args.no_dispatch else dispatch_bench()
     webhook_code, webhook_output = (None, "") if args.no_webhook else webhook_bench()
+    endpoints_code, endpoints_output = (None, "") if args.no_endpoints else endpoints_bench()
     million_code, million_output = (None, "") if args.no_million else million_bench()
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -106,6 +112,7 @@ def main() -> int:
         "markdown": {"exit_code": markdown_code, "output": markdown_output},
         "dispatch": {"exit_code": dispatch_code, "output": dispatch_output},
         "webhook": {"exit_code": webhook_code, "output": webhook_output},
+        "endpoints": {"exit_code": endpoints_code, "output": endpoints_output},
         "million": {"exit_code": million_code, "output": million_output},
     }, indent=2) + "\n")
     print(f"\nResults written to {RESULTS.relative_to(ROOT)}")
@@ -121,6 +128,8 @@ def main() -> int:
         failed.append(f"dispatch_bench exited with {dispatch_code}")
     if webhook_code:
         failed.append(f"webhook_bench exited with {webhook_code}")
+    if endpoints_code:
+        failed.append(f"endpoints_bench exited with {endpoints_code}")
     if million_code:
         failed.append(f"million_bench exited with {million_code}")
     for failure in failed:

@@ -52,6 +52,8 @@ class Settings:
     # Where the worker keeps the static mirror of the public site (`flask registry mirror DIR`);
     # empty: no mirror.
     mirror_dir: str = ""
+    # Outgoing webhooks may use http:// and reach loopback addresses (the development receiver, tests).
+    endpoints_allow_private: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -88,6 +90,8 @@ class Settings:
                 problems.append("REGISTRY_ERASURE_KEY must be 32+ characters when set")
             if not self.base_url.startswith("https://"):
                 problems.append("REGISTRY_BASE_URL must be an https:// address in production")
+            if self.endpoints_allow_private:
+                problems.append("REGISTRY_ENDPOINTS_ALLOW_PRIVATE must be off in production")
             if self.ratelimit_storage_uri.startswith("memory://") and not self.ratelimit_allow_memory:
                 problems.append(
                     "REGISTRY_RATELIMIT_STORAGE_URI must be shared storage in production, e.g. "
@@ -125,6 +129,7 @@ class Settings:
             cdn_max_age=int(_number(env, "REGISTRY_CDN_MAX_AGE", cls.cdn_max_age)),
             erasure_key=env.get("REGISTRY_ERASURE_KEY", ""),
             mirror_dir=env.get("REGISTRY_MIRROR_DIR", "").strip(),
+            endpoints_allow_private=_flag(env, "REGISTRY_ENDPOINTS_ALLOW_PRIVATE"),
         )
         settings.validate()
         return settings.with_development_defaults()

@@ -33,9 +33,10 @@ def test_tick_with_nothing_to_do(app, runner):
     assert result.exit_code == 0, result.output
     # The digest is due from 08:00 in the legal zone (then: nothing waits, so no mail), once a day.
     assert re.fullmatch(r"0 postponed, 0 now effective; 0 reminder mails about unanswered objections; "
-                        r"daily digest: (not due|0 mails)\.\n", result.output), result.output
+                        r"daily digest: (not due|0 mails); 0 webhook attempts \(0 delivered\)\.\n",
+                        result.output), result.output
     again = runner.invoke(args=["registry", "tick"])
-    assert again.output.endswith("daily digest: not due.\n"), again.output
+    assert again.output.endswith("daily digest: not due; 0 webhook attempts (0 delivered).\n"), again.output
 
 
 def test_tick_records_a_change_now_in_force_and_commits(app, runner, make_user):

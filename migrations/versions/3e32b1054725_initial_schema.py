@@ -5,11 +5,10 @@ Revises:
 Create Date: 2026-11-26 17:06:25.207033
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import registry.models.types
-
 
 # revision identifiers, used by Alembic.
 revision = '3e32b1054725'

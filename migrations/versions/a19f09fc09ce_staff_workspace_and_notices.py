@@ -5,11 +5,10 @@ Revises: 3e32b1054725
 Create Date: 2026-11-26 20:09:11.724712
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import registry.models.types
-
 
 # revision identifiers, used by Alembic.
 revision = 'a19f09fc09ce'

@@ -9,11 +9,10 @@ Revises: a19f09fc09ce
 Create Date: 2026-12-01 15:01:51.156114
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import registry.models.types
-
 
 # revision identifiers, used by Alembic.
 revision = 'auth01'

@@ -5,11 +5,10 @@ Revises: expand01
 Create Date: 2026-12-01 19:00:00
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import registry.models.types
-
 
 # revision identifiers, used by Alembic.
 revision = "object01"

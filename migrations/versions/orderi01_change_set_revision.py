@@ -5,9 +5,8 @@ Revises: a19f09fc09ce
 Create Date: 2026-12-01 15:00:00
 
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "orderi01"

@@ -6,11 +6,10 @@ Revises: object01
 Create Date: 2026-12-01 18:50:00
 
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 import registry.models.types
-
 
 # revision identifiers, used by Alembic.
 revision = "orgs01"

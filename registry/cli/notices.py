@@ -16,6 +16,7 @@ from registry import mirror
 from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.notify import dispatch
+from registry.notify import endpoints as webhooks
 from registry.notify.senders import MAX_PERSONALIZATIONS, sender_for
 from registry.services import health, inbox, objections, retention
 
@@ -84,7 +85,11 @@ def dispatch_command(once: bool, batch_size: int, claim_requests: int, client_ti
         if once:
             worker.drain(max_wait=max_wait, should_stop=lambda: bool(stopping))
         else:
-            _loop(worker, poll, should_stop=lambda: bool(stopping))
+            deliverer = webhooks.deliverer_for(current_app.config["REGISTRY"], db.session)
+            try:
+                _loop(worker, poll, should_stop=lambda: bool(stopping), deliverer=deliverer)
+            finally:
+                deliverer.close()
     finally:
         signal.signal(signal.SIGTERM, previous)
         if bar is not None:
@@ -129,7 +134,8 @@ def _tick() -> None:
     db.session.commit()
 
 
-def _loop(worker: dispatch.Dispatcher, poll: float, should_stop) -> None:
+def _loop(worker: dispatch.Dispatcher, poll: float, should_stop,
+          deliverer: webhooks.Deliverer | None = None) -> None:
     """Until SIGTERM. A database that is away (a lost connection, a lock held too long) costs a pause,
     not the worker; any other error ends it, and its supervisor (systemd, `make run`) starts it again.
     Each turn records the worker's heartbeat (at most every health.BEAT_SECONDS) for the dashboard."""
@@ -162,4 +168,10 @@ def _loop(worker: dispatch.Dispatcher, poll: float, should_stop) -> None:
         failures = 0 if ok else failures + 1
         if ok and handled:
             continue
+        # Customers' webhooks, after the mail: a notice is never late because an endpoint is slow.
+        if deliverer is not None:
+            ok, handled = worker.survive(deliverer.cycle, failures)
+            failures = 0 if ok else failures + 1
+            if ok and handled:
+                continue
         time.sleep(poll)

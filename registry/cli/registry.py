@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 from registry.domain.clock import now_utc
 from registry.extensions import db
 from registry.mirror import MAX_COMPARE_VERSIONS, MirrorError, build
+from registry.notify import endpoints as webhooks
 from registry.services import inbox, publishing, workflow
 
 registry_cli = AppGroup("registry", help="The registry over time: the periodic tick, the static mirror.")
@@ -27,11 +28,17 @@ def tick() -> None:
     reminded = inbox.unanswered_objections(db.session, now)
     digest = inbox.daily_digest(db.session, now, legal_timezone=current_app.config["REGISTRY"].legal_timezone)
     db.session.commit()
+    deliverer = webhooks.deliverer_for(current_app.config["REGISTRY"], db.session)
+    try:
+        sent = deliverer.drain()
+    finally:
+        deliverer.close()
     for line in result.lines():
         click.echo(line)
     click.echo(f"{len(result.postponed)} postponed, {len(result.effective)} now effective; "
                f"{len(reminded)} reminder mails about unanswered objections; "
-               f"daily digest: {'not due' if digest is None else f'{len(digest)} mails'}.")
+               f"daily digest: {'not due' if digest is None else f'{len(digest)} mails'}; "
+               f"{sent} webhook attempts ({deliverer.delivered} delivered).")
 
 
 @registry_cli.command("mirror")

@@ -3,6 +3,13 @@
 from registry.models.audit import AuditEntry, RefusalWindow
 from registry.models.changes import ChangeSet, ChangeSetEvent, ChangeStatus, Comment, NoticePolicy
 from registry.models.documents import Comparison, Document, DocumentVersion
+from registry.models.endpoints import (
+    Endpoint,
+    EndpointAttempt,
+    EndpointDelivery,
+    EndpointEvent,
+    EndpointTopic,
+)
 from registry.models.mail import OutgoingMail
 from registry.models.messages import MessageBody
 from registry.models.notices import (
@@ -35,6 +42,11 @@ __all__ = [
     "DispatchClaim",
     "Document",
     "DocumentVersion",
+    "Endpoint",
+    "EndpointAttempt",
+    "EndpointDelivery",
+    "EndpointEvent",
+    "EndpointTopic",
     "InboxDigest",
     "LoginThrottle",
     "MailQuota",

@@ -372,7 +372,7 @@ class Dispatcher:
         ).order_by(DELIVERIES.c.id).limit(size).with_for_update(skip_locked=True)
         rows = self.session.execute(
             update(DELIVERIES)
-            .where(DELIVERIES.c.id.in_(_materialized(due)), DELIVERIES.c.status == "queued")
+            .where(DELIVERIES.c.id.in_(materialized(due)), DELIVERIES.c.status == "queued")
             .values(status="sending", claimed_at=now, claim_token=token,
                     attempts=DELIVERIES.c.attempts + 1)
             .returning(DELIVERIES.c.id, DELIVERIES.c.notice_id, DELIVERIES.c.email,
@@ -689,7 +689,7 @@ class Dispatcher:
                 or_(MAILS.c.next_attempt_at.is_(None), MAILS.c.next_attempt_at <= now),
             ).order_by(MAILS.c.id).limit(self.options.mail_batch_size).with_for_update(skip_locked=True)
             claimed = self.session.execute(
-                update(MAILS).where(MAILS.c.id.in_(_materialized(due)), MAILS.c.status == "queued")
+                update(MAILS).where(MAILS.c.id.in_(materialized(due)), MAILS.c.status == "queued")
                 .values(status="sending", claimed_at=now, claim_token=token, attempts=MAILS.c.attempts + 1)
                 .returning(MAILS.c.id)
             ).scalars().all()
@@ -872,7 +872,7 @@ def _alive(table, cutoff: datetime) -> ColumnElement[bool]:
     return exists().where(CLAIMS.c.token == table.c.claim_token, CLAIMS.c.heartbeat_at >= cutoff)
 
 
-def _materialized(due: Select) -> Select:
+def materialized(due: Select) -> Select:
     """The claim's row choice, evaluated exactly once. Inside `IN (SELECT ... LIMIT n FOR UPDATE SKIP
     LOCKED)` PostgreSQL may run the subquery again per row and so claim more than n rows."""
     chosen = due.cte("chosen").prefix_with("MATERIALIZED")

@@ -23,6 +23,7 @@ from registry.models import (
     Organisation,
     OrganisationContact,
     OrganisationDomain,
+    Subscriber,
     Topic,
     User,
 )
@@ -155,7 +156,8 @@ def load(session: Session, now: datetime, outbox: Sender | None = None) -> str:
                                  domains=[OrganisationDomain(domain=d) for d in domains],
                                  contacts=[OrganisationContact(email=c) for c in designated]))
     session.flush()
-    return (f"{len(content.SUBPROCESSORS) + 1} sub-processors, {len(documents)} documents, "
+    hooks = _webhook_endpoints(session, now)
+    return (f"{hooks}{len(content.SUBPROCESSORS) + 1} sub-processors, {len(documents)} documents, "
             f"{count + 2} change sets (one withdrawn), {report.created} subscribers, "
             f"{len(ORGANISATIONS)} customer organisations, {len(STAFF)} staff accounts, "
             "1 objection in discussion")
@@ -299,3 +301,25 @@ def _draft(session: Session, change_set, kind: str, item: dict, documents: dict)
         action = "add" if item["is_new"] else "change"
         publishing.draft_subprocessor_change(session, change_set, item["slug"], action,
                                              fields=fields, summary=item["summary"])
+
+
+def _webhook_endpoints(session: Session, now: datetime) -> str:
+    """Two webhook endpoints where loopback is allowed (development): one answered by the development
+    receiver (it verifies the signature), one at a port nothing listens on, so its log shows retries."""
+    from flask import current_app
+
+    from registry.services import endpoints
+
+    settings = current_app.config["REGISTRY"]
+    if not settings.endpoints_allow_private:
+        return ""
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.status == "confirmed")
+                                .order_by(Subscriber.id))
+    organisation = session.scalar(select(Organisation).order_by(Organisation.id))
+    endpoints.create(session, endpoints.Owner(subscriber=subscriber),
+                     url=f"{settings.base_url}/subscriptions/dev-receiver",
+                     topic_keys=["subprocessors", "documents"], actor="demo", now=now)
+    endpoints.create(session, endpoints.Owner(organisation=organisation),
+                     url="http://127.0.0.1:9/registry-events", topic_keys=["administrative"],
+                     actor="demo", now=now)
+    return "2 webhook endpoints (one failing), "

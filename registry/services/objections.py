@@ -25,7 +25,7 @@ from registry.domain.clock import now_utc
 from registry.domain.deadlines import deadline_words
 from registry.models import ChangeSet, ChangeStatus, Delivery, Notice, Objection, ObjectionEvent, User
 from registry.models.objections import ObjectionSequence
-from registry.services import audit, inbox, mail, publishing
+from registry.services import audit, endpoints, inbox, mail, publishing
 from registry.services.sql import dialect_insert
 
 # Named here and not imported: subscriptions keeps its signing helpers private to its module, and these
@@ -384,6 +384,7 @@ def move(session: Session, objection: Objection, *, to: str, version: int, actor
                  object_type="objection", object_id=objection.reference, before=before, at=now,
                  after={"status": to, "outcome": objection.outcome, "reply": reply})
     _mail(session, objection, UPDATE_TEMPLATE, now, reply=reply)
+    endpoints.objection_event(session, objection, now=now)
 
 
 def add_note(session: Session, objection: Objection, *, body: str, actor: User, is_public: bool,
@@ -404,6 +405,7 @@ def add_note(session: Session, objection: Objection, *, body: str, actor: User, 
                  object_id=objection.reference, after={"body": body}, at=now)
     if is_public:
         _mail(session, objection, UPDATE_TEMPLATE, now, reply=body)
+        endpoints.objection_event(session, objection, now=now)
 
 
 def _mail(session: Session, objection: Objection, template: str, now: datetime, reply: str = "") -> None:

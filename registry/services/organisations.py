@@ -103,6 +103,9 @@ def delete(session: Session, organisation: Organisation, *, actor: User, now: da
     audit.record(session, actor=actor.email, actor_id=actor.id, action="organisation.delete",
                  object_type="organisation", object_id=organisation.id, at=now or now_utc(),
                  before=_snapshot(organisation))
+    from registry.services import endpoints
+
+    endpoints.remove_owned(session, endpoints.Owner(organisation=organisation))
     session.delete(organisation)
     session.flush()
 

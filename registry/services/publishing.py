@@ -442,7 +442,7 @@ def _move_effective_date(session: Session, change_set: ChangeSet, new_effective_
     """Move the date, and every newer change of the same documents or sub-processors that would no
     longer come strictly after it, each recorded, audited, mailed to approvers and told to those
     already notified (a date-moved notice) like this one."""
-    from registry.services import mail, notices
+    from registry.services import endpoints, mail, notices
 
     lock_ordering(session, change_set)
     before = change_set.effective_at
@@ -462,6 +462,8 @@ def _move_effective_date(session: Session, change_set: ChangeSet, new_effective_
             "before": before.isoformat(), "after": new_effective_at.isoformat(),
         })
     notices.effective_date_moved(session, change_set, before=before, reason=reason, now=now)
+    endpoints.change_event(session, change_set, "change.date_moved", now=now, reason=reason,
+                           previous_effective_at=before.isoformat())
     moved = [change_set]
     newer = {r.change_set.id: r.change_set for r in newer_changes(session, change_set)}
     for other in sorted(newer.values(), key=lambda c: (c.effective_at, c.id)):
@@ -529,6 +531,8 @@ def postpone_overdue(session: Session, *, now: datetime | None = None) -> list[C
 
 def record_effective(session: Session, *, now: datetime | None = None) -> list[ChangeSet]:
     """Record the transition of every change now in force (the public pages never wait for this)."""
+    from registry.services import endpoints
+
     now = now or now_utc()
     candidates = list(session.scalars(select(ChangeSet).where(
         ChangeSet.status == ChangeStatus.IN_NOTICE, ChangeSet.effective_at <= now)
@@ -542,5 +546,6 @@ def record_effective(session: Session, *, now: datetime | None = None) -> list[C
         audit.record(session, actor="system", action="change_set.effective", object_type="change_set",
                      object_id=change_set.id, at=now,
                      after={"effective_at": change_set.effective_at.isoformat()})
+        endpoints.change_event(session, change_set, "change.effective", now=now)
     session.flush()
     return due

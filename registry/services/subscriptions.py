@@ -208,6 +208,9 @@ def delete_subscription(session: Session, subscriber: Subscriber, now: datetime 
     session.refresh(subscriber)
     if ended:
         retention.erase(session, subscriber)
+        from registry.services import endpoints
+
+        endpoints.remove_owned(session, endpoints.Owner(subscriber=subscriber))
 
 
 def one_click_unsubscribe(session: Session, subscriber: Subscriber, topic: Topic,

@@ -36,7 +36,7 @@ from registry.models import (
     SubProcessorRecord,
     User,
 )
-from registry.services import audit, inbox, notices, publishing, site
+from registry.services import audit, endpoints, inbox, notices, publishing, site
 
 EDITABLE = (ChangeStatus.DRAFT, ChangeStatus.IN_REVIEW, ChangeStatus.APPROVED)
 # Actions that make someone an author of the change set, and so never its approver.
@@ -418,6 +418,7 @@ def schedule(session: Session, change_set: ChangeSet, *, effective_at: datetime,
                          "is_material": change_set.is_material, "superseded": superseded})
     # With nobody to notify the notice completes at once, and its own event follows this one.
     notices.start_notice(session, change_set, now=now)
+    endpoints.change_event(session, change_set, "change.announced", now=now)
     return change_set
 
 
@@ -455,6 +456,7 @@ def withdraw(session: Session, change_set: ChangeSet, *, actor: User, note: str 
     if change_set.published_at is not None:
         notices.cancel_unsent(session, change_set, now=now)
         notices.start_withdrawal_notice(session, change_set, now=now)
+        endpoints.change_event(session, change_set, "change.withdrawn", now=now, reason=note)
         site.touch(session, now)
 
 

@@ -30,7 +30,7 @@ CORS_REQUEST_HEADERS = ("If-None-Match", "If-Modified-Since")
 CORS_EXPOSED_HEADERS = "ETag, Allow, Retry-After"
 # The blueprints of the staff area and its sign-in: their pages hold personal data and one-time secrets.
 STAFF_BLUEPRINTS = frozenset({"auth", "admin", "users", "subscribers", "notices", "audit", "policies",
-                              "admin_objections", "organisations"})
+                              "admin_objections", "organisations", "admin_endpoints"})
 # A view is a page (GET, and HEAD answered by the same view) or a submission (POST); OPTIONS is answered
 # by the method guard. Anything else (PUT, DELETE, TRACE, made-up methods) is refused before any view runs.
 VIEW_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST"})
@@ -137,12 +137,14 @@ def init_app(app: Flask) -> None:
     from registry.web import (
         access,
         admin,
+        admin_endpoints,
         admin_objections,
         api,
         audit,
         auth,
         calendar,
         documents,
+        endpoints,
         feeds,
         notices,
         objections,
@@ -169,8 +171,10 @@ def init_app(app: Flask) -> None:
     app.before_request(staff_forms_take_form_data)
     for blueprint in (public.bp, subprocessors.bp, documents.bp, api.bp, subscriptions.bp, feeds.bp,
                       webhooks.bp, auth.bp, admin.bp, users.bp, subscribers.bp, notices.bp, audit.bp,
-                      policies.bp, calendar.bp, objections.bp, admin_objections.bp, organisations.bp):
+                      policies.bp, calendar.bp, objections.bp, admin_objections.bp, organisations.bp,
+                      admin_endpoints.bp):
         app.register_blueprint(blueprint)
+    endpoints.init_app(app)
 
     @app.template_filter("local_date")
     def local_date(value: datetime | date | None) -> str:

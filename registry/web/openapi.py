@@ -480,6 +480,78 @@ PATHS = {
 }
 
 
+# Outgoing webhooks (registry/notify/endpoints.py): what customers' endpoints receive. Each request
+# carries webhook-id (the same on every retry and resend), webhook-timestamp and webhook-signature
+# (Standard Webhooks v1: base64 HMAC-SHA256 of "id.timestamp.body" with the endpoint's whsec_ secret;
+# two space-separated entries while a rotated secret's 24-hour overlap lasts).
+_WEBHOOK_ITEM = {"type": "object", "required": ["kind", "url"], "properties": {
+    "kind": {"enum": ["document", "subprocessor"]},
+    "document": {"type": "string"}, "subprocessor": {"type": "string"}, "title": {"type": "string"},
+    "name": {"type": "string"}, "version": {"type": ["integer", "null"]},
+    "is_material": {"type": "boolean"}, "action": {"type": "string"}, "url": OPTIONAL_URI}}
+_CHANGE_DATA = {"type": "object", "required": [
+    "change_set_id", "title", "summary", "is_material", "status", "url", "objection_url", "published_at",
+    "effective_at", "effective_new_customers_at", "objection_deadline_at", "withdrawn_at", "items"],
+    "properties": {
+        "change_set_id": {"type": "integer"}, "title": {"type": "string"}, "summary": {"type": "string"},
+        "is_material": {"type": "boolean"}, "status": {"type": "string"},
+        "url": {"type": "string", "format": "uri"}, "objection_url": {"type": "string", "format": "uri"},
+        "published_at": OPTIONAL_DATE_TIME, "effective_at": OPTIONAL_DATE_TIME,
+        "effective_new_customers_at": OPTIONAL_DATE_TIME, "objection_deadline_at": OPTIONAL_DATE_TIME,
+        "withdrawn_at": OPTIONAL_DATE_TIME, "items": {"type": "array", "items": _WEBHOOK_ITEM},
+        "reason": {"type": "string", "description": "change.withdrawn and change.date_moved: why"},
+        "previous_effective_at": {"type": "string", "format": "date-time",
+                                  "description": "change.date_moved: the date before the move"}}}
+_OBJECTION_DATA = {"type": "object", "required": ["objection_id", "reference", "status", "status_url"],
+                   "properties": {
+                       "objection_id": {"type": "integer"}, "reference": {"type": "string"},
+                       "kind": {"enum": ["objection", "approval"]}, "change_set_id": {"type": "integer"},
+                       "status": {"type": "string"}, "outcome": {"type": ["string", "null"]},
+                       "organisation": {"type": "string"}, "status_url": {"type": "string", "format": "uri"},
+                       "updated_at": {"type": "string", "format": "date-time"}}}
+_PING_DATA = {"type": "object", "required": ["endpoint_id", "url", "topics"], "properties": {
+    "endpoint_id": {"type": "integer"}, "url": {"type": "string"},
+    "topics": {"type": "array", "items": {"type": "string"}}}}
+
+
+def _webhook_event(event_type: str, data: dict) -> dict:
+    return {"type": "object", "required": ["type", "timestamp", "data"], "properties": {
+        "type": {"const": event_type}, "timestamp": {"type": "string", "format": "date-time"}, "data": data}}
+
+
+WEBHOOK_EVENTS = {
+    "change.announced": ("WebhookChangeAnnounced", _CHANGE_DATA,
+                         "A change was scheduled and its notice starts now."),
+    "change.date_moved": ("WebhookChangeDateMoved", _CHANGE_DATA,
+                          "The effective date moved (a late notice, or a change it follows moved)."),
+    "change.withdrawn": ("WebhookChangeWithdrawn", _CHANGE_DATA, "An announced change was withdrawn."),
+    "change.effective": ("WebhookChangeEffective", _CHANGE_DATA, "A change took effect."),
+    "objection.updated": ("WebhookObjectionUpdated", _OBJECTION_DATA,
+                          "An objection or approval you sent moved on or got a reply."),
+    "ping": ("WebhookPing", _PING_DATA, "Sent when an endpoint is added or enabled."),
+}
+WEBHOOK_HEADERS = [
+    {"name": "webhook-id", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "Stable per event and endpoint: the same on every retry and resend."},
+    {"name": "webhook-timestamp", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "Unix seconds of this attempt."},
+    {"name": "webhook-signature", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "Space-separated v1,<base64 HMAC-SHA256> entries (Standard Webhooks)."},
+]
+SCHEMAS |= {name: _webhook_event(event_type, data) for event_type, (name, data, _) in WEBHOOK_EVENTS.items()}
+
+
+def _webhooks() -> dict:
+    return {event_type: {"post": {
+        "operationId": "webhook_" + event_type.replace(".", "_"), "summary": summary, "tags": ["Webhooks"],
+        "parameters": WEBHOOK_HEADERS,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(name)}}},
+        "responses": {"2XX": {"description": "Received. Anything else, a redirect or no answer within 10 s "
+                                             "is retried (5 s, 5 min, 30 min, 2 h, 5 h, then every 10 h "
+                                             "for 3 days)."}}}}
+        for event_type, (name, _, summary) in WEBHOOK_EVENTS.items()}
+
+
 def document(choices: Choices) -> dict:
     return {
         "openapi": "3.1.0",
@@ -493,8 +565,9 @@ def document(choices: Choices) -> dict:
         },
         "servers": [{"url": "/api/v1"}],
         "tags": [{"name": "Subprocessors"}, {"name": "Documents"}, {"name": "Changes"},
-                 {"name": "Meta"}],
+                 {"name": "Meta"}, {"name": "Webhooks"}],
         "paths": PATHS,
+        "webhooks": _webhooks(),
         "components": {"schemas": SCHEMAS, "parameters": _parameters(choices), "headers": HEADERS,
                        "responses": RESPONSES},
     }

@@ -35,7 +35,7 @@ from registry.models import (
     Topic,
     User,
 )
-from registry.services import accounts, demo, objections, subscriptions, workflow
+from registry.services import accounts, demo, endpoints, objections, subscriptions, workflow
 from registry.web import VIEW_METHODS
 from registry.web.admin import public_entries
 from tests.conftest import csrf_token
@@ -100,6 +100,9 @@ def world(app: Flask) -> dict:
               "set-password": accounts.issue_password_link(db.session, editor),
               "preferences": subscriptions.preferences_token(subscriber.id, subscriber.generation),
               "unsubscribe": subscriptions.unsubscribe_token(subscriber.id, topic.id, subscriber.generation)}
+    walk_endpoint, _ = endpoints.create(db.session, endpoints.Owner(subscriber=subscriber),
+                                        url="https://hooks.walk.example/", topic_keys=["documents"],
+                                        actor="walk")
     objection = db.session.scalar(select(Objection))
     announced_notice = db.session.scalar(select(Notice.id)
                                          .where(Notice.change_set_id == objection.change_set_id))
@@ -122,7 +125,7 @@ def world(app: Flask) -> dict:
                    "number": 1, "old_number": 1, "new_number": 2, "filename": "css/site.css",
                    "name": "20261201T120000Z-1-1.eml",
                    "delivery_id": db.session.scalar(select(Delivery.id).order_by(Delivery.id)),
-                   "objection_id": objection.id,
+                   "objection_id": objection.id, "endpoint_id": walk_endpoint.id,
                    "notice_token": objections.notice_token(db.session.scalar(
                        select(Delivery.id).where(Delivery.notice_id == announced_notice)
                        .order_by(Delivery.id))),

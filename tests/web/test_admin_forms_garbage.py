@@ -244,7 +244,7 @@ FORM_ENDPOINTS = {
     "admin.update_subprocessor", "admin.save_removal", "admin.save_schedule", "admin.add_comment",
     "policies.update", "subscribers.create_topic", "subscribers.update_topic", "subscribers.upload_contacts",
     "users.create", "organisations.create", "organisations.update",
-    "admin_objections.move", "admin_objections.note",
+    "admin_objections.move", "admin_objections.note", "admin_endpoints.create",
 }
 
 
@@ -257,8 +257,16 @@ def staff_world(setup, make_user, login):
     editor_id = db.session.scalar(select(User.id).where(User.role == "editor"))
     organisation = factories.organisation("Garbage Test Ltd", ("garbage-test.example",))
     objection = _objection(factories.announced_change(now_utc(), title="Garbage objections"))
+    from registry.services import endpoints
+
+    endpoint, _ = endpoints.create(db.session, endpoints.Owner(organisation=organisation),
+                                   url="https://hooks.garbage-test.example/", topic_keys=[topic.key],
+                                   actor="test")
+    ping = endpoints.deliveries(db.session, endpoint)[0]
+    db.session.commit()
     return {**setup, "admin": login(make_user("admin")), "user_id": editor_id, "topic_id": topic.id,
-            "policy_id": policy.id, "organisation_id": organisation.id, "objection_id": objection.id}
+            "policy_id": policy.id, "organisation_id": organisation.id, "objection_id": objection.id,
+            "endpoint_id": endpoint.id, "delivery_id": ping.id}
 
 
 def _objection(change_set):
