@@ -115,8 +115,8 @@ def identifier(check):
 
 
 TEXT = [strip]
-SERVICE_TYPE_CHOICES = [("", "Not given")] + [(code, f"{code} {label}")
-                                               for code, label in identifiers.ICT_SERVICE_TYPES.items()]
+SERVICE_TYPE_CHOICES = [SelectChoice("", "Not given")] + [
+    SelectChoice(code, f"{code} {label}") for code, label in identifiers.ICT_SERVICE_TYPES.items()]
 # Blank rows under the chain for a form that works without JavaScript.
 BLANK_CHAIN_ROWS = 3
 
