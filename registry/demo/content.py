@@ -651,7 +651,7 @@ CHAINS = [
         {"name": "Rheinstrom Colocation", "legal_entity": "Rheinstrom Colocation GmbH", "country": "DE",
          "service": "data centre space and power", "service_type": "S07", "lei": "529900488E3B4667AA14"},
         {"name": "Brise Power", "legal_entity": "Brise Power GmbH", "country": "DE",
-         "service": "backup power for the data centre", "service_type": "S12",
+         "service": "backup power for the data centre", "service_type": "S12", "lei": "529900BB2ABD2B9AA976",
          "parent": "Rheinstrom Colocation"},
         {"name": "Kabelwerk Netz", "legal_entity": "Kabelwerk Netz AG", "country": "DE",
          "service": "network transit", "service_type": "S11", "lei": "529900EB6C5000EA6189"},
