@@ -236,7 +236,8 @@ class SubProcessorForm(FlaskForm):
         except chains.ChainError as error:
             if error.row is None:
                 raise ValidationError(str(error)) from None
-            getattr(field.entries[error.row], error.field).errors.append(str(error))
+            cell = field.entries[error.row][error.field]
+            cell.errors = [*cell.errors, str(error)]
             raise ValidationError(str(error)) from None
 
     def fill_chain(self, links: tuple[chains.Link, ...]) -> None:
