@@ -184,6 +184,9 @@ def test_the_entry_page_shows_identifiers_the_nested_chain_and_its_history(effec
     assert 'data-rank="3"' in chain and "rank 3" in chain
     assert "added Gridco (DE, power); removed Powerco" in page
     assert "Powerco" not in chain and "Powerco" in page[page.index('id="history"'):]
+    feed = client.get("/feeds/subprocessors.atom").get_data(as_text=True)
+    assert ("Sub-processors: Cloudy (US, hosting); Powerco (US, power) → added Gridco (DE, power); "
+            "removed Powerco") in feed
 
 
 def test_the_api_entry_carries_identifiers_and_the_chain_with_ranks(effective_chain, client):
