@@ -269,3 +269,10 @@ def test_formula_cells_are_neutralised(world, client):  # noqa: F811
     db.session.commit()
     providers = unzip(client.get(f"{API}/exports/dora"))["b_05.01.csv"]
     assert providers[1][4].startswith("'=")
+
+
+def test_the_list_csv_carries_the_identifiers_and_the_chain(effective_chain, client):
+    rows = list(csv.DictReader(io.StringIO(client.get("/subprocessors/export.csv").get_data(as_text=True))))
+    acme = next(row for row in rows if row["slug"] == "acme")
+    assert acme["lei"] == LEI and acme["euid"] == "" and acme["ict_service_type"] == ""
+    assert acme["subprocessors"] == "Cloudy (US, hosting); Gridco (DE, power)"
