@@ -201,6 +201,7 @@ def init_app(app: Flask) -> None:
         return value.isoformat() if value and value != NOT_YET else ""
 
     app.jinja_env.filters["country"] = country_name
+    app.jinja_env.filters["chain_of"] = chain.chain_from_json
     app.jinja_env.filters["chain_text"] = chain.chain_text
     app.jinja_env.filters["chain_delta"] = chain.chain_delta
     app.jinja_env.filters["chain_tree"] = chain.ordered

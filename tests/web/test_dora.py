@@ -73,6 +73,8 @@ def test_the_form_stores_the_identifiers_and_the_chain(staff):
     assert [link["name"] for link in record.chain] == ["Cloudy", "Powerco"]
     assert record.chain[1]["parent"] == "Cloudy"
 
+    summary = client.get(f"/admin/change-sets/{draft}").get_data(as_text=True)
+    assert "Cloudy (US, hosting); Powerco (US, power)" in summary and LEI in summary
     page = client.get(f"/admin/change-sets/{draft}/subprocessors/newco").get_data(as_text=True)
     # The stored rows, then blank ones to add to them.
     assert 'value="Powerco"' in page and 'name="chain-4-name"' in page
