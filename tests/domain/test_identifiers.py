@@ -58,13 +58,23 @@ def test_any_base_with_its_computed_check_digits_validates(base):
 
 
 @settings(deadline=None)
-@given(st.text(alphabet=ALPHABET, min_size=18, max_size=18), st.integers(0, 19), st.sampled_from(ALPHABET))
-def test_any_single_character_change_fails(base, position, replacement):
+@given(st.text(alphabet=ALPHABET, min_size=18, max_size=18), st.integers(0, 19), st.integers(1, 35))
+def test_any_single_character_change_within_its_kind_fails(base, position, shift):
+    # A digit for another digit, a letter for another letter: the number changes by d * 10^k with
+    # 0 < |d| < 97, never a multiple of the prime 97, so MOD 97-10 always notices.
     lei = base + lei_check_digits(base)
-    if lei[position] == replacement:
-        replacement = ALPHABET[(ALPHABET.index(replacement) + 1) % len(ALPHABET)]
-    changed = lei[:position] + replacement + lei[position + 1:]
-    assert not is_valid_lei(changed)
+    kind = string.digits if lei[position].isdigit() else string.ascii_uppercase
+    replacement = kind[(kind.index(lei[position]) + shift) % len(kind)]
+    if replacement == lei[position]:
+        replacement = kind[(kind.index(lei[position]) + 1) % len(kind)]
+    assert not is_valid_lei(lei[:position] + replacement + lei[position + 1:])
+
+
+def test_a_letter_typed_as_a_digit_can_slip_through():
+    # The limit of the standard: a letter is two digits in the check, so a letter replaced by a digit
+    # shifts the number and may pass (about 1 in 270 such slips). The register's own checks share it.
+    lei = "6K111Y0ODR1XESVZEM78"
+    assert is_valid_lei(lei) and is_valid_lei("6K1117" + lei[6:])
 
 
 @pytest.mark.parametrize("text, expected", [
