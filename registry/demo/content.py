@@ -620,3 +620,50 @@ OBJECTION = {
          True),
     ],
 }
+
+
+# What the DORA register of information asks of each provider, given when it was added. The LEIs are
+# made up but pass the ISO 17442 check digits (domain/identifiers.lei_check_digits).
+DORA = {
+    "nordlicht-cloud": {"lei": "529900A9C261491F9024", "hq_country": "DE", "ict_service_type": "S17",
+                        "parent_name": "Nordlicht Holding SE", "parent_lei": "529900AB8CAD7DFA7A09"},
+    "bursztyn-data": {"lei": "52990018C265CE5ECD98", "hq_country": "PL", "ict_service_type": "S09",
+                      "latin_name": "Bursztyn Data sp. z o.o."},
+    "lettermint": {"lei": "529900DECD128608F987", "hq_country": "US", "ict_service_type": "S19"},
+    "postbruecke-mail": {"euid": "DEK1101R.HRB116737", "hq_country": "DE", "ict_service_type": "S19"},
+    "quayside-payments": {"lei": "5299000506A2F19E3E51", "hq_country": "IE", "ict_service_type": "S19"},
+    "ledgerfield": {"lei": "52990016A67567DCF696", "hq_country": "NL", "ict_service_type": "S19"},
+    "metricula": {"lei": "52990081A506D12F3B28", "hq_country": "DE", "ict_service_type": "S06"},
+    "tiketo": {"lei": "529900EB07D3FE19C307", "hq_country": "EE", "ict_service_type": "S03"},
+    "chatterbay": {"lei": "5299008B5FA94477C637", "ict_service_type": "S19"},
+    "faultline": {"lei": "529900565626D49D5213", "ict_service_type": "S19"},
+    "bastionet": {"lei": "529900C1D67C3C55E784", "ict_service_type": "S04"},
+    "logwarden": {"lei": "5299004CB879ADF17E58", "ict_service_type": "S19"},
+    "keystile": {"lei": "5299001F2583EA115061", "ict_service_type": "S04"},
+    "velamar-crm": {"lei": "5299009F31FF32ABDC35", "ict_service_type": "S19"},
+    "cortexa-ai": {"lei": "529900AD7C45032FF642", "ict_service_type": "S18"},
+}
+
+# The chain below three entries, as the change that added it: (slug, days ago, summary, chain).
+# Nordlicht Cloud's reaches rank 3.
+CHAINS = [
+    ("nordlicht-cloud", 200, "Nordlicht Cloud now lists the companies it relies on for our hosting.", [
+        {"name": "Rheinstrom Colocation", "legal_entity": "Rheinstrom Colocation GmbH", "country": "DE",
+         "service": "data centre space and power", "service_type": "S07", "lei": "529900488E3B4667AA14"},
+        {"name": "Brise Power", "legal_entity": "Brise Power GmbH", "country": "DE",
+         "service": "backup power for the data centre", "service_type": "S12", "lei": "529900BB2ABD2B9AA976",
+         "parent": "Rheinstrom Colocation"},
+        {"name": "Kabelwerk Netz", "legal_entity": "Kabelwerk Netz AG", "country": "DE",
+         "service": "network transit", "service_type": "S11", "lei": "529900EB6C5000EA6189"},
+    ]),
+    ("tiketo", 280, "Tiketo lists the providers that host its help desk and carry its calls.", [
+        {"name": "Cascade Compute", "legal_entity": "Cascade Compute Inc.", "country": "US",
+         "service": "hosting", "service_type": "S17", "lei": "529900A9C3CF6615C197"},
+    ]),
+    ("quayside-payments", 600, "Quayside lists its card processing and fraud screening providers.", [
+        {"name": "Harbourline Processing", "legal_entity": "Harbourline Processing Ltd", "country": "IE",
+         "service": "card processing", "service_type": "S19", "lei": "52990094B30B8E0CE253"},
+        {"name": "Sentinel Fraud Labs", "legal_entity": "Sentinel Fraud Labs Ltd", "country": "GB",
+         "service": "fraud screening", "service_type": "S06", "euid": "DEK1101R.HRB99001"},
+    ]),
+]

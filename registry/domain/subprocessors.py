@@ -12,6 +12,8 @@ from functools import cache
 
 import pycountry
 
+from registry.domain.chain import Link
+
 RECENT = timedelta(days=90)
 
 # Field order and labels as customers read them.
@@ -27,6 +29,14 @@ FIELD_LABELS = {
     "transfer_mechanism": "Transfer mechanism",
     "website": "Website",
     "feature": "Applies to",
+    "lei": "LEI",
+    "euid": "EUID",
+    "latin_name": "Legal name in Latin script",
+    "hq_country": "Headquarters country",
+    "parent_name": "Ultimate parent",
+    "parent_lei": "Ultimate parent's LEI",
+    "ict_service_type": "ICT service type",
+    "chain": "Sub-processors",
 }
 
 
@@ -46,6 +56,14 @@ class Entry:
     transfer_mechanism: str
     website: str
     feature: str | None
+    lei: str = ""
+    euid: str = ""
+    latin_name: str = ""
+    hq_country: str = ""
+    parent_name: str = ""
+    parent_lei: str = ""
+    ict_service_type: str = ""
+    chain: tuple[Link, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,17 @@ class SubProcessorRecord(db.Model):
     transfer_mechanism: Mapped[str] = mapped_column(String(120))
     website: Mapped[str] = mapped_column(String(300), default="")
     feature: Mapped[str | None] = mapped_column(String(120))
+    # What the DORA register of information asks of a provider (Implementing Regulation (EU) 2024/2956).
+    lei: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    euid: Mapped[str] = mapped_column(String(80), default="", server_default="")
+    latin_name: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    hq_country: Mapped[str] = mapped_column(String(2), default="", server_default="")
+    parent_name: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    parent_lei: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    ict_service_type: Mapped[str] = mapped_column(String(3), default="", server_default="")
+    # Its own sub-processors (domain/chain.Link as dicts). Part of the full state, like the lists above:
+    # each record is a snapshot, so the chain is copied with every change and compared as a value.
+    chain: Mapped[list[dict]] = mapped_column(JSON, default=list)
     summary: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=now_utc)
 

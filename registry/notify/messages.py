@@ -18,6 +18,7 @@ from flask import current_app, render_template, url_for
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
+from registry.domain.chain import chain_delta, chain_from_json, chain_text, service_label
 from registry.domain.subprocessors import FIELD_LABELS
 from registry.models import ChangeSet, ChangeStatus, Delivery, MessageBody, Notice, SubProcessorRecord, Topic
 from registry.notify.senders import personalize
@@ -161,9 +162,20 @@ def field_text(name: str, value) -> str:
         return value or "All customers"
     if name == "countries":
         return ", ".join(country_name(code) for code in value) or "none"
+    if name == "chain":
+        return chain_text(chain_from_json(value))
+    if name == "ict_service_type":
+        return service_label(value) or "none"
     if isinstance(value, list | tuple):
         return ", ".join(value) or "none"
     return value or "none"
+
+
+def _new_text(name: str, old, new) -> str:
+    """The new value as a notice shows it; for the chain, what changed in it ("added X (US, hosting)")."""
+    if name == "chain":
+        return chain_delta(chain_from_json(old), chain_from_json(new))
+    return field_text(name, new)
 
 
 def record_details(session: Session, record: SubProcessorRecord) -> dict:
@@ -175,7 +187,7 @@ def record_details(session: Session, record: SubProcessorRecord) -> dict:
     changes = []
     if record.action == "change" and (previous := reading.previous_record(session, record)) is not None:
         changes = [{"label": label, "old": field_text(name, getattr(previous, name)),
-                    "new": field_text(name, getattr(record, name))}
+                    "new": _new_text(name, getattr(previous, name), getattr(record, name))}
                    for name, label in FIELD_LABELS.items()
                    if getattr(previous, name) != getattr(record, name)]
     return {"details": [], "changes": changes}

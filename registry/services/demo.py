@@ -113,6 +113,9 @@ def load(session: Session, now: datetime, outbox: Sender | None = None) -> str:
         for index, event in enumerate(spec["history"]):
             by_day[event["days_ago"]].append(
                 ("subprocessor", {**event, "slug": spec["slug"], "is_new": index == 0}))
+    for slug, days_ago, summary, chain in content.CHAINS:
+        by_day[days_ago].append(("subprocessor", {"days_ago": days_ago, "summary": summary, "slug": slug,
+                                                  "fields": {"chain": chain}, "is_new": False}))
 
     count = 0
     for days_ago in sorted(by_day, reverse=True):
@@ -298,6 +301,8 @@ def _draft(session: Session, change_set, kind: str, item: dict, documents: dict)
                                              summary=item["summary"])
     else:
         fields = item["fields"]
+        if item["is_new"]:
+            fields = {**fields, **content.DORA.get(item["slug"], {})}
         action = "add" if item["is_new"] else "change"
         publishing.draft_subprocessor_change(session, change_set, item["slug"], action,
                                              fields=fields, summary=item["summary"])

@@ -9,10 +9,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
-from registry.domain import ordering
+from registry.domain import identifiers, ordering
 from registry.domain import organisations as org_rules
+from registry.domain.chain import ChainError, check_chain
 from registry.domain.clock import now_utc
 from registry.domain.diff import compare
+from registry.domain.identifiers import IdentifierError
 from registry.domain.markdown import render_markdown
 from registry.domain.notice import NoticeRule, earliest_effective, objection_deadline
 from registry.domain.slugs import check_slug
@@ -35,6 +37,7 @@ from registry.services import audit, organisations, reading, site
 RECORD_FIELDS = (
     "name", "legal_entity", "address", "contact", "purpose", "description",
     "data_categories", "countries", "transfer_mechanism", "website", "feature",
+    "lei", "euid", "latin_name", "hq_country", "parent_name", "parent_lei", "ict_service_type", "chain",
 )
 
 
@@ -94,6 +97,7 @@ def draft_subprocessor_change(session: Session, change_set: ChangeSet, slug: str
     unknown = set(fields) - set(RECORD_FIELDS)
     if unknown:
         raise PublishError(f"unknown sub-processor fields: {', '.join(sorted(unknown))}")
+    fields = _checked_identifiers(fields)
     if action is RecordAction.ADD:
         try:
             check_slug(slug)
@@ -109,7 +113,7 @@ def draft_subprocessor_change(session: Session, change_set: ChangeSet, slug: str
             subprocessor = SubProcessor(slug=slug)
             session.add(subprocessor)
         state = {"description": "", "data_categories": [], "countries": [], "website": "",
-                 "feature": None, **fields}
+                 "feature": None, "chain": [], **fields}
     else:
         previous = _latest_record(session, subprocessor) if subprocessor else None
         if previous is None:
@@ -120,6 +124,25 @@ def draft_subprocessor_change(session: Session, change_set: ChangeSet, slug: str
     session.add(record)
     session.flush()
     return record
+
+
+IDENTIFIER_CHECKS = {"lei": identifiers.check_lei, "parent_lei": identifiers.check_lei,
+                     "euid": identifiers.check_euid, "hq_country": identifiers.check_country,
+                     "ict_service_type": identifiers.check_service_type}
+
+
+def _checked_identifiers(fields: dict) -> dict:
+    """The DORA identifiers and the chain as they are stored, whoever drafts them (form, CLI, demo)."""
+    checked = dict(fields)
+    try:
+        for name, check in IDENTIFIER_CHECKS.items():
+            if checked.get(name):
+                checked[name] = check(checked[name])
+        if "chain" in checked:
+            checked["chain"] = [link.as_dict() for link in check_chain(checked["chain"] or [])]
+    except (IdentifierError, ChainError) as error:
+        raise PublishError(str(error)) from None
+    return checked
 
 
 def materiality_items(session: Session, change_set: ChangeSet) -> list[ordering.Item]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
+from registry.domain.chain import chain_from_json
 from registry.domain.clock import now_utc
 from registry.domain.ordering import in_force_prefix
 from registry.domain.subprocessors import Entry, Event
@@ -40,7 +41,10 @@ def _event(record: SubProcessorRecord, effective_at: datetime) -> Event:
         address=record.address, contact=record.contact, purpose=record.purpose,
         description=record.description, data_categories=tuple(record.data_categories),
         countries=tuple(record.countries), transfer_mechanism=record.transfer_mechanism,
-        website=record.website, feature=record.feature,
+        website=record.website, feature=record.feature, lei=record.lei, euid=record.euid,
+        latin_name=record.latin_name, hq_country=record.hq_country, parent_name=record.parent_name,
+        parent_lei=record.parent_lei, ict_service_type=record.ict_service_type,
+        chain=chain_from_json(record.chain),
     )
     return Event(slug=entry.slug, action=record.action, effective_at=effective_at,
                  entry=entry, summary=record.summary, change_set_id=record.change_set_id,

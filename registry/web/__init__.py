@@ -11,6 +11,7 @@ from flask import Flask, abort, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 from werkzeug.routing import BaseConverter, IntegerConverter
 
+from registry.domain import chain
 from registry.domain.deadlines import deadline_words
 from registry.domain.slugs import PATTERN as SLUG_PATTERN
 from registry.services.reading import NOT_YET
@@ -204,6 +205,11 @@ def init_app(app: Flask) -> None:
         return value.isoformat() if value and value != NOT_YET else ""
 
     app.jinja_env.filters["country"] = country_name
+    app.jinja_env.filters["chain_of"] = chain.chain_from_json
+    app.jinja_env.filters["chain_text"] = chain.chain_text
+    app.jinja_env.filters["chain_delta"] = chain.chain_delta
+    app.jinja_env.filters["chain_tree"] = chain.ordered
+    app.jinja_env.filters["service_label"] = chain.service_label
     # JSON to read on a page (the audit log): real characters, escaped by Jinja like any text.
     app.jinja_env.filters["json_text"] = lambda value: json.dumps(value, ensure_ascii=False, sort_keys=True)
     app.jinja_env.globals["settings"] = settings

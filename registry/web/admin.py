@@ -14,11 +14,24 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
-from wtforms import BooleanField, DateField, HiddenField, RadioField, StringField, TextAreaField, TimeField
+from wtforms import (
+    BooleanField,
+    DateField,
+    FieldList,
+    Form,
+    FormField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    TimeField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from registry.domain import ordering
+from registry.domain import chain as chains
+from registry.domain import identifiers, ordering
 from registry.domain import subprocessors as sp
 from registry.domain.clock import now_utc
 from registry.domain.diff import compare
@@ -89,7 +102,23 @@ def year_range(form, field) -> None:
         raise ValidationError("Choose a date between the years 2000 and 2200.")
 
 
+def identifier(check):
+    """A validator from a domain check (domain/identifiers): its message beside the field, the value
+    written back as the check returns it (an LEI uppercase)."""
+    def validate(form, field) -> None:
+        if field.data:
+            try:
+                field.data = check(field.data)
+            except identifiers.IdentifierError as error:
+                raise ValidationError(str(error)) from None
+    return validate
+
+
 TEXT = [strip]
+SERVICE_TYPE_CHOICES = [SelectChoice("", "Not given")] + [
+    SelectChoice(code, f"{code} {label}") for code, label in identifiers.ICT_SERVICE_TYPES.items()]
+# Blank rows under the chain for a form that works without JavaScript.
+BLANK_CHAIN_ROWS = 3
 
 
 class ChangeSetForm(FlaskForm):
@@ -120,6 +149,24 @@ class DocumentVersionForm(FlaskForm):
                                         Length(max=5000), plain_text])
     materiality = RadioField("Is this a material change?", choices=MATERIAL_CHOICES,
                              validators=[InputRequired("Choose material or non-material.")])
+
+
+class ChainLinkForm(Form):
+    """One row of the chain; the rows are checked together (loops, parents) by domain/chain."""
+
+    name = StringField("Name", filters=TEXT,
+                       validators=[Length(max=chains.MAX_TEXT), plain_text, single_line])
+    legal_entity = StringField("Legal entity", filters=TEXT,
+                               validators=[Length(max=chains.MAX_TEXT), plain_text, single_line])
+    country = StringField("Country", filters=TEXT, validators=[Length(max=2), plain_text, single_line])
+    service = StringField("Service", filters=TEXT,
+                          validators=[Length(max=chains.MAX_TEXT), plain_text, single_line])
+    service_type = SelectField("ICT service type", choices=SERVICE_TYPE_CHOICES, validate_choice=False,
+                               validators=[Length(max=3)])
+    lei = StringField("LEI", filters=TEXT, validators=[Length(max=40), plain_text, single_line])
+    euid = StringField("EUID", filters=TEXT, validators=[Length(max=80), plain_text, single_line])
+    parent = StringField("Works for (name of another row; empty: this sub-processor)", filters=TEXT,
+                         validators=[Length(max=chains.MAX_TEXT), plain_text, single_line])
 
 
 class SubProcessorForm(FlaskForm):
@@ -153,12 +200,58 @@ class SubProcessorForm(FlaskForm):
                           validators=[Optional(), Length(max=300), plain_text, single_line, web_address])
     feature = StringField("Applies to (optional feature)", filters=TEXT,
                           validators=[Optional(), Length(max=120), plain_text, single_line])
+    lei = StringField("LEI (ISO 17442)", filters=TEXT,
+                      validators=[Optional(), Length(max=40), plain_text, single_line,
+                                  identifier(identifiers.check_lei)])
+    euid = StringField("EUID (EU business register identifier)", filters=TEXT,
+                       validators=[Optional(), Length(max=80), plain_text, single_line,
+                                   identifier(identifiers.check_euid)])
+    latin_name = StringField("Legal name in Latin script", filters=TEXT,
+                             validators=[Optional(), Length(max=300), plain_text, single_line])
+    hq_country = StringField("Headquarters country", filters=TEXT,
+                             validators=[Optional(), Length(max=10), plain_text, single_line,
+                                         identifier(identifiers.check_country)])
+    parent_name = StringField("Ultimate parent", filters=TEXT,
+                              validators=[Optional(), Length(max=300), plain_text, single_line])
+    parent_lei = StringField("Ultimate parent's LEI", filters=TEXT,
+                             validators=[Optional(), Length(max=40), plain_text, single_line,
+                                         identifier(identifiers.check_lei)])
+    ict_service_type = SelectField("ICT service type (DORA)", choices=SERVICE_TYPE_CHOICES,
+                                   validators=[Optional()])
+    # One more than the limit, so that a form with too many rows is refused rather than cut short.
+    chain = FieldList(FormField(ChainLinkForm), min_entries=BLANK_CHAIN_ROWS,
+                      max_entries=chains.MAX_LINKS + 1)
     summary = TextAreaField("Summary of the change for readers", filters=TEXT,
                             validators=[DataRequired("Summarise the change for readers."), Length(max=5000),
                                         plain_text])
 
+    def validate_chain(self, field) -> None:
+        if any(row.errors for row in field.entries):
+            return
+        rows = [row.data for row in field.entries]
+        if len(rows) > chains.MAX_LINKS:
+            raise ValidationError(f"A chain lists at most {chains.MAX_LINKS} sub-processors.")
+        try:
+            self.checked_chain = chains.check_chain(rows)
+        except chains.ChainError as error:
+            if error.row is None:
+                raise ValidationError(str(error)) from None
+            cell = field.entries[error.row][error.field]
+            cell.errors = [*cell.errors, str(error)]
+            raise ValidationError(str(error)) from None
+
+    def fill_chain(self, links: tuple[chains.Link, ...]) -> None:
+        """The stored chain, then blank rows to add to it."""
+        while self.chain.entries:
+            self.chain.pop_entry()
+        for link in links:
+            self.chain.append_entry(link.as_dict())
+        for _ in range(BLANK_CHAIN_ROWS):
+            self.chain.append_entry()
+
     def record_fields(self) -> dict:
-        values = {name: getattr(self, name).data or "" for name in RECORD_FIELDS}
+        values = {name: getattr(self, name).data or "" for name in RECORD_FIELDS if name != "chain"}
+        values["chain"] = [link.as_dict() for link in self.checked_chain]
         values["data_categories"] = comma_list(self.data_categories.data)
         values["countries"] = sorted({c.upper() for c in comma_list(self.countries.data)})
         values["feature"] = self.feature.data or None
@@ -242,9 +335,23 @@ def public_entries() -> dict[str, sp.Listed]:
 
 
 def entry_of(record: SubProcessorRecord) -> sp.Entry:
-    return sp.Entry(slug=record.subprocessor.slug, **{
-        name: tuple(getattr(record, name)) if name in ("data_categories", "countries")
-        else getattr(record, name) for name in RECORD_FIELDS})
+    def value(name: str):
+        if name == "chain":
+            return chains.chain_from_json(record.chain)
+        if name in ("data_categories", "countries"):
+            return tuple(getattr(record, name))
+        return getattr(record, name)
+    return sp.Entry(slug=record.subprocessor.slug, **{name: value(name) for name in RECORD_FIELDS})
+
+
+def record_state(entry: sp.Entry) -> dict:
+    """An entry's fields as a record stores them (lists, the chain as dicts)."""
+    def value(name: str):
+        field = getattr(entry, name)
+        if name == "chain":
+            return [link.as_dict() for link in field]
+        return list(field) if isinstance(field, tuple) else field
+    return {name: value(name) for name in RECORD_FIELDS}
 
 
 @dataclass(frozen=True)
@@ -536,7 +643,10 @@ def edit_subprocessor(change_set_id: int, slug: str):
     source = entry_of(draft) if draft else public.entry
     for name in RECORD_FIELDS:
         value = getattr(source, name)
-        getattr(form, name).data = ", ".join(value) if isinstance(value, tuple) else (value or "")
+        if name == "chain":
+            form.fill_chain(value)
+        else:
+            getattr(form, name).data = ", ".join(value) if isinstance(value, tuple) else (value or "")
     form.summary.data = draft.summary if draft else ""
     return _subprocessor_form_page(change_set, form, slug=slug)
 
@@ -590,8 +700,7 @@ def save_removal(change_set_id: int, slug: str):
     if not form.validate_on_submit():
         return render_template("admin/remove_form.html", form=form, change_set=change_set,
                                entry=public.entry), 422
-    fields = {name: list(v) if isinstance(v := getattr(public.entry, name), tuple) else v
-              for name in RECORD_FIELDS}
+    fields = record_state(public.entry)
     try:
         workflow.save_subprocessor_change(db.session, change_set, slug, "remove", fields=fields,
                                           summary=form.summary.data, actor=current_user)

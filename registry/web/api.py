@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
+import zipfile
 from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import urlencode
 
-from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 
+from registry.domain import dora
 from registry.domain import subprocessors as domain
+from registry.domain.chain import Link, ordered
 from registry.domain.clock import now_utc
+from registry.domain.spreadsheet import safe_cell
 from registry.extensions import db
 from registry.models import ChangeSet, Document
 from registry.services import reading
@@ -118,7 +124,27 @@ def _entry(entry: domain.Entry) -> dict:
         "transfer_mechanism": entry.transfer_mechanism,
         "website": entry.website,
         "applies_to": {"all_customers": not entry.feature, "feature": entry.feature or None},
+        "lei": entry.lei or None,
+        "euid": entry.euid or None,
+        "latin_name": entry.latin_name or None,
+        "hq_country": entry.hq_country or None,
+        "ultimate_parent": ({"name": entry.parent_name, "lei": entry.parent_lei or None}
+                            if entry.parent_name else None),
+        "ict_service_type": entry.ict_service_type or None,
+        "subprocessors": _chain(entry.chain),
     }
+
+
+def _chain(links: tuple[Link, ...]) -> list[dict]:
+    """The chain depth first; `parent` is the name of the link it works for, null for the entry."""
+    return [{"name": link.name, "legal_entity": link.legal_entity, "country": link.country,
+             "service": link.service, "ict_service_type": link.service_type or None,
+             "lei": link.lei or None, "euid": link.euid or None, "rank": rank,
+             "parent": link.parent or None} for link, rank in ordered(links)]
+
+
+def _change_value(field: str, value):
+    return _chain(value) if field == "chain" else value
 
 
 def _entry_links(slug: str) -> dict:
@@ -147,8 +173,8 @@ def _history_item(item: domain.HistoryItem, now: datetime) -> dict:
         "effective_at": _iso(event.effective_at),
         "scheduled": event.effective_at > now,
         "summary": event.summary,
-        "changes": [{"field": c.field, "label": c.label, "old": c.old, "new": c.new}
-                    for c in item.changes],
+        "changes": [{"field": c.field, "label": c.label, "old": _change_value(c.field, c.old),
+                     "new": _change_value(c.field, c.new)} for c in item.changes],
     }
 
 
@@ -282,6 +308,35 @@ def subprocessor(slug: str):
         "history": [_history_item(item, now) for item in domain.history(events)],
     }
     return jsonify(data=data)
+
+
+@bp.get("/exports/dora")
+@cached
+def dora_export():
+    """B_05.01 and B_05.02 as CSV files in a zip, for a financial customer's register of information."""
+    rows, _query, facets, as_of, at = listing()
+    _refuse_unknown_filters(facets)
+    # The register is the existing customer's: what applies to new customers only is left out.
+    entries = [item.entry for item in rows if not item.is_for_new_customers_only]
+    out = io.BytesIO()
+    # A fixed timestamp: the same list gives the same bytes, so the ETag holds.
+    stamp = (1980, 1, 1, 0, 0, 0)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, columns, table in (("b_05.01.csv", dora.B_05_01_COLUMNS, dora.b_05_01(entries)),
+                                     ("b_05.02.csv", dora.B_05_02_COLUMNS, dora.b_05_02(entries))):
+            archive.writestr(zipfile.ZipInfo(name, stamp), _csv(columns, table))
+        archive.writestr(zipfile.ZipInfo("README_columns.txt", stamp), dora.README)
+    name = f"dora-register-{(as_of or at.date()).isoformat()}.zip"
+    return Response(out.getvalue(), content_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+def _csv(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(columns)
+    writer.writerows([safe_cell(cell) for cell in row] for row in rows)
+    return text.getvalue()
 
 
 # Documents

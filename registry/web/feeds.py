@@ -24,6 +24,7 @@ from registry.models import (
     Notice,
     SubProcessorRecord,
 )
+from registry.notify import messages
 from registry.services import notices, reading
 from registry.web.caching import cached, content_last_modified
 
@@ -178,9 +179,14 @@ def _entry_html(change_set: ChangeSet, zone: ZoneInfo, document: Document | None
     if document is None:
         for record in change_set.subprocessor_records:
             page = _absolute(url_for("subprocessors.entry", slug=record.subprocessor.slug))
-            items.append(Markup('<li>{} sub-processor: <a href="{}">{}</a>{}</li>').format(
+            # The fields a change alters, worded as the notice words them (the chain as what it added).
+            changed = [Markup("<li>{}: {} → {}</li>").format(
+                xml_text(c["label"]), xml_text(c["old"]), xml_text(c["new"]))
+                for c in messages.record_details(db.session, record)["changes"]]
+            items.append(Markup('<li>{} sub-processor: <a href="{}">{}</a>{}{}</li>').format(
                 ACTIONS.get(record.action, record.action), page, xml_text(record.name),
-                Markup(" ({})").format(xml_text(record.purpose)) if record.purpose else ""))
+                Markup(" ({})").format(xml_text(record.purpose)) if record.purpose else "",
+                Markup("<ul>{}</ul>").format(Markup("").join(changed)) if changed else ""))
     if items:
         parts.append(Markup("<ul>{}</ul>").format(Markup("").join(items)))
     return str(Markup("").join(parts))

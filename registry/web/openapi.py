@@ -50,6 +50,18 @@ ENTRY = {
     "transfer_mechanism": STRING,
     "website": STRING,
     "applies_to": _ref("AppliesTo"),
+    "lei": {"type": ["string", "null"], "pattern": "^[0-9A-Z]{18}[0-9]{2}$",
+            "description": "Legal Entity Identifier (ISO 17442), check digits verified."},
+    "euid": {"type": ["string", "null"], "description": "European Unique Identifier of the business "
+                                                        "register entry, e.g. DEK1101R.HRB116737."},
+    "latin_name": {"type": ["string", "null"], "description": "The legal name in Latin script."},
+    "hq_country": {"type": ["string", "null"], "pattern": "^[A-Z]{2}$",
+                   "description": "Country of the headquarters, ISO 3166-1 alpha-2."},
+    "ultimate_parent": {"oneOf": [_ref("UltimateParent"), {"type": "null"}]},
+    "ict_service_type": {"type": ["string", "null"], "pattern": "^S[0-9]{2}$", "description": (
+        "Type of ICT services, S01 to S19 of Annex III of Implementing Regulation (EU) 2024/2956.")},
+    "subprocessors": {"type": "array", "items": _ref("ChainLink"), "description": (
+        "The entry's own sub-processors (rank 2) and theirs (rank 3 and deeper), depth first.")},
 }
 ENTRY_LINKS = {
     "url": {**URI, "description": "The entry's public page."},
@@ -135,9 +147,22 @@ SCHEMAS = {
     "FieldChange": _object({
         "field": STRING,
         "label": STRING,
-        "old": {"type": ["string", "array", "null"], "items": STRING},
-        "new": {"type": ["string", "array", "null"], "items": STRING},
-    }),
+        "old": {"type": ["string", "array", "null"], "items": {"anyOf": [STRING, _ref("ChainLink")]}},
+        "new": {"type": ["string", "array", "null"], "items": {"anyOf": [STRING, _ref("ChainLink")]}},
+    }, "One field a change altered; the chain (`subprocessors`, field `chain`) as its links."),
+    "UltimateParent": _object({"name": STRING, "lei": {"type": ["string", "null"]}}),
+    "ChainLink": _object({
+        "name": STRING,
+        "legal_entity": STRING,
+        "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
+        "service": STRING,
+        "ict_service_type": {"type": ["string", "null"], "pattern": "^S[0-9]{2}$"},
+        "lei": {"type": ["string", "null"]},
+        "euid": {"type": ["string", "null"]},
+        "rank": {"type": "integer", "minimum": 2},
+        "parent": {"type": ["string", "null"],
+                   "description": "The name of the link it works for; null: the entry itself."},
+    }, "A sub-processor of a sub-processor."),
     "SubprocessorEntry": _object({**ENTRY, **ENTRY_LINKS}),
     "NewCustomerTerms": _object({
         "action": {"type": "string", "enum": ["add", "change", "remove"]},
@@ -381,6 +406,11 @@ _ENTRY = {
     "data_categories": ["Account data", "Customer content"], "countries": ["DE"],
     "transfer_mechanism": "Within the EEA", "website": "https://nordlicht.example",
     "applies_to": {"all_customers": True, "feature": None},
+    "lei": "529900T8BM49AURSDO55", "euid": None, "latin_name": None, "hq_country": "DE",
+    "ultimate_parent": None, "ict_service_type": "S17",
+    "subprocessors": [{"name": "Brise Power", "legal_entity": "Brise Power GmbH", "country": "DE",
+                       "service": "data centre power", "ict_service_type": "S07", "lei": None,
+                       "euid": None, "rank": 2, "parent": None}],
     "url": f"{_SITE}/subprocessors/nordlicht-cloud",
     "api_url": f"{_SITE}/api/v1/subprocessors/nordlicht-cloud",
 }
@@ -464,6 +494,21 @@ PATHS = {
     "/subprocessors/{slug}": _get(
         "subprocessors_get", "One sub-processor and its whole history", "SubprocessorResponse",
         parameters=("Slug",), errors=("404",)),
+    "/exports/dora": {"get": {
+        "operationId": "exports_dora", "summary": "The DORA register-ready export (zip)",
+        "tags": ["Exports"], "parameters": [_ref("AsOf", "parameters")],
+        "description": (
+            "A zip of b_05.01.csv (ICT third-party service providers) and b_05.02.csv (ICT service "
+            "supply chains) with the column codes of Implementing Regulation (EU) 2024/2956 as "
+            "headers, and README_columns.txt saying which columns the customer fills in."),
+        "responses": {
+            "200": {"description": "OK", "headers": {h: _ref(h, "headers") for h in HEADERS},
+                    "content": {"application/zip": {"schema": {
+                        "type": "string", "contentMediaType": "application/zip"}}}},
+            "304": _ref("NotModified", "responses"),
+            "400": _ref("BadRequest", "responses"),
+            "default": _ref("Error", "responses"),
+        }}},
     "/documents": _get("documents_list", "Every legal document", "DocumentList"),
     "/documents/{slug}": _get(
         "documents_get", "One document and its notice policy", "DocumentResponse",
@@ -565,7 +610,7 @@ def document(choices: Choices) -> dict:
         },
         "servers": [{"url": "/api/v1"}],
         "tags": [{"name": "Subprocessors"}, {"name": "Documents"}, {"name": "Changes"},
-                 {"name": "Meta"}, {"name": "Webhooks"}],
+                 {"name": "Exports"}, {"name": "Meta"}, {"name": "Webhooks"}],
         "paths": PATHS,
         "webhooks": _webhooks(),
         "components": {"schemas": SCHEMAS, "parameters": _parameters(choices), "headers": HEADERS,

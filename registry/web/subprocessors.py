@@ -14,6 +14,7 @@ from flask import Blueprint, Response, abort, current_app, render_template, requ
 from werkzeug.exceptions import BadRequest
 
 from registry.domain import subprocessors as domain
+from registry.domain.chain import chain_text
 from registry.domain.clock import end_of_day, now_utc
 from registry.domain.spreadsheet import UTF8_BOM, moment_cells, safe_cell
 from registry.extensions import db
@@ -146,7 +147,8 @@ CSV_COLUMNS = ["slug", "name", "legal_entity", "address", "contact", "purpose", 
                "added_at", "added_local_date", "changed_at", "changed_local_date",
                "new_customers_change", "new_customers_since", "new_customers_since_local_date",
                "existing_customers_from", "existing_customers_from_local_date",
-               "announced_change", "announced_effective_at", "announced_effective_local_date"]
+               "announced_change", "announced_effective_at", "announced_effective_local_date",
+               "lei", "euid", "hq_country", "ict_service_type", "subprocessors"]
 
 
 @bp.get("/export.csv")
@@ -172,6 +174,7 @@ def export_csv():
             *moment_cells(_known(terms.existing_from) if terms else None, zone),
             announced.action if announced else "",
             *moment_cells(_known(announced.effective_at) if announced else None, zone),
+            e.lei, e.euid, e.hq_country, e.ict_service_type, chain_text(e.chain) if e.chain else "",
         )])
     name = f"subprocessors-{(as_of or at.date()).isoformat()}.csv"
     return Response((UTF8_BOM if bom else "") + out.getvalue(),

@@ -19,6 +19,7 @@ PAGES = {
     "subprocessors": ("/subprocessors/", 200),
     "subprocessors-as-of": (f"/subprocessors/?as_of={HUNDRED_DAYS_AGO}", 200),
     "entry": ("/subprocessors/metricula", 200),
+    "entry-with-chain": ("/subprocessors/nordlicht-cloud", 200),
     "removed-entry": ("/subprocessors/lettermint", 200),
     "subprocessors-compare": (f"/subprocessors/compare?from={HUNDRED_DAYS_AGO}", 200),
     "documents": ("/documents/", 200),

@@ -114,6 +114,10 @@ def test_draft_approve_refuse_too_early_then_schedule_at_the_earliest(new_page, 
         expect(auditor.locator("main > h1")).to_be_visible()
         if name == "document-editor":
             expect(auditor.locator("#preview-status")).to_contain_text("Preview updated", timeout=10_000)
+        if name == "add-subprocessor":  # the chain's blank rows, and one more from the button
+            auditor.get_by_role("button", name="Add a row").click()
+            expect(auditor.locator("#chain-3-name")).to_be_focused()
+            expect(auditor.locator("[data-chain-row] legend").last).to_have_text("Sub-processor 4")
         check(auditor, axe, name)
     auditor.goto("/admin/change-sets/new")
     auditor.get_by_role("button", name="Create change set").click()

@@ -67,8 +67,11 @@ def test_the_mirror_holds_every_public_page_of_the_data(demo_app, demo_mirror):
     for page in ("/", "/upcoming", "/changes", "/subprocessors/", "/subprocessors/export.csv",
                  "/subprocessors/compare", "/documents/", "/api/v1/subprocessors", "/api/v1/documents",
                  "/api/v1/changes/upcoming", "/api/v1/openapi.json", "/feeds/all.atom", "/feeds/all.rss",
-                 "/feeds/subprocessors.atom", "/feeds/subprocessors.rss", "/static/css/site.css"):
+                 "/feeds/subprocessors.atom", "/feeds/subprocessors.rss", "/static/css/site.css",
+                 "/api/v1/exports/dora"):
         assert page in urls, page
+    dora = next(entry for entry in manifest["files"] if entry["url"] == "/api/v1/exports/dora")
+    assert dora["content_type"] == "application/zip" and dora["path"].endswith("exports/dora")
     with demo_app.app_context():
         slugs = {e.slug for e in reading.subprocessor_events(db.session)}
         documents = {d.slug: [v.number for v in reading.versions(db.session, d)]
