@@ -1,7 +1,7 @@
 """the DORA identifiers of a sub-processor record and the chain below it
 
 Revision ID: dora01
-Revises: orgs01
+Revises: hooks01
 Create Date: 2026-12-01 21:50:00
 
 """
