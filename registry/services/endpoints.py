@@ -246,6 +246,15 @@ def deliveries(session: Session, endpoint: Endpoint, *, limit: int = 50) -> list
                                 .order_by(EndpointDelivery.id.desc()).limit(limit)))
 
 
+def latest_deliveries(session: Session, listed: list[Endpoint]) -> dict[int, EndpointDelivery]:
+    """Each listed endpoint's newest event delivery (for the lists' "latest event" column)."""
+    newest = (select(func.max(EndpointDelivery.id))
+              .where(EndpointDelivery.endpoint_id.in_([e.id for e in listed]))
+              .group_by(EndpointDelivery.endpoint_id))
+    return {d.endpoint_id: d for d in session.scalars(select(EndpointDelivery)
+                                                     .where(EndpointDelivery.id.in_(newest)))}
+
+
 def attempts(session: Session, endpoint: Endpoint, *, limit: int = 100) -> list[EndpointAttempt]:
     return list(session.scalars(select(EndpointAttempt).where(EndpointAttempt.endpoint_id == endpoint.id)
                                 .order_by(EndpointAttempt.id.desc()).limit(limit)))

@@ -29,8 +29,9 @@ def _endpoint(organisation: Organisation, endpoint_id: int) -> Endpoint:
 
 def _index_page(organisation: Organisation, form: EndpointForm, status: int = 200):
     form.topics.choices = [(t.key, t.name) for t in subscriptions.all_topics(db.session)]
+    listed = endpoints.owned(db.session, Owner(organisation=organisation))
     return render_template("admin/endpoints/index.html", organisation=organisation, form=form,
-                           endpoints=endpoints.owned(db.session, Owner(organisation=organisation))), status
+                           endpoints=listed, latest=endpoints.latest_deliveries(db.session, listed)), status
 
 
 @bp.get("/")

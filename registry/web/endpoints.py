@@ -70,8 +70,9 @@ def _endpoint(subscriber: Subscriber, endpoint_id: int) -> Endpoint:
 
 def _index_page(subscriber: Subscriber, token: str, form: EndpointForm, status: int = 200):
     form.topics.choices = [(t.key, t.name) for t in subscriptions.all_topics(db.session)]
-    return render_template("endpoints/index.html", token=token, form=form,
-                           endpoints=endpoints.owned(db.session, Owner(subscriber=subscriber)),
+    listed = endpoints.owned(db.session, Owner(subscriber=subscriber))
+    return render_template("endpoints/index.html", token=token, form=form, endpoints=listed,
+                           latest=endpoints.latest_deliveries(db.session, listed),
                            subscriber=subscriber), status
 
 

@@ -41,6 +41,9 @@ def test_add_an_endpoint_see_its_secret_once_and_its_test_event(client, subscrib
     secret = re.search(rb"whsec_[A-Za-z0-9+/=]+", created.data).group().decode()
     endpoint = db.session.scalar(select(Endpoint))
     assert endpoint.secret == secret and endpoint.topic_keys == ["documents"]
+    listed = client.get(base(subscriber)).get_data(as_text=True)
+    row = re.search(r"<tr>\s*<td><a [^>]*>https://hooks.customer.example/registry</a>.*?</tr>", listed, re.S)
+    assert row and "Enabled" in row.group() and "<code>ping</code>: queued" in row.group()
     shown = client.get(f"{base(subscriber)}{endpoint.id}")
     assert shown.status_code == 200 and secret.encode() not in shown.data
     assert b"ping" in shown.data and b"queued" in shown.data
