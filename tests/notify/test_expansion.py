@@ -221,6 +221,22 @@ def test_the_audience_counted_before_scheduling_is_who_the_notice_reaches(app, m
     assert counted[0] > 0 and counted[1] >= 1
 
 
+def first_chunk_sending(subscribers: int, monkeypatch) -> tuple[int, int, list[int]]:
+    """A material notice to `subscribers` whose first chunk (4) is written and being sent; committed.
+    (notice id, change set id, the chunk's delivery ids)"""
+    topics = make_topics()
+    for i in range(subscribers):
+        make_subscriber(f"s{i:02d}@example.com", topics)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 4)
+    change_set = scheduled_change(material=True, document=make_document())
+    notice = notices.start_notice(db.session, change_set, now=NOW)
+    assert notice.is_expanding
+    ids = sorted(db.session.scalars(select(Delivery.id).where(Delivery.notice_id == notice.id)))
+    db.session.execute(Delivery.__table__.update().where(Delivery.id.in_(ids)).values(status="sending"))
+    db.session.commit()
+    return notice.id, change_set.id, ids
+
+
 def test_a_worker_finishing_rows_does_not_wait_for_the_worker_writing_the_next_chunk(app, databases,
                                                                                     monkeypatch, fake,
                                                                                     sendgrid):
@@ -229,17 +245,7 @@ def test_a_worker_finishing_rows_does_not_wait_for_the_worker_writing_the_next_c
     chunk. With 4 workers it did, and sending stalled behind every chunk of 10,000."""
     if databases.backend != "postgresql":
         pytest.skip("SQLite has one writer: the chunk's transaction excludes every other write anyway")
-    topics = make_topics()
-    for i in range(12):
-        make_subscriber(f"s{i:02d}@example.com", topics)
-    monkeypatch.setattr(notices, "FIRST_CHUNK", 4)
-    change_set = scheduled_change(material=True, document=make_document())
-    notice = notices.start_notice(db.session, change_set, now=NOW)
-    assert notice.is_expanding
-    first = sorted(db.session.scalars(select(Delivery.id).where(Delivery.notice_id == notice.id)))
-    db.session.execute(Delivery.__table__.update().where(Delivery.id.in_(first)).values(status="sending"))
-    db.session.commit()
-    notice_id = notice.id
+    notice_id, _change_set_id, first = first_chunk_sending(12, monkeypatch)
     chunk_open, order, errors = threading.Event(), [], []
 
     def write_chunk() -> None:
@@ -296,18 +302,8 @@ def test_the_last_chunk_and_a_worker_finishing_the_rows_before_it_settle_the_not
     notice's last sent rows: whichever counts second sees the other's work, and the notice completes."""
     if databases.backend != "postgresql":
         pytest.skip("SQLite has one writer: the two transactions cannot overlap")
-    topics = make_topics()
-    for i in range(4):
-        make_subscriber(f"s{i}@example.com", topics)
-    monkeypatch.setattr(notices, "FIRST_CHUNK", 4)
-    change_set = scheduled_change(material=True, document=make_document())
-    notice = notices.start_notice(db.session, change_set, now=NOW)
     # Exactly 4 subscribers in a first chunk of 4: the notice is still expanding, with nothing left.
-    assert notice.is_expanding
-    ids = sorted(db.session.scalars(select(Delivery.id).where(Delivery.notice_id == notice.id)))
-    db.session.execute(Delivery.__table__.update().where(Delivery.id.in_(ids)).values(status="sending"))
-    db.session.commit()
-    notice_id, change_set_id = notice.id, change_set.id
+    notice_id, change_set_id, ids = first_chunk_sending(4, monkeypatch)
     both_written, errors = threading.Barrier(2, timeout=10), []
 
     def last_chunk() -> None:
