@@ -342,3 +342,47 @@ def test_the_last_chunk_and_a_worker_finishing_the_rows_before_it_settle_the_not
     assert not db.session.get(Notice, notice_id).is_expanding
     assert db.session.get(Notice, notice_id).dispatch_completed_at is not None
     assert db.session.get(ChangeSet, change_set_id).notice_completed_at is not None
+
+
+def test_the_worker_refreshes_the_deliveries_statistics_before_it_claims(app, databases, monkeypatch,
+                                                                        fake, sendgrid):
+    """PostgreSQL plans the claim from the share of rows it believes queued: the worker analyzes the
+    table after its first chunk of a notice's recipients (then every tenth and the last), so its
+    first claim of those rows is planned with them counted. SQLite: never."""
+    from sqlalchemy import event
+
+    topics = make_topics()
+    for i in range(12):
+        make_subscriber(f"s{i:02d}@example.com", topics)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 4)
+    notice = notices.start_notice(db.session, scheduled_change(material=True, document=make_document()),
+                                  now=NOW)
+    db.session.commit()
+    statements = []
+
+    def record(_conn, _cursor, statement, *_args):
+        statement = " ".join(statement.split())
+        if statement.upper().startswith("ANALYZE"):
+            statements.append("analyze")
+        elif "FOR UPDATE SKIP LOCKED" in statement.upper() and "FROM deliveries" in statement:
+            statements.append("claim")
+        elif statement.startswith("INSERT INTO deliveries"):
+            statements.append("chunk")
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        worker = Dispatcher(db.session, sendgrid, Options(expand_chunk=4))
+        worker.drain()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert worker._chunks_written >= 3 and "chunk" in statements
+    if databases.backend == "postgresql":
+        first_chunk = statements.index("chunk")
+        assert statements[first_chunk + 1] == "analyze"
+        # Every tenth and each notice's last: far fewer than the chunks.
+        assert 2 <= statements.count("analyze") <= worker._chunks_written // 2 + 1
+    else:
+        assert "analyze" not in statements
+    db.session.expire_all()
+    assert db.session.get(Notice, notice.id).dispatch_completed_at is not None
+    assert sum(recipients(notice.id).values()) == 12
