@@ -78,8 +78,12 @@ def _read(path: str) -> str:
 
 
 def _at(now: datetime, days: int) -> datetime:
-    """Midnight in the legal time zone, `days` before `now`: when changes take effect."""
-    return start_of_day((now - timedelta(days=days)).astimezone(LEGAL_ZONE).date(), LEGAL_ZONE.key)
+    """Midnight in the legal time zone, `days` days before today there: when changes take effect.
+
+    Counted in legal days, not back from `now` in UTC: across a change of summer time, "40 days ago"
+    at 22:30 UTC fell on a later legal day than "25 days ago" did, and the demo's dates depended on
+    the hour it was loaded."""
+    return start_of_day(now.astimezone(LEGAL_ZONE).date() - timedelta(days=days), LEGAL_ZONE.key)
 
 
 def load(session: Session, now: datetime, outbox: Sender | None = None) -> str:
@@ -186,7 +190,9 @@ def _withdrawn_change(session: Session, documents: dict, now: datetime, outbox: 
                                               is_material=True)
     _draft(session, change_set, "subprocessor",
            {**entry["history"][0], "slug": entry["slug"], "is_new": True}, documents)
-    notice = (now - timedelta(days=spec["notice_started_days_ago"])).replace(microsecond=0)
+    # At 10:00 legal time on its day, not at the time of day the demo is loaded: loaded at 22:26 UTC,
+    # the notice fell on the legal day after, too late for the planned date, which then moved.
+    notice = _at(now, spec["notice_started_days_ago"]) + timedelta(hours=10)
     publishing.publish(session, change_set, published_at=notice, notice_completed_at=None,
                        effective_at=_at(now, spec["planned_effective_days_ago"]), actor="demo", now=notice)
     # Told as of then: the change was still in its notice period when it was withdrawn.

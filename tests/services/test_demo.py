@@ -1,5 +1,8 @@
 """The demo content is a realistic registry: enough entries, countries, versions and one upcoming change."""
 
+from datetime import UTC, datetime
+
+import pytest
 from sqlalchemy import select
 
 from registry.domain import subprocessors as domain
@@ -108,3 +111,22 @@ def test_the_demo_leaves_its_notice_mails_in_the_outbox(databases, tmp_path):
             assert len(mailbox._names()) == len(files)
     finally:
         dispose(app)
+
+
+@pytest.mark.parametrize("now", [
+    datetime(2026, 12, 1, 22, 30, tzinfo=UTC),   # Tuesday, after midnight in the legal zone
+    datetime(2026, 12, 4, 23, 30, tzinfo=UTC),   # Friday night: Saturday already in the legal zone
+    datetime(2026, 12, 6, 0, 30, tzinfo=UTC),    # Sunday
+    datetime(2026, 10, 26, 11, 0, tzinfo=UTC),   # Monday after the change to winter time
+])
+def test_the_demo_moves_no_date_whenever_it_is_loaded(app, now):
+    """The demo's dates are days before `now`; the times of its notices must not depend on the time of
+    day it is loaded (loaded at 22:26 UTC, the withdrawn change's notice fell on the next legal day
+    and its planned date moved)."""
+    from registry.models import ChangeSet, OutgoingMail
+
+    demo.load(db.session, now)
+    db.session.flush()
+    moved = db.session.scalars(select(ChangeSet.title).where(ChangeSet.effective_moved_at.is_not(None))).all()
+    assert moved == []
+    assert db.session.scalars(select(OutgoingMail.template)).all() == []
