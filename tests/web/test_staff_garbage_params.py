@@ -17,6 +17,7 @@ from registry.extensions import db
 from registry.models import (
     ChangeSet,
     Delivery,
+    Endpoint,
     Notice,
     NoticePolicy,
     Objection,
@@ -48,6 +49,8 @@ def staff_pages(app, login):
         "delivery_id": db.session.scalar(select(Delivery.id).order_by(Delivery.id)),
         "objection_id": db.session.scalar(select(Objection.id).order_by(Objection.id)),
         "organisation_id": db.session.scalar(select(Organisation.id).order_by(Organisation.id)),
+        # The demo's endpoints belong to a subscriber: an organisation's endpoint page answers 404.
+        "endpoint_id": db.session.scalar(select(Endpoint.id).order_by(Endpoint.id)) or 1,
     }
     assert db.session.get(ChangeSet, ids["change_set_id"]) is not None
     urls = []
