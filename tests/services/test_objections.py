@@ -158,7 +158,8 @@ def test_staff_move_it_to_an_outcome_and_every_step_is_told_and_audited(change, 
     updates = mails("objection_update")
     assert len(updates) == 4  # three moves and the reply; never the internal note
     assert all("Ask sales" not in m.context["reply"] for m in updates)
-    audited = list(db.session.scalars(select(AuditEntry.action).where(AuditEntry.object_type == "objection")))
+    audited = list(db.session.scalars(select(AuditEntry.action).where(AuditEntry.object_type == "objection")
+                                       .order_by(AuditEntry.id)))
     assert audited == ["objection.received", "objection.acknowledged", "objection.note", "objection.reply",
                        "objection.in_discussion", "objection.resolved"]
     with pytest.raises(ObjectionError, match="cannot become"):

@@ -120,7 +120,8 @@ def test_every_transition_is_recorded_with_who_and_when(world, people):
     assert [actor for *_, actor in transitions(change_set)] == [editor.email] * 3 + [approver.email] * 2
     assert all(e.at == NOW for e in change_set.events)
     actions = db.session.scalars(select(AuditEntry.action).where(
-        AuditEntry.object_type == "change_set", AuditEntry.object_id == str(change_set.id))).all()
+        AuditEntry.object_type == "change_set", AuditEntry.object_id == str(change_set.id))
+        .order_by(AuditEntry.id)).all()
     assert actions == ["change_set.created", "change_set.edited", "change_set.submitted",
                        "change_set.approved", "change_set.publish", "change_set.scheduled"]
 
