@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -108,9 +108,11 @@ def test_a_30_day_contract_is_recorded_and_named_on_the_schedule_page(new_page: 
     expect(approver.locator("#digest")).to_be_checked()
     with live_app.app_context():
         change_set = db.session.get(ChangeSet, change_set_id)
-        # Scheduled at the date the form offered: the contracts' earliest, 31 days from today.
+        # Scheduled at the date the form offered: the contracts' earliest, 31 days from today in the
+        # legal zone (after 23:00 UTC that is already tomorrow's date: the test failed at 23:34 UTC).
         assert change_set.effective_at.astimezone(WARSAW).date().isoformat() == offered
-        assert change_set.effective_at.astimezone(WARSAW).date() == date.today() + timedelta(days=31)
+        today = datetime.now(WARSAW).date()
+        assert change_set.effective_at.astimezone(WARSAW).date() == today + timedelta(days=31)
         db.session.remove()
 
     # Every page of this journey, checked with axe-core in a context that lets its script run.
