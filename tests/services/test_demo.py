@@ -117,6 +117,7 @@ def test_the_demo_leaves_its_notice_mails_in_the_outbox(databases, tmp_path):
     datetime(2026, 12, 1, 22, 30, tzinfo=UTC),   # Tuesday, after midnight in the legal zone
     datetime(2026, 12, 4, 23, 30, tzinfo=UTC),   # Friday night: Saturday already in the legal zone
     datetime(2026, 12, 6, 0, 30, tzinfo=UTC),    # Sunday
+    datetime(2026, 12, 2, 0, 45, tzinfo=UTC),    # Wednesday, just after midnight
     datetime(2026, 10, 26, 11, 0, tzinfo=UTC),   # Monday after the change to winter time
 ])
 def test_the_demo_moves_no_date_whenever_it_is_loaded(app, now):
