@@ -221,6 +221,15 @@ def test_the_audience_counted_before_scheduling_is_who_the_notice_reaches(app, m
     assert counted[0] > 0 and counted[1] >= 1
 
 
+def run_together(*targets) -> None:
+    """Each target in its own thread, started together; waits 30 s at most for each."""
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+
 def first_chunk_sending(subscribers: int, monkeypatch) -> tuple[int, int, list[int]]:
     """A material notice to `subscribers` whose first chunk (4) is written and being sent; committed.
     (notice id, change set id, the chunk's delivery ids)"""
@@ -282,11 +291,7 @@ def test_a_worker_finishing_rows_does_not_wait_for_the_worker_writing_the_next_c
             finally:
                 db.session.remove()
 
-    threads = [threading.Thread(target=write_chunk), threading.Thread(target=finish)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    run_together(write_chunk, finish)
     assert errors == []
     assert order == ["rows recorded", "chunk committed"]
     db.session.expire_all()
@@ -332,11 +337,7 @@ def test_the_last_chunk_and_a_worker_finishing_the_rows_before_it_settle_the_not
             finally:
                 db.session.remove()
 
-    threads = [threading.Thread(target=last_chunk), threading.Thread(target=finish)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    run_together(last_chunk, finish)
     assert errors == []
     db.session.expire_all()
     assert not db.session.get(Notice, notice_id).is_expanding
