@@ -817,10 +817,13 @@ class Dispatcher:
         """Write the next chunk of recipients of the oldest notice that has some left (1 if it did).
 
         A notice another worker is expanding is skipped (PostgreSQL's SKIP LOCKED); on SQLite the
-        conditional UPDATE in services.notices.expand makes the second writer a no-op."""
+        conditional UPDATE in services.notices.expand makes the second writer a no-op. The lock is
+        FOR NO KEY UPDATE: a plain FOR UPDATE, held for the whole chunk, also blocks every insert
+        that references the notice (each request's send_attempts row checks its foreign key with
+        FOR KEY SHARE), and the other workers' sending stalled behind each chunk of 10,000."""
         def work() -> int:
             notice = self.session.scalar(notice_service.unexpanded().limit(1)
-                                         .with_for_update(skip_locked=True))
+                                         .with_for_update(skip_locked=True, key_share=True))
             if notice is None:
                 self.session.commit()
                 return 0

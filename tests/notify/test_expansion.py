@@ -300,6 +300,70 @@ def test_a_worker_finishing_rows_does_not_wait_for_the_worker_writing_the_next_c
     assert sum(recipients(notice_id).values()) == 8
 
 
+def test_a_worker_sending_a_notice_does_not_wait_for_the_worker_writing_its_next_chunk(app, databases,
+                                                                                      monkeypatch, fake,
+                                                                                      sendgrid):
+    """Dispatcher.expand holds the notice's row while it writes a chunk; another worker claims, sends
+    and records the notice's first rows meanwhile. Each request's send_attempts row references the
+    notice (its foreign key check takes FOR KEY SHARE), so a FOR UPDATE on the notice made every sender
+    wait for every chunk of 10,000 (bench/million_bench.py, 4 workers); FOR NO KEY UPDATE does not."""
+    if databases.backend != "postgresql":
+        pytest.skip("SQLite has one writer: the chunk's transaction excludes every other write anyway")
+    from registry.notify import messages
+
+    topics = make_topics()
+    for i in range(12):
+        make_subscriber(f"s{i:02d}@example.com", topics)
+    monkeypatch.setattr(notices, "FIRST_CHUNK", 4)
+    change_set = scheduled_change(material=True, document=make_document())
+    notice = notices.start_notice(db.session, change_set, now=NOW)
+    notice_id = notice.id
+    # The notice's hash of its message, as the first worker to render it records: that one UPDATE of
+    # the notice row does wait for a chunk being written, once per notice and plan.
+    messages.notice_batch_message(db.session, notice)
+    db.session.commit()
+    chunk_open, order, errors = threading.Event(), [], []
+    write = notices.expand
+
+    def slow_expand(session, locked, **kwargs):
+        last = write(session, locked, **kwargs)
+        chunk_open.set()
+        for _ in range(100):  # hold the chunk's transaction until the other worker is done, 10 s at most
+            if order:
+                break
+            threading.Event().wait(0.1)
+        order.append("chunk committed")
+        return last
+
+    monkeypatch.setattr(notices, "expand", slow_expand)
+
+    def write_chunk() -> None:
+        with app.app_context():
+            try:
+                assert Dispatcher(db.session, sendgrid, Options(expand_chunk=4)).expand() == 1
+            except Exception as error:
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    def send() -> None:
+        with app.app_context():
+            try:
+                chunk_open.wait(10)
+                assert Dispatcher(db.session, sendgrid).send_deliveries() == 4
+                order.append("first rows sent")
+            except Exception as error:
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    run_together(write_chunk, send)
+    assert errors == []
+    assert order == ["first rows sent", "chunk committed"]
+    assert fake.count() == 4
+    assert sum(recipients(notice_id).values()) == 8
+
+
 def test_the_last_chunk_and_a_worker_finishing_the_rows_before_it_settle_the_notice(app, databases,
                                                                                    monkeypatch, fake,
                                                                                    sendgrid):
