@@ -99,3 +99,41 @@ def test_a_view_that_lists_every_parameter_is_keyed_on_the_whole_query():
     assert client.get("/echo?x=2").text == "x=2"
     assert client.get("/echo?x=1").text == "x=1"
     assert renders == ["echo", "echo"]
+
+
+def test_the_same_query_string_is_read_by_each_view_for_its_own_names():
+    """Parsed values are remembered per (names read, query string): two views reading different names
+    of the same query, and one query spelled two ways, each get the page their values make."""
+    app, renders = _app_with({"first": lambda: request.args.get("a", ""),
+                              "second": lambda: request.args.get("b", "")})
+    client = app.test_client()
+    for _ in range(2):
+        assert client.get("/first?a=1&b=2").text == "1"
+        assert client.get("/second?a=1&b=2").text == "2"
+    assert client.get("/first?a=%31&b=9").text == "1"  # the same value of a, spelled otherwise: a hit
+    assert client.get("/first?b=2&a=3").text == "3"
+    assert renders == ["first", "second", "first"]
+
+
+def test_no_cached_view_has_a_rate_limit(demo_app):
+    """Cached pages' GETs skip Flask-Limiter (registry.web.caching); that is only right while none of
+    their views has a limit, by decorator, blueprint or default."""
+    from flask_limiter.util import get_qualified_name
+
+    from registry.extensions import limiter
+
+    views = demo_app.view_functions
+    cached_views = {rule.endpoint: views[rule.endpoint] for rule in demo_app.url_map.iter_rules()
+                    if getattr(views[rule.endpoint], "is_cached", False)}
+    assert {"documents.compare", "subprocessors.index", "api.subprocessors"} <= set(cached_views)
+    with demo_app.test_request_context():
+        for endpoint, view in cached_views.items():
+            blueprint = endpoint.rpartition(".")[0] or None
+            defaults, decorated = limiter.limit_manager.resolve_limits(
+                demo_app, endpoint, blueprint, get_qualified_name(view), False, True)
+            assert (list(defaults), list(decorated)) == ([], []), endpoint
+        # The same question finds the subscribe form's limit: the check above can fail.
+        subscribe = demo_app.view_functions["subscriptions.subscribe"]
+        _defaults, decorated = limiter.limit_manager.resolve_limits(
+            demo_app, "subscriptions.subscribe", "subscriptions", get_qualified_name(subscribe), False, True)
+        assert decorated and not getattr(subscribe, "is_cached", False)
