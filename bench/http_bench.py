@@ -181,12 +181,21 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def pinned(args: list[str], *, server: bool) -> list[str]:
+    """wrk on the first CPU, the server under test on the last: on two cores they no longer take turns
+    on the same one, which made a run's page and baseline differ by up to 20% by chance."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or not shutil.which("taskset"):
+        return args
+    return ["taskset", "-c", str(cpus[-1] if server else cpus[0]), *args]
+
+
 def wrk(url: str, load: Load, seconds: int | None = None, server_pid: int | None = None
         ) -> tuple[float, float | None]:
     """Requests/s, and the server's CPU microseconds per request when its pid is given."""
     seconds = seconds or load.seconds
-    args = ["wrk", f"-t{load.threads}", f"-c{load.connections}", f"-d{seconds}s", "--timeout", "2s",
-            url]
+    args = pinned(["wrk", f"-t{load.threads}", f"-c{load.connections}", f"-d{seconds}s", "--timeout", "2s",
+                   url], server=False)
     cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
     result = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30, check=False)
     cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
@@ -249,8 +258,8 @@ def build_instance(instance: Path) -> dict[str, str]:
 
 
 def gunicorn_args(port: int) -> list[str]:
-    return [sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "sync",
-            "--bind", f"{HOST}:{port}", "bench.bench_app:create_bench_app()"]
+    return pinned([sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "sync",
+                   "--bind", f"{HOST}:{port}", "bench.bench_app:create_bench_app()"], server=True)
 
 
 # The two stages.
@@ -299,7 +308,7 @@ def build_mirror(env: dict[str, str], directory: Path) -> None:
 
 
 def nginx_config(tmp: Path, port: int, upstream_port: int, mirror_port: int) -> Path:
-    from registry.mirror import nginx_locations
+    from registry.mirror import nginx_headers, nginx_locations
 
     user = f"user {pwd.getpwuid(os.getuid()).pw_name};" if os.getuid() == 0 else ""
     text = (ROOT / "bench" / "nginx.conf.template").read_text()
@@ -307,7 +316,8 @@ def nginx_config(tmp: Path, port: int, upstream_port: int, mirror_port: int) -> 
     locations = nginx_locations(f"{mirror}/current/site", f"http://127.0.0.1:{upstream_port}")
     for key, value in {"user": user, "tmp": str(tmp), "port": str(port),
                        "upstream_port": str(upstream_port), "mirror": str(mirror),
-                       "mirror_port": str(mirror_port), "mirror_locations": locations}.items():
+                       "mirror_port": str(mirror_port), "mirror_locations": locations,
+                       "mirror_headers": nginx_headers().replace("    ", "  ")}.items():
         text = text.replace(f"@{key}@", value)
     path = tmp / "nginx.conf"
     path.write_text(text)
@@ -361,6 +371,14 @@ def mirror_baseline(row: Row, port: int, static: Path) -> None:
     if (status, static_headers.get("content-type"), static_body) != (200, headers["content-type"], body):
         raise BenchError(f"nginx's {row.baseline} is not the bytes and type of the mirror's "
                          f"{row.endpoint}: {status} {static_headers.get('content-type')}")
+    if _fixed(static_headers) != _fixed(headers):
+        raise BenchError(f"nginx's {row.baseline} answers other headers than the mirror's {row.endpoint}: "
+                         f"{_fixed(static_headers)} != {_fixed(headers)}")
+
+
+def _fixed(headers: dict[str, str]) -> dict[str, str]:
+    """A response's headers but those that name the moment or the file (Date, Last-Modified, ETag)."""
+    return {name: value for name, value in headers.items() if name not in ("date", "last-modified", "etag")}
 
 
 def nginx_stage(tmp: Path, app_port: int, load: Load) -> list[Row]:
@@ -368,8 +386,8 @@ def nginx_stage(tmp: Path, app_port: int, load: Load) -> list[Row]:
     static.mkdir()
     port, mirror_port = free_port(), free_port()
     config = nginx_config(tmp, port, app_port, mirror_port)
-    args = ["/usr/sbin/nginx", "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(config),
-            "-g", "daemon off;"]
+    args = pinned(["/usr/sbin/nginx", "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(config),
+                   "-g", "daemon off;"], server=True)
     rows = []
     with serving(args, port=port, log=tmp / "nginx.out") as nginx:
         for path in PAGES.values():

@@ -514,9 +514,22 @@ def nginx_conf(app: Flask, files: list[MirroredFile]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def nginx_headers(max_age: int = 60) -> str:
+    """The response headers nginx adds to every mirrored file: the live app's security headers and a
+    cache lifetime that lets a CDN keep serving the last copy while the origin is down."""
+    return f"""\
+        add_header Cache-Control "public, max-age={max_age}, stale-if-error=86400" always;
+        add_header Content-Security-Policy "{CSP}" always;
+        add_header X-Content-Type-Options nosniff always;
+        add_header Referrer-Policy strict-origin-when-cross-origin always;
+        add_header X-Frame-Options DENY always;
+"""
+
+
 def nginx_locations(site: str, app_url: str, max_age: int = 60) -> str:
     """The `server { }` lines that serve the mirror in `site` (DIR/current/site) and send everything
     else to the app at `app_url`; nginx-mirror.conf must be included in `http { }`."""
+    headers = nginx_headers(max_age)
     return f"""\
     root {site};
     # Each mirrored file, by path and query string; anything else (a search, a form, a staff page,
@@ -531,12 +544,7 @@ def nginx_locations(site: str, app_url: str, max_age: int = 60) -> str:
         types {{ }}
         default_type "";
         add_header Content-Type $registry_mirror_type always;
-        add_header Cache-Control "public, max-age={max_age}, stale-if-error=86400" always;
-        add_header Content-Security-Policy "{CSP}" always;
-        add_header X-Content-Type-Options nosniff always;
-        add_header Referrer-Policy strict-origin-when-cross-origin always;
-        add_header X-Frame-Options DENY always;
-        try_files $uri$registry_mirror_query $uri/index.html$registry_mirror_query @app;
+{headers}        try_files $uri$registry_mirror_query $uri/index.html$registry_mirror_query @app;
     }}
     location @app {{
         proxy_pass {app_url};
