@@ -230,16 +230,64 @@ def run_together(*targets) -> None:
         thread.join(30)
 
 
-def first_chunk_sending(subscribers: int, monkeypatch) -> tuple[int, int, list[int]]:
-    """A material notice to `subscribers` whose first chunk (4) is written and being sent; committed.
-    (notice id, change set id, the chunk's delivery ids)"""
+def in_app(app, errors: list):
+    """A thread's target running the decorated work in an app context, its errors collected and its
+    session removed."""
+    def decorate(work):
+        def target() -> None:
+            with app.app_context():
+                try:
+                    work()
+                except Exception as error:
+                    errors.append(error)
+                finally:
+                    db.session.remove()
+        return target
+    return decorate
+
+
+def chunk_held_open(app, errors: list, monkeypatch, order: list[str], sendgrid):
+    """A worker's thread target that writes a notice's next chunk (Dispatcher.expand, chunks of 4) and
+    holds the chunk's transaction open until another worker has done its part (an entry in `order`),
+    10 s at most, then notes "chunk committed"; and an event set once the chunk is written."""
+    chunk_open, write = threading.Event(), notices.expand
+
+    def slow_expand(session, locked, **kwargs):
+        last = write(session, locked, **kwargs)
+        chunk_open.set()
+        for _ in range(100):
+            if order:
+                break
+            threading.Event().wait(0.1)
+        order.append("chunk committed")
+        return last
+
+    monkeypatch.setattr(notices, "expand", slow_expand)
+
+    @in_app(app, errors)
+    def write_chunk() -> None:
+        assert Dispatcher(db.session, sendgrid, Options(expand_chunk=4)).expand() == 1
+
+    return chunk_open, write_chunk
+
+
+def first_chunk_written(subscribers: int, monkeypatch) -> Notice:
+    """A material notice to `subscribers` whose first chunk (4) is written (queued), not committed."""
     topics = make_topics()
     for i in range(subscribers):
         make_subscriber(f"s{i:02d}@example.com", topics)
     monkeypatch.setattr(notices, "FIRST_CHUNK", 4)
-    change_set = scheduled_change(material=True, document=make_document())
-    notice = notices.start_notice(db.session, change_set, now=NOW)
+    notice = notices.start_notice(db.session, scheduled_change(material=True, document=make_document()),
+                                  now=NOW)
     assert notice.is_expanding
+    return notice
+
+
+def first_chunk_sending(subscribers: int, monkeypatch) -> tuple[int, int, list[int]]:
+    """A material notice to `subscribers` whose first chunk (4) is written and being sent; committed.
+    (notice id, change set id, the chunk's delivery ids)"""
+    notice = first_chunk_written(subscribers, monkeypatch)
+    change_set = db.session.get(ChangeSet, notice.change_set_id)
     ids = sorted(db.session.scalars(select(Delivery.id).where(Delivery.notice_id == notice.id)))
     db.session.execute(Delivery.__table__.update().where(Delivery.id.in_(ids)).values(status="sending"))
     db.session.commit()
@@ -255,41 +303,17 @@ def test_a_worker_finishing_rows_does_not_wait_for_the_worker_writing_the_next_c
     if databases.backend != "postgresql":
         pytest.skip("SQLite has one writer: the chunk's transaction excludes every other write anyway")
     notice_id, _change_set_id, first = first_chunk_sending(12, monkeypatch)
-    chunk_open, order, errors = threading.Event(), [], []
+    order, errors = [], []
+    chunk_open, write_chunk = chunk_held_open(app, errors, monkeypatch, order, sendgrid)
 
-    def write_chunk() -> None:
-        with app.app_context():
-            try:
-                worker = Dispatcher(db.session, sendgrid, Options(expand_chunk=4))
-                locked = db.session.scalar(notices.unexpanded().limit(1).with_for_update(skip_locked=True))
-                notices.expand(db.session, locked, chunk=4, now=NOW)
-                chunk_open.set()
-                # Hold the chunk's transaction until the other worker is done, for 10 s at most.
-                for _ in range(100):
-                    if order:
-                        break
-                    threading.Event().wait(0.1)
-                order.append("chunk committed")
-                worker.session.commit()
-            except Exception as error:
-                errors.append(error)
-            finally:
-                db.session.remove()
-
+    @in_app(app, errors)
     def finish() -> None:
-        with app.app_context():
-            try:
-                worker = Dispatcher(db.session, sendgrid)
-                chunk_open.wait(10)
-                db.session.execute(Delivery.__table__.update().where(Delivery.id.in_(first))
-                                   .values(status="sent"))
-                worker._settle(notice_id, NOW)
-                db.session.commit()
-                order.append("rows recorded")
-            except Exception as error:
-                errors.append(error)
-            finally:
-                db.session.remove()
+        worker = Dispatcher(db.session, sendgrid)
+        chunk_open.wait(10)
+        db.session.execute(Delivery.__table__.update().where(Delivery.id.in_(first)).values(status="sent"))
+        worker._settle(notice_id, NOW)
+        db.session.commit()
+        order.append("rows recorded")
 
     run_together(write_chunk, finish)
     assert errors == []
@@ -311,51 +335,20 @@ def test_a_worker_sending_a_notice_does_not_wait_for_the_worker_writing_its_next
         pytest.skip("SQLite has one writer: the chunk's transaction excludes every other write anyway")
     from registry.notify import messages
 
-    topics = make_topics()
-    for i in range(12):
-        make_subscriber(f"s{i:02d}@example.com", topics)
-    monkeypatch.setattr(notices, "FIRST_CHUNK", 4)
-    change_set = scheduled_change(material=True, document=make_document())
-    notice = notices.start_notice(db.session, change_set, now=NOW)
+    notice = first_chunk_written(12, monkeypatch)
     notice_id = notice.id
     # The notice's hash of its message, as the first worker to render it records: that one UPDATE of
     # the notice row does wait for a chunk being written, once per notice and plan.
     messages.notice_batch_message(db.session, notice)
     db.session.commit()
-    chunk_open, order, errors = threading.Event(), [], []
-    write = notices.expand
+    order, errors = [], []
+    chunk_open, write_chunk = chunk_held_open(app, errors, monkeypatch, order, sendgrid)
 
-    def slow_expand(session, locked, **kwargs):
-        last = write(session, locked, **kwargs)
-        chunk_open.set()
-        for _ in range(100):  # hold the chunk's transaction until the other worker is done, 10 s at most
-            if order:
-                break
-            threading.Event().wait(0.1)
-        order.append("chunk committed")
-        return last
-
-    monkeypatch.setattr(notices, "expand", slow_expand)
-
-    def write_chunk() -> None:
-        with app.app_context():
-            try:
-                assert Dispatcher(db.session, sendgrid, Options(expand_chunk=4)).expand() == 1
-            except Exception as error:
-                errors.append(error)
-            finally:
-                db.session.remove()
-
+    @in_app(app, errors)
     def send() -> None:
-        with app.app_context():
-            try:
-                chunk_open.wait(10)
-                assert Dispatcher(db.session, sendgrid).send_deliveries() == 4
-                order.append("first rows sent")
-            except Exception as error:
-                errors.append(error)
-            finally:
-                db.session.remove()
+        chunk_open.wait(10)
+        assert Dispatcher(db.session, sendgrid).send_deliveries() == 4
+        order.append("first rows sent")
 
     run_together(write_chunk, send)
     assert errors == []
