@@ -409,12 +409,7 @@ def test_the_worker_refreshes_the_deliveries_statistics_before_it_claims(app, da
     first claim of those rows is planned with them counted. SQLite: never."""
     from sqlalchemy import event
 
-    topics = make_topics()
-    for i in range(12):
-        make_subscriber(f"s{i:02d}@example.com", topics)
-    monkeypatch.setattr(notices, "FIRST_CHUNK", 4)
-    notice = notices.start_notice(db.session, scheduled_change(material=True, document=make_document()),
-                                  now=NOW)
+    notice = first_chunk_written(12, monkeypatch)
     db.session.commit()
     statements = []
 
