@@ -319,7 +319,7 @@ def nginx_config(tmp: Path, port: int, upstream_port: int, mirror_port: int) -> 
     for key, value in {"user": user, "tmp": str(tmp), "port": str(port),
                        "upstream_port": str(upstream_port), "mirror": str(mirror),
                        "mirror_port": str(mirror_port), "mirror_locations": locations,
-                       "mirror_headers": nginx_headers().replace("    ", "  ")}.items():
+                       "mirror_headers": nginx_headers()}.items():
         text = text.replace(f"@{key}@", value)
     path = tmp / "nginx.conf"
     path.write_text(text)

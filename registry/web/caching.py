@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache, wraps
+from functools import wraps
 from zoneinfo import ZoneInfo
 
 from cachetools import LRUCache
@@ -171,8 +171,6 @@ class PageCache:
         if names is ALL:
             return (request.path, request.query_string)
         query = request.query_string
-        if not query:
-            return (request.path, _without_values(names))
         values = self.values.get((names, query))
         if values is None:
             args = request.args
@@ -223,12 +221,6 @@ class PageCache:
         finally:
             current.args = original
         return response, (ALL if recorder.read_all else frozenset(recorder.names))
-
-
-@lru_cache(maxsize=256)
-def _without_values(names: frozenset[str]) -> tuple:
-    """The key's part for a request without a query string: each name read, with no value."""
-    return tuple((name, ()) for name in sorted(names))
 
 
 @limiter.request_filter
