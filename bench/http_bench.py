@@ -315,7 +315,7 @@ def nginx_config(tmp: Path, port: int, upstream_port: int, mirror_port: int) -> 
     user = f"user {pwd.getpwuid(os.getuid()).pw_name};" if os.getuid() == 0 else ""
     text = (ROOT / "bench" / "nginx.conf.template").read_text()
     mirror = tmp / "mirror"
-    locations = nginx_locations(f"{mirror}/current/site", f"http://127.0.0.1:{upstream_port}")
+    locations = nginx_locations(str(mirror), f"http://127.0.0.1:{upstream_port}")
     for key, value in {"user": user, "tmp": str(tmp), "port": str(port),
                        "upstream_port": str(upstream_port), "mirror": str(mirror),
                        "mirror_port": str(mirror_port), "mirror_locations": locations,

@@ -49,7 +49,7 @@ def mirror(directory: Path) -> None:
     Every public page, document version, comparison (every pair among a document's newest
     versions, up to a bound), entry page, JSON API answer, CSV and feed, rendered by the live views;
     DIRECTORY/current/manifest.json gives each file's URL and content type, and
-    DIRECTORY/nginx-mirror.conf the maps nginx needs. The worker keeps it current when
+    DIRECTORY/nginx-mirror.conf nginx's locations for it. The worker keeps it current when
     REGISTRY_MIRROR_DIR is set.
     """
     try:

@@ -15,12 +15,12 @@ Layout of DIR:
     DIR/current -> tree-20261201T120000Z-1a2b3c   (a symlink, replaced atomically)
     DIR/tree-.../site/...                         the files nginx or an object store serves
     DIR/tree-.../manifest.json                    every file's URL, path, content type and hash
-    DIR/nginx-mirror.conf                         maps for nginx: content types and query strings
+    DIR/nginx-mirror.conf                         nginx's locations: one per page or folder, typed
 
 A page's file is its path; a path that is also a folder (`/api/v1/subprocessors` and
 `/api/v1/subprocessors/<slug>`), and a path ending in `/`, get `index.html` inside the folder. A
 query string is part of the file name after a `?` (`compare/index.html?from=1&to=2`): nginx looks
-for `$uri?$args`, so only query strings made of SAFE_QUERY characters are written, exactly as the
+for `$uri?$args`; only query strings made of SAFE_QUERY characters are written, exactly as the
 pages link them. Anything else (a search, an as-of date nobody links, another order of parameters)
 has no file and falls through to the app.
 """
@@ -56,14 +56,14 @@ from registry.web import CSP
 MAX_COMPARE_VERSIONS = 40
 # A site past this many files is a crawl gone wrong (a link that makes links), not a registry.
 MAX_FILES = 100_000
-# Query strings nginx may turn into a file name: no "/", no "%", no "+" (see nginx_conf()).
+# Query strings written into a file name: no "/", no "%", no "+" (see nginx_server_conf()).
 SAFE_QUERY = re.compile(r"[A-Za-z0-9_.=&-]{1,256}")
 SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_~-][A-Za-z0-9_.~-]*")
 KEEP_TREES = 2
 CURRENT = "current"
 MANIFEST = "manifest.json"
 VERSION = "version.json"  # the manifest's content key and expiry alone, read at every tick
-NGINX_SNIPPET = "nginx-mirror.conf"
+NGINX_SNIPPET = "nginx-mirror.conf"  # the locations, for nginx's server { } block
 LINK = re.compile(rb"""(?:href|src)\s*=\s*["']([^"'<>\s]+)["']""")
 TEXT_TYPES = ("text/html", "application/json", "application/atom+xml", "application/rss+xml",
               "application/xml", "text/xml")
@@ -427,7 +427,7 @@ def build(app: Flask, directory: Path, *, attempts: int = 3) -> Result:
         "built_at": built_at.isoformat(), "content_key": key,
         "expires_at": expires_at.isoformat() if expires_at else None}) + "\n")
     snippet = directory / f".{NGINX_SNIPPET}-{secrets.token_hex(4)}"
-    snippet.write_text(nginx_conf(app, files))
+    snippet.write_text(nginx_server_conf(app, files))
     os.replace(snippet, directory / NGINX_SNIPPET)  # an nginx reload never reads half of it
     _switch(directory, tree)
     _prune(directory)
@@ -454,64 +454,110 @@ def refresh(app: Flask, directory: Path, now: datetime | None = None) -> Result 
 
 # nginx.
 
-def _rule_pattern(app: Flask, rule: Rule) -> str:
-    """The rule as an anchored regular expression over nginx's $uri."""
-    pattern = ""
-    trace = rule._trace  # werkzeug's parsed rule: no public form
-    start = next((i + 1 for i, (dynamic, part) in enumerate(trace) if not dynamic and part == "|"), 0)
-    for is_dynamic, part in trace[start:]:
-        if not is_dynamic:
-            pattern += re.escape(part)
-            continue
-        converter = rule._converters.get(part)
-        pattern += f"(?:{converter.regex})" if converter is not None else "[^/]+"
-    return "^" + pattern + "$"
+def _exten(name: str) -> str:
+    """What nginx takes for a file's extension (ngx_http_set_exten): after the last '.' of the last
+    segment, a query string included (`index.html?from=1` has `html?from=1`, which no `types` names)."""
+    segment = name.rpartition("/")[2]
+    dot = segment.rfind(".")
+    return segment[dot + 1:] if dot > 0 else ""
 
 
-def nginx_conf(app: Flask, files: list[MirroredFile]) -> str:
-    """`map`s for nginx: each mirrored URL's content type, and which query strings name a file.
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
-    Rules without arguments get one exact line each, the others one anchored regular expression per
-    rule (per extension for static files), so the map changes with the code, not with the content."""
-    adapter = app.url_map.bind("localhost")
-    exact: dict[str, str] = {}
-    patterns: dict[str, set[str]] = {}
+
+# The type of a page under a folder location, by its file's extension (ngx_http_set_exten) or, with
+# none nginx can name, by the folder: what the app answers, checked against every file at each build.
+EXTENSION_TYPES = {
+    "atom": "application/atom+xml; charset=utf-8", "css": "text/css; charset=utf-8",
+    "csv": "text/csv; charset=utf-8", "diff": "text/x-diff; charset=utf-8",
+    "ics": "text/calendar; charset=utf-8", "js": "text/javascript; charset=utf-8",
+    "json": "application/json", "rss": "application/rss+xml; charset=utf-8",
+    "svg": "image/svg+xml; charset=utf-8",
+}
+FOLDER_TYPES = {"/api/": "application/json"}
+HTML = "text/html; charset=utf-8"
+
+
+def _folder_type(folder: str, name: str) -> str:
+    exten = _exten(name)
+    if exten in EXTENSION_TYPES:
+        return EXTENSION_TYPES[exten]
+    return next((kind for prefix, kind in FOLDER_TYPES.items() if folder.startswith(prefix)), HTML)
+
+
+def nginx_server_conf(app: Flask, files: list[MirroredFile], max_age: int = 60) -> str:
+    """The `server { }` part: one location per page of a mirrored rule without arguments, one per
+    folder of the others (`^~ /documents/`), each with its content type fixed.
+
+    No `map` on the path, no regular expression and no `set` on the way to a file: nginx finds the
+    location in its prefix tree, the type is `default_type` (or, in a folder, `types` by extension),
+    and the file is found with one `try_files` lookup when it has the location's usual form (a file,
+    or `index.html` in a folder), two otherwise. The folders come from the URL map, not from the
+    content, so a page that appears later (a new sub-processor) is served without a reload; a file
+    whose type is not the one its folder gives it is a MirrorError, never a wrong Content-Type.
+    A rule without arguments gets its location from its page in this build (its type is the page's).
+    """
+    exact: dict[str, list[MirroredFile]] = {}
+    folders: set[str] = set()
+    statics = [rule.rule for rule in app.url_map.iter_rules()
+               if "GET" in (rule.methods or ()) and is_mirrored(app, rule.endpoint)]
+    for text in statics:
+        if "<" in text:
+            folder = text[:text.index("<")]
+            folders.add(folder[:folder.rfind("/") + 1])
     for mirrored in files:
         path = mirrored.url.partition("?")[0]
-        rule, _args = adapter.match(path, method="GET", return_rule=True)
-        if not (set(rule.arguments) - set(rule.defaults or {})):
-            exact[path] = mirrored.content_type
-            continue
-        pattern = _rule_pattern(app, rule)
-        if rule.endpoint == "static":
-            suffix = Path(path).suffix
-            pattern = pattern[:-1] + re.escape(suffix) + "$" if suffix else pattern
-        patterns.setdefault(pattern, set()).add(mirrored.content_type)
-    for mirrored in files:  # a rule whose pages differ in type: each of its paths on its own line
-        path = mirrored.url.partition("?")[0]
-        if path not in exact:
-            rule, _args = adapter.match(path, method="GET", return_rule=True)
-            pattern = _rule_pattern(app, rule)
-            if len(patterns.get(pattern, ())) > 1:
-                exact[path] = mirrored.content_type
+        folder = max((f for f in folders if path.startswith(f)), key=len, default=None)
+        if path in statics or folder is None:
+            exact.setdefault(path, []).append(mirrored)
+        elif mirrored.content_type != _folder_type(folder, mirrored.path):
+            raise MirrorError(f"{mirrored.url} is {mirrored.content_type}, but nginx would serve it as "
+                              f"{_folder_type(folder, mirrored.path)}: see registry.mirror.EXTENSION_TYPES")
+    # A query string is part of the file's name. Any query string is looked up: files exist only
+    # for SAFE_QUERY ones, and one with a "/" can reach no other file, since no folder's name has a
+    # "?" (the name before its "/" would have to be one).
+    query = "$is_args$args"
+    headers = nginx_headers(max_age).replace("        add_header", "    add_header")
+    # A path that is also a folder has its page in it (file_names()): that candidate first.
+    prefixes = {text[:i] for text in statics for i in range(1, len(text)) if text[i] == "/"}
+    blocks = []
+    for path, pages in sorted(exact.items()):
+        kinds = {page.content_type for page in pages}
+        if len(kinds) > 1:
+            raise MirrorError(f"{path} answered several content types: {sorted(kinds)}")
+        if path.endswith("/"):
+            candidates = f"{path}index.html{query}"
+        elif path in prefixes:
+            candidates = f"{path}/index.html{query} {path}{query}"
+        else:
+            candidates = f"{path}{query} {path}/index.html{query}"
+        blocks.append(f"location = {path} {{\n    types {{ }}\n    default_type {_quoted(kinds.pop())};\n"
+                      f"{headers}    try_files {candidates} @app;\n}}")
+    for folder in sorted(folders):
+        rules = [text for text in statics if text.startswith(folder) and "<" in text]
+        default = _folder_type(folder, "")
+        types = " ".join(f"{_quoted(kind)} {exten};" for exten, kind in sorted(EXTENSION_TYPES.items())
+                         if kind != default)
+        # Folder form first where pages end in "/" or contain others: `$uri` alone would find the
+        # folder itself (the slash doubles harmlessly for those ending in "/": `/documents/dpa//index.html`).
+        if any(text.endswith("/") or any(other.startswith(text + "/") for other in rules) for text in rules):
+            candidates = f"$uri/index.html{query} $uri{query}"
+        else:
+            candidates = f"$uri{query} $uri/index.html{query}"
+        blocks.append(f"location ^~ {folder} {{\n    types {{ {types} }}\n"
+                      f"    default_type {_quoted(default)};\n{headers}    try_files {candidates} @app;\n}}")
+    blocks.append("# Nothing else has a file (searches, forms, staff pages, POSTs): the app answers.\n"
+                  "# No folder the mirror writes is named '?', so the first name is never found.\n"
+                  "location / {\n    try_files /?/ @app;\n}")
     lines = [
-        "# Written by `flask registry mirror`: include it in nginx's http { } block (see the README).",
-        "# Which query strings may name a mirrored file: only these characters, so never a '/'.",
-        "map $args $registry_mirror_query {",
-        '    "" "";',
-        f'    "~^{SAFE_QUERY.pattern}$" "?$args";',
-        '    default "?/";  # no file has this name: the request goes to the app',
-        "}",
-        "# Each mirrored URL's content type (the files have no extensions).",
-        "# Keyed on the path asked for ($uri becomes the file's name once try_files finds it).",
-        "map $registry_mirror_path $registry_mirror_type {",
-        '    default "";',
+        "# Written by `flask registry mirror`: include it in the server { } block (see the README).",
+        "# Open files, their metadata and missing names kept for a second: a new tree shows within 1 s.",
+        "open_file_cache max=10000 inactive=60s;",
+        "open_file_cache_valid 1s;",
+        "open_file_cache_errors on;",
     ]
-    lines += [f'    "{path}" "{kind}";' for path, kind in sorted(exact.items())]
-    lines += [f'    "~{pattern}" "{next(iter(kinds))}";' for pattern, kinds in sorted(patterns.items())
-              if len(kinds) == 1]
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + blocks) + "\n"
 
 
 def nginx_headers(max_age: int = 60) -> str:
@@ -526,26 +572,12 @@ def nginx_headers(max_age: int = 60) -> str:
 """
 
 
-def nginx_locations(site: str, app_url: str, max_age: int = 60) -> str:
-    """The `server { }` lines that serve the mirror in `site` (DIR/current/site) and send everything
-    else to the app at `app_url`; nginx-mirror.conf must be included in `http { }`."""
-    headers = nginx_headers(max_age)
+def nginx_locations(directory: str, app_url: str) -> str:
+    """The `server { }` lines that serve the mirror in `directory` (its current/site) and send
+    everything else to the app at `app_url`."""
     return f"""\
-    root {site};
-    # Each mirrored file, by path and query string; anything else (a search, a form, a staff page,
-    # a POST) has no file and goes to the app.
-    location / {{
-        # Open files, their metadata and missing names (a query string's first candidate) kept for
-        # a second: the symlink switch shows within 1 s.
-        open_file_cache max=10000 inactive=60s;
-        open_file_cache_valid 1s;
-        open_file_cache_errors on;
-        set $registry_mirror_path $uri;
-        types {{ }}
-        default_type "";
-        add_header Content-Type $registry_mirror_type always;
-{headers}        try_files $uri$registry_mirror_query $uri/index.html$registry_mirror_query @app;
-    }}
+    root {directory}/{CURRENT}/site;
+    include {directory}/{NGINX_SNIPPET};
     location @app {{
         proxy_pass {app_url};
         proxy_set_header Host $host;

@@ -176,8 +176,9 @@ def test_the_cli_writes_the_mirror_and_names_what_it_left_to_the_app(app, runner
     assert "current -> tree-" in result.output
     assert "not mirrored, served by the app: /api/v1/subprocessors/changes" in result.output
     snippet = (tmp_path / "site" / "nginx-mirror.conf").read_text()
-    assert '"/api/v1/subprocessors" "application/json";' in snippet
-    assert "map $args $registry_mirror_query" in snippet
+    exact = 'location = /api/v1/subprocessors {\n    types { }\n    default_type "application/json";'
+    assert exact in snippet
+    assert "location ^~ /subprocessors/ {" in snippet
 
 
 def test_the_cli_reports_a_mirror_it_cannot_switch(app, runner, tmp_path):
@@ -185,3 +186,32 @@ def test_the_cli_reports_a_mirror_it_cannot_switch(app, runner, tmp_path):
     result = runner.invoke(args=["registry", "mirror", str(tmp_path)])
     assert result.exit_code == 1
     assert "is not a symlink" in result.output
+
+
+def _file(url: str, path: str, content_type: str) -> mirror.MirroredFile:
+    return mirror.MirroredFile(url=url, path=path, content_type=content_type, content_disposition=None,
+                               bytes=1, sha256="0" * 64)
+
+
+def test_nginx_locations_come_from_the_url_map_and_need_no_pattern(app):
+    # No page at all: the folders are there already, so a sub-processor published later is a file
+    # nginx serves without a reload (test_nginx.py serves one with the app down).
+    snippet = mirror.nginx_server_conf(app, [])
+    assert "location ^~ /subprocessors/ {" in snippet and "location ^~ /documents/ {" in snippet
+    # Nothing on the way to a file evaluates a regular expression, a map or a `set`.
+    directives = {line.split()[0] for line in snippet.splitlines() if line.strip() and line[0] != "#"}
+    assert "try_files" in directives and not {"map", "set", "rewrite", "if"} & directives
+    assert "location ~" not in snippet
+
+
+def test_a_page_of_another_type_than_its_folder_gives_is_refused(app):
+    pages = [_file("/subprocessors/acme", "subprocessors/acme", "text/html; charset=utf-8"),
+             _file("/documents/dpa/compare/1-2.diff", "documents/dpa/compare/1-2.diff",
+                   "text/x-diff; charset=utf-8")]
+    assert "location ^~ /subprocessors/" in mirror.nginx_server_conf(app, pages)
+    with pytest.raises(mirror.MirrorError, match="/subprocessors/beta is application/json"):
+        mirror.nginx_server_conf(app, [*pages, _file("/subprocessors/beta", "subprocessors/beta",
+                                                     "application/json")])
+    with pytest.raises(mirror.MirrorError, match="several content types"):
+        mirror.nginx_server_conf(app, [_file("/changes", "changes", "text/html; charset=utf-8"),
+                                       _file("/changes?page=2", "changes?page=2", "application/json")])

@@ -40,10 +40,9 @@ events {{ worker_connections 64; }}
 http {{
     access_log off;
     {temp}
-    include {directory}/{mirror.NGINX_SNIPPET};
     server {{
         listen 127.0.0.1:{port};
-{mirror.nginx_locations(f"{directory}/current/site", f"http://127.0.0.1:{app_port}")}
+{mirror.nginx_locations(str(directory), f"http://127.0.0.1:{app_port}")}
     }}
 }}
 """)
