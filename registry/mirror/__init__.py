@@ -500,16 +500,16 @@ def nginx_server_conf(app: Flask, files: list[MirroredFile], max_age: int = 60) 
     """
     exact: dict[str, list[MirroredFile]] = {}
     folders: set[str] = set()
-    statics = [rule.rule for rule in app.url_map.iter_rules()
+    rule_texts = [rule.rule for rule in app.url_map.iter_rules()
                if "GET" in (rule.methods or ()) and is_mirrored(app, rule.endpoint)]
-    for text in statics:
+    for text in rule_texts:
         if "<" in text:
             folder = text[:text.index("<")]
             folders.add(folder[:folder.rfind("/") + 1])
     for mirrored in files:
         path = mirrored.url.partition("?")[0]
         folder = max((f for f in folders if path.startswith(f)), key=len, default=None)
-        if path in statics or folder is None:
+        if path in rule_texts or folder is None:
             exact.setdefault(path, []).append(mirrored)
         elif mirrored.content_type != _folder_type(folder, mirrored.path):
             raise MirrorError(f"{mirrored.url} is {mirrored.content_type}, but nginx would serve it as "
@@ -520,7 +520,7 @@ def nginx_server_conf(app: Flask, files: list[MirroredFile], max_age: int = 60) 
     query = "$is_args$args"
     headers = nginx_headers(max_age).replace("        add_header", "    add_header")
     # A path that is also a folder has its page in it (file_names()): that candidate first.
-    prefixes = {text[:i] for text in statics for i in range(1, len(text)) if text[i] == "/"}
+    prefixes = {text[:i] for text in rule_texts for i in range(1, len(text)) if text[i] == "/"}
     blocks = []
     for path, pages in sorted(exact.items()):
         kinds = {page.content_type for page in pages}
@@ -535,7 +535,7 @@ def nginx_server_conf(app: Flask, files: list[MirroredFile], max_age: int = 60) 
         blocks.append(f"location = {path} {{\n    types {{ }}\n    default_type {_quoted(kinds.pop())};\n"
                       f"{headers}    try_files {candidates} @app;\n}}")
     for folder in sorted(folders):
-        rules = [text for text in statics if text.startswith(folder) and "<" in text]
+        rules = [text for text in rule_texts if text.startswith(folder) and "<" in text]
         default = _folder_type(folder, "")
         types = " ".join(f"{_quoted(kind)} {exten};" for exten, kind in sorted(EXTENSION_TYPES.items())
                          if kind != default)
