@@ -135,6 +135,12 @@ def content_key(now: datetime, timezone: str) -> dict:
             "next_boundary": state.next_boundary.isoformat() if state.next_boundary else None}
 
 
+def _mirrored_rules(app: Flask) -> Iterator[Rule]:
+    """The GET rules whose pages the mirror writes."""
+    return (rule for rule in app.url_map.iter_rules()
+            if "GET" in (rule.methods or ()) and is_mirrored(app, rule.endpoint))
+
+
 def is_mirrored(app: Flask, endpoint: str) -> bool:
     """A public page (a view served through the page cache) or a static file."""
     if endpoint == "static":
@@ -205,9 +211,7 @@ def _seeds(app: Flask, data: _Data) -> tuple[list[str], set[str], list[NotMirror
     urls: list[str] = []
     required: set[str] = set()
     skipped: list[NotMirrored] = []
-    for rule in app.url_map.iter_rules():
-        if "GET" not in (rule.methods or ()) or not is_mirrored(app, rule.endpoint):
-            continue
+    for rule in _mirrored_rules(app):
         values = _argument_values(rule, data)
         if isinstance(values, str):
             skipped.append(NotMirrored(rule.rule, values))
@@ -500,8 +504,7 @@ def nginx_server_conf(app: Flask, files: list[MirroredFile], max_age: int = 60) 
     """
     exact: dict[str, list[MirroredFile]] = {}
     folders: set[str] = set()
-    rule_texts = [rule.rule for rule in app.url_map.iter_rules()
-               if "GET" in (rule.methods or ()) and is_mirrored(app, rule.endpoint)]
+    rule_texts = [rule.rule for rule in _mirrored_rules(app)]
     for text in rule_texts:
         if "<" in text:
             folder = text[:text.index("<")]
@@ -511,9 +514,9 @@ def nginx_server_conf(app: Flask, files: list[MirroredFile], max_age: int = 60) 
         folder = max((f for f in folders if path.startswith(f)), key=len, default=None)
         if path in rule_texts or folder is None:
             exact.setdefault(path, []).append(mirrored)
-        elif mirrored.content_type != _folder_type(folder, mirrored.path):
+        elif mirrored.content_type != (served := _folder_type(folder, mirrored.path)):
             raise MirrorError(f"{mirrored.url} is {mirrored.content_type}, but nginx would serve it as "
-                              f"{_folder_type(folder, mirrored.path)}: see registry.mirror.EXTENSION_TYPES")
+                              f"{served}: see registry.mirror.EXTENSION_TYPES")
     # A query string is part of the file's name. Any query string is looked up: files exist only
     # for SAFE_QUERY ones, and one with a "/" can reach no other file, since no folder's name has a
     # "?" (the name before its "/" would have to be one).
