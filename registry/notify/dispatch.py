@@ -42,7 +42,20 @@ from typing import TypeVar
 
 import jinja2
 from flask import current_app
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -446,8 +459,20 @@ class Dispatcher:
 
     def _mine(self, token: str, notice_id: int, group: list[Claimed]) -> ColumnElement[bool]:
         # One notice's part of one claim: an id range, narrowed by the token (a PK range scan).
-        return and_(DELIVERIES.c.id.between(group[0].id, group[-1].id), DELIVERIES.c.notice_id == notice_id,
+        return and_(DELIVERIES.c.id.between(group[0].id, group[-1].id), self._notice_id() == notice_id,
                     DELIVERIES.c.claim_token == token)
+
+    def _notice_id(self) -> ColumnElement[int]:
+        """The deliveries' notice id, for conditions that other indexes serve better.
+
+        SQLite, without statistics, chose the (notice_id, email) index for every condition naming the
+        notice and walked all its rows: 18 ms a request for the settling check, 10 ms for recording a
+        result, at 100,000 recipients. `notice_id + 0` keeps it on the primary key's range or the partial
+        index of the status. PostgreSQL plans from statistics and gets the plain column.
+        """
+        if self.session.get_bind().dialect.name == "sqlite":
+            return DELIVERIES.c.notice_id + 0
+        return DELIVERIES.c.notice_id
 
     def _prepare(self, token: str, notice_id: int, group: list[Claimed]) -> _Prepared | None:
         mine = self._mine(token, notice_id, group)
@@ -594,9 +619,12 @@ class Dispatcher:
         other's rows still "sending", neither settled, and the notice never completed (the
         million-subscriber bench with 4 workers found it)."""
         notice_service.hold_settling(self.session, [notice_id])
+        notice = self._notice_id()
         for status in ("queued", "sending"):
-            if self.session.scalar(select(DELIVERIES.c.id).where(
-                    DELIVERIES.c.status == status, DELIVERIES.c.notice_id == notice_id).limit(1)) is not None:
+            # The status as a constant in the SQL, as the partial indexes' conditions name it.
+            unsettled = DELIVERIES.c.status == literal(status, literal_execute=True)
+            if self.session.scalar(select(DELIVERIES.c.id).where(unsettled, notice == notice_id)
+                                   .limit(1)) is not None:
                 return
         notice_service.settle(self.session, [notice_id], now=now)
 
