@@ -16,8 +16,8 @@ class MessageBody(db.Model):
     """Subject, text and HTML of one message before the per-recipient substitutions.
 
     The key is notify.messages.body_sha256 of the three parts, so the same message is stored once
-    however many requests, workers or notices send it; each delivery names the one it was sent with
-    and keeps its own substitutions, from which the exact mail a recipient got is rebuilt.
+    however many requests, workers or notices send it; each request (send_attempts) names the one it
+    carried and keeps its recipients' own values, from which the exact mail a recipient got is rebuilt.
     """
 
     __tablename__ = "message_bodies"

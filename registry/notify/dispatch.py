@@ -328,23 +328,22 @@ class Dispatcher:
         now = self.clock()
         cutoff = now - timedelta(seconds=self.options.sending_timeout)
         limit = self.options.max_attempts
-        handed_over = exists().where(
-            ATTEMPTS.c.claim_token == DELIVERIES.c.claim_token,
-            ATTEMPTS.c.notice_id == DELIVERIES.c.notice_id,
-            DELIVERIES.c.id.between(ATTEMPTS.c.first_delivery_id, ATTEMPTS.c.last_delivery_id))
+        handed_over = notice_service.HANDED_OVER
         stale = and_(DELIVERIES.c.status == "sending", DELIVERIES.c.claimed_at < cutoff,
                      ~_alive(DELIVERIES, cutoff))
         reason = (f"no answer from the provider to {limit} request(s) (each may have been accepted): "
                   "not sent again")
         exhausted = self.session.execute(
             update(DELIVERIES).where(stale, handed_over, DELIVERIES.c.unknown_outcomes + 1 >= limit)
-            .values(status="failed", claim_token=None, next_attempt_at=None, error=reason,
+            .values(status="failed", next_attempt_at=None, error=reason,
                     unknown_outcomes=DELIVERIES.c.unknown_outcomes + 1)
             .returning(DELIVERIES.c.notice_id)
         ).scalars().all()
+        # The rows whose request went out keep its claim token: it names the request (send_attempts) and
+        # so the message that may have reached them, until a new claim sends them again.
         requeued = self.session.execute(
             update(DELIVERIES).where(stale, handed_over)
-            .values(status="queued", is_resent=True, claim_token=None, next_attempt_at=None,
+            .values(status="queued", is_resent=True, next_attempt_at=None,
                     unknown_outcomes=DELIVERIES.c.unknown_outcomes + 1,
                     error="outcome unknown after the sending timeout: sent again")
         ).rowcount
@@ -528,11 +527,12 @@ class Dispatcher:
                 return False
             # What the provider is handed, kept before it goes: the body and each recipient's values.
             messages.store_body(self.session, prepared.batch, now=self.clock())
-            messages.record_sent_values(self.session, prepared.token, prepared.batch, prepared.recipients)
             self._heartbeat(prepared.token)
             self.session.execute(insert(ATTEMPTS).values(
                 claim_token=prepared.token, notice_id=prepared.notice_id, first_delivery_id=group[0].id,
-                last_delivery_id=group[-1].id, recipients=len(group), started_at=self.clock()))
+                last_delivery_id=group[-1].id, recipients=len(group), started_at=self.clock(),
+                message_sha256=prepared.batch.body_sha256,
+                personalizations=messages.personalizations(prepared.recipients)))
             self.session.commit()
             return True
 

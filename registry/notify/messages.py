@@ -4,7 +4,6 @@ per-recipient parts, store what was sent, and rebuild the mail a recipient got."
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import css_inline
 from flask import current_app, render_template, url_for
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from registry.domain.chain import chain_delta, chain_from_json, chain_text, service_label
@@ -287,49 +286,42 @@ def store_body(session: Session, batch: BatchMessage, *, now: datetime) -> None:
     ).on_conflict_do_nothing(index_elements=["sha256"]))
 
 
-def record_sent_values(session: Session, claim_token: str, batch: BatchMessage,
-                       recipients: list[Recipient]) -> None:
-    """Before the request leaves: each delivery names its message and keeps exactly its own values.
-
-    PostgreSQL: one statement for the whole request, its rows as one JSON array (json_to_recordset).
-    It was 1,000 pipelined single-row UPDATEs, a third of a worker's time in the profile
-    (bench/million_bench.py). SQLite (development, small lists): the same UPDATE per row.
-    """
-    table = Delivery.__table__
-    if session.get_bind().dialect.name == "postgresql":
-        rows = json.dumps([{"id": int(r.custom_args["delivery_id"]), "s": r.substitutions, "h": r.headers}
-                           for r in recipients])
-        session.execute(text(
-            "UPDATE deliveries AS d SET message_sha256 = :sha, substitutions = v.s, headers = v.h "
-            "FROM json_to_recordset(CAST(:rows AS json)) AS v(id bigint, s json, h json) "
-            "WHERE d.id = v.id AND d.claim_token = :token"),
-            {"sha": batch.body_sha256, "rows": rows, "token": claim_token})
-        return
-    session.execute(
-        update(table).where(table.c.id == bindparam("delivery"), table.c.claim_token == claim_token)
-        .values(message_sha256=batch.body_sha256, substitutions=bindparam("values"),
-                headers=bindparam("personal_headers")),
-        [{"delivery": int(r.custom_args["delivery_id"]), "values": r.substitutions,
-          "personal_headers": r.headers} for r in recipients],
-        execution_options={"synchronize_session": False},
-    )
+def personalizations(recipients: list[Recipient]) -> dict[str, dict]:
+    """What a request carries for each recipient, as its send_attempts row keeps it: the values the
+    provider substitutes into the message and the recipient's own headers, by delivery id."""
+    return {r.custom_args["delivery_id"]: {"substitutions": r.substitutions, "headers": r.headers}
+            for r in recipients}
 
 
-def personalized(body: MessageBody, delivery: Delivery) -> RenderedEmail:
+@dataclass(frozen=True)
+class SentValues:
+    """One recipient's part of a request (an entry of `personalizations`)."""
+
+    substitutions: dict[str, str]
+    headers: dict[str, str]
+
+    @classmethod
+    def from_json(cls, value: dict | None) -> SentValues:
+        value = value or {}
+        return cls(substitutions=dict(value.get("substitutions") or {}),
+                   headers=dict(value.get("headers") or {}))
+
+
+def personalized(body: MessageBody, sent: SentValues) -> RenderedEmail:
     """Subject, text and HTML as this recipient received them: what the provider made of the request."""
-    values = delivery.substitutions or {}
+    values = sent.substitutions
     return RenderedEmail(subject=personalize(body.subject, values), text=personalize(body.text, values),
                          html=personalize(body.html, values))
 
 
-def rebuild_message(body: MessageBody, delivery: Delivery) -> EmailMessage:
+def rebuild_message(body: MessageBody, delivery: Delivery, sent: SentValues) -> EmailMessage:
     """The mail this recipient was sent: the stored message with their values, as an RFC 5322 message.
 
     From, To, Subject and the per-recipient headers are what the request carried; Date is when the
     provider accepted it and Message-ID names the provider's id of the request.
     """
     settings = current_app.config["REGISTRY"]
-    mail = personalized(body, delivery)
+    mail = personalized(body, sent)
     message = EmailMessage(policy=EML_POLICY)
     message["From"] = (formataddr((settings.mail_from_name, settings.mail_from))
                        if settings.mail_from_name else settings.mail_from)
@@ -341,7 +333,7 @@ def rebuild_message(body: MessageBody, delivery: Delivery) -> EmailMessage:
         domain = settings.mail_from.rpartition("@")[2] or "localhost"
         message["Message-ID"] = f"<{delivery.provider_message_id}.{delivery.id}@{domain}>"
         message["X-Message-Id"] = delivery.provider_message_id
-    for name, value in (delivery.headers or {}).items():
+    for name, value in sent.headers.items():
         message[name] = value
     message["X-Registry-Delivery-Id"] = str(delivery.id)
     message["X-Registry-Message-Sha256"] = body.sha256

@@ -23,12 +23,13 @@ from registry.models import (
     Organisation,
     OrganisationContact,
     OrganisationDomain,
+    SendAttempt,
     Subscriber,
     Topic,
     User,
 )
 from registry.notify import messages
-from registry.notify.senders import Sender
+from registry.notify.senders import MAX_PERSONALIZATIONS, Sender
 from registry.services import accounts, audit, contacts, notices, objections, publishing, workflow
 
 LEGAL_ZONE = ZoneInfo("Europe/Warsaw")
@@ -256,12 +257,18 @@ def _accept_all(session: Session, notice: Notice, accepted: datetime, outbox: Se
     batch = messages.notice_batch_message(session, notice, messages.current_plan(session, notice.id))
     messages.store_body(session, batch, now=accepted)
     recipients = messages.recipients((d.id, d.email, d.subscriber_id, d.topic_id) for d in deliveries)
-    for index, (delivery, recipient) in enumerate(zip(deliveries, recipients, strict=True)):
-        delivery.status, delivery.sent_at, delivery.attempts = "sent", accepted, 1
-        delivery.provider_message_id = f"demo-{notice.id}-{index // 1000}"
-        delivery.last_event, delivery.last_event_at = "delivered", accepted + timedelta(seconds=20)
-        delivery.message_sha256 = batch.body_sha256
-        delivery.substitutions, delivery.headers = recipient.substitutions, recipient.headers
+    for start in range(0, len(deliveries), MAX_PERSONALIZATIONS):
+        request = deliveries[start:start + MAX_PERSONALIZATIONS]
+        token = f"demo-{notice.id}-{start // MAX_PERSONALIZATIONS}"
+        for delivery in request:
+            delivery.status, delivery.sent_at, delivery.attempts = "sent", accepted, 1
+            delivery.claim_token, delivery.claimed_at, delivery.provider_message_id = token, accepted, token
+            delivery.last_event, delivery.last_event_at = "delivered", accepted + timedelta(seconds=20)
+        session.add(SendAttempt(
+            claim_token=token, notice_id=notice.id, first_delivery_id=request[0].id,
+            last_delivery_id=request[-1].id, recipients=len(request), started_at=accepted,
+            message_sha256=batch.body_sha256,
+            personalizations=messages.personalizations(recipients[start:start + MAX_PERSONALIZATIONS])))
     notice.dispatch_completed_at = accepted
     if outbox is not None and recipients:
         outbox.send(batch, recipients)

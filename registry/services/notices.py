@@ -6,7 +6,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, and_, case, exists, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from registry.domain.clock import now_utc
@@ -17,6 +29,7 @@ from registry.models import (
     ChangeStatus,
     Delivery,
     Notice,
+    SendAttempt,
     Subscriber,
     Subscription,
     Suppression,
@@ -33,10 +46,22 @@ NON_MATERIAL = "non-material"
 
 # A delivery is settled when the provider accepted it, it was suppressed, or it failed for good.
 SETTLED = ("sent", "suppressed", "failed")
+
+
+def sent_in() -> ColumnElement[bool]:
+    """The send_attempts row is a request that carried the delivery: the delivery's notice, its claim
+    token, its id inside the request's range. Of several (a request split after a 400), the latest is
+    the one the provider took or refused."""
+    return and_(SendAttempt.claim_token == Delivery.claim_token, SendAttempt.notice_id == Delivery.notice_id,
+                Delivery.id.between(SendAttempt.first_delivery_id, SendAttempt.last_delivery_id))
+
+
+# A request carrying the delivery was handed to the provider (recorded just before it left).
+HANDED_OVER = exists().where(sent_in())
 # Told, or may have been: accepted by the provider, or a request with its message already on the way
-# (the worker records the message just before the request leaves; a claim not yet built has none).
-TOLD = or_(Delivery.status == "sent",
-           and_(Delivery.status == "sending", Delivery.message_sha256.is_not(None)))
+# (a claim not yet built into a request has none).
+TOLD = or_(Delivery.status == "sent", and_(Delivery.status == "sending", HANDED_OVER))
+
 
 
 def topic_keys(change_set: ChangeSet) -> list[str]:

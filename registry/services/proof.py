@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Label, Select, func, select
 from sqlalchemy.orm import Session
 
-from registry.models import ChangeSet, ChangeSetEvent, Delivery, MessageBody, Notice
+from registry.models import ChangeSet, ChangeSetEvent, Delivery, MessageBody, Notice, SendAttempt
 from registry.services import objections
-from registry.services.notices import SETTLED
+from registry.services.notices import SETTLED, sent_in
 
 # Waiting to be sent, or sent without an answer yet: the worker or the webhook still owes an outcome.
 PENDING = ("queued", "sending")
@@ -180,12 +180,18 @@ def plan_history(session: Session, change_set: ChangeSet) -> list[PlanStep]:
     return steps
 
 
-def sent_message(session: Session, delivery_id: int) -> tuple[Delivery, MessageBody] | None:
-    """A delivery and the stored message it was sent with; None before it was handed to the provider."""
-    delivery = session.get(Delivery, delivery_id)
-    if delivery is None or delivery.message_sha256 is None:
+def sent_message(session: Session, delivery_id: int) -> tuple[Delivery, MessageBody, dict] | None:
+    """A delivery, the stored message and its own values as the last request that carried it had them
+    (send_attempts, the latest of its claim token holding it); None before it was handed to the provider.
+    Only the delivery's entry of the request's values is read (a JSON path in the database)."""
+    request = session.execute(
+        select(Delivery, SendAttempt.message_sha256, SendAttempt.personalizations[str(delivery_id)])
+        .join(SendAttempt, sent_in()).where(Delivery.id == delivery_id)
+        .order_by(SendAttempt.id.desc()).limit(1)).first()
+    if request is None or request[1] is None:
         return None
-    return delivery, session.get(MessageBody, delivery.message_sha256)
+    delivery, sha256, values = request
+    return delivery, session.get(MessageBody, sha256), values or {}
 
 
 def _problems(change_set: ChangeSet, rows: list[NoticeProof]) -> list[str]:
@@ -223,11 +229,20 @@ def recipients_query(change_set_id: int, *, status: str = "", email: str = "") -
     return query
 
 
+def message_sha256() -> Label:
+    """The message of the last request that carried the delivery (None before one did), per row of a
+    query of deliveries: an index lookup by claim token."""
+    return (select(SendAttempt.message_sha256).where(sent_in()).order_by(SendAttempt.id.desc()).limit(1)
+            .scalar_subquery().label("message_sha256"))
+
+
 def recipients_page(session: Session, change_set_id: int, *, page: int, per_page: int, status: str = "",
-                    email: str = "") -> tuple[list[Delivery], int]:
+                    email: str = "") -> tuple[list[tuple[Delivery, str | None]], int]:
+    """A page of (delivery, its message's SHA-256) and the number of matching deliveries."""
     query = recipients_query(change_set_id, status=status, email=email)
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = list(session.scalars(query.offset((page - 1) * per_page).limit(per_page)))
+    page_query = query.add_columns(message_sha256()).offset((page - 1) * per_page).limit(per_page)
+    rows = [(delivery, sha256) for delivery, sha256 in session.execute(page_query)]
     return rows, total
 
 
@@ -244,7 +259,7 @@ def export_rows(session: Session, change_set_id: int) -> Iterator[dict]:
     not ORM objects, so memory stays flat and a row costs microseconds."""
     columns = (Delivery.id, Delivery.notice_id, Delivery.email, Delivery.status, Delivery.provider_message_id,
                Delivery.sent_at, Delivery.last_event, Delivery.last_event_at, Delivery.attempts,
-               Delivery.is_resent, Delivery.error, Delivery.message_sha256)
+               Delivery.is_resent, Delivery.error, message_sha256())
     query = recipients_query(change_set_id).with_only_columns(*columns).execution_options(yield_per=5000)
     for row in session.execute(query):
         yield {

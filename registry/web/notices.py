@@ -136,26 +136,27 @@ def _sent_or_404(delivery_id: int) -> tuple:
     found = proofs.sent_message(db.session, delivery_id)
     if found is None:
         abort(404, description="No message was handed to the provider for this delivery.")
-    return found
+    delivery, body, values = found
+    return delivery, body, messages.SentValues.from_json(values)
 
 
 @bp.get("/deliveries/<int:delivery_id>/message")
 @permission_required("audit")
 def sent_message(delivery_id: int):
-    delivery, body = _sent_or_404(delivery_id)
-    mail = messages.rebuild_message(body, delivery)
+    delivery, body, sent = _sent_or_404(delivery_id)
+    mail = messages.rebuild_message(body, delivery, sent)
     headers = [(key, linkify(str(value))) for key, value in mail.items()]
     notice = db.session.get(Notice, delivery.notice_id)
     return render_template("notices/sent_message.html", delivery=delivery, body=body, notice=notice,
                            subject=_header(mail, "Subject"), headers=headers,
-                           text=linkify(messages.personalized(body, delivery).text))
+                           text=linkify(messages.personalized(body, sent).text))
 
 
 @bp.get("/deliveries/<int:delivery_id>/message.eml")
 @permission_required("audit")
 def sent_message_eml(delivery_id: int):
-    delivery, body = _sent_or_404(delivery_id)
-    raw = bytes(messages.rebuild_message(body, delivery))
+    delivery, body, sent = _sent_or_404(delivery_id)
+    raw = bytes(messages.rebuild_message(body, delivery, sent))
     return Response(raw, mimetype="message/rfc822", headers={
         "Content-Disposition": f'attachment; filename="delivery-{delivery.id}.eml"'})
 
@@ -164,8 +165,8 @@ def sent_message_eml(delivery_id: int):
 @permission_required("audit")
 def sent_message_html(delivery_id: int):
     """The HTML part as sent, sanitised, for the sandboxed frame on the message page."""
-    delivery, body = _sent_or_404(delivery_id)
-    return framed(messages.personalized(body, delivery).html)
+    _delivery, body, sent = _sent_or_404(delivery_id)
+    return framed(messages.personalized(body, sent).html)
 
 
 # -- the local outbox mailbox ----------------------------------------------------------------------

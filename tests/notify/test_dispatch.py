@@ -8,14 +8,16 @@ import time
 from collections import Counter
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.models import ChangeSet, Delivery, OutgoingMail
+from registry.models import ChangeSet, Delivery, Notice, OutgoingMail, SendAttempt
 from registry.notify.dispatch import Dispatcher, Options, backoff
+from registry.notify.senders import SendGridSender
 from registry.services import mail as mail_service
-from registry.services import notices, provider_events
+from registry.services import notices, proof, provider_events
+from tests.fakes.sendgrid_server import API_KEY, FakeSendGrid
 from tests.notify.factories import email_for, notice_with_deliveries, status_counts
 
 
@@ -287,3 +289,67 @@ def test_sqlite_plans_the_per_request_statements_without_walking_the_notice(app,
             rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params)
             plan = " | ".join(row[3] for row in rows)
             assert "sqlite_autoindex_deliveries" not in plan, (sql, plan)
+
+
+def _accepted_values(fake) -> dict[str, dict]:
+    """Each accepted recipient's part of the request, as the provider received it."""
+    return {p["custom_args"]["delivery_id"]: {"substitutions": p.get("substitutions", {}),
+                                              "headers": p.get("headers", {})}
+            for body in fake.bodies for p in body["personalizations"]}
+
+
+def test_each_recipient_s_values_are_those_of_the_request_that_was_accepted(app, tmp_path):
+    """A 400 naming one address splits the request: the proof gives each accepted recipient the values
+    of the half the provider took (the latest request holding it), and the refused one the last request
+    that carried it."""
+    with FakeSendGrid(record=tmp_path / "accepted.jsonl", keep_bodies=True) as fake:
+        sender = SendGridSender(api_key=API_KEY, host=fake.url,
+                                from_email=app.config["REGISTRY"].mail_from, timeout=5.0)
+        dispatch = notice_with_deliveries(db.session, 8)
+        bad = deliveries(dispatch.notice_id)[5]
+        bad.email = "not an address@example.com"
+        db.session.commit()
+        Dispatcher(db.session, sender).drain()
+        accepted = _accepted_values(fake)
+    rows = deliveries(dispatch.notice_id)
+    assert len(accepted) == 7 and str(bad.id) not in accepted
+    for delivery in rows:
+        _delivery, body, values = proof.sent_message(db.session, delivery.id)
+        assert body.sha256 == db.session.get(Notice, dispatch.notice_id).body_sha256
+        if delivery.id == bad.id:
+            assert delivery.status == "failed" and values["substitutions"]
+        else:
+            assert delivery.status == "sent" and values == accepted[str(delivery.id)]
+    # The first request and its halves, each kept with what it carried.
+    requests = db.session.scalars(select(SendAttempt).where(SendAttempt.notice_id == dispatch.notice_id)
+                                  .order_by(SendAttempt.id)).all()
+    assert len(requests[0].personalizations) == 8 and len(requests) > 3
+
+
+def test_an_unknown_outcome_keeps_naming_the_message_that_may_have_reached_them(app, fake, sendgrid):
+    """The answer never came: queued again (flagged), each recipient still names the request that may
+    have reached them, with its values; sent again, they name the new request."""
+    dispatch = notice_with_deliveries(db.session, 4)
+    fake.script("drop")
+    worker = Dispatcher(db.session, sendgrid, Options(sending_timeout=0))
+    worker.send_deliveries()
+    first = {d.id: d.claim_token for d in deliveries(dispatch.notice_id)}
+    worker.recover()
+    rows = deliveries(dispatch.notice_id)
+    assert {(d.status, d.is_resent) for d in rows} == {("queued", True)}
+    before = {}
+    for delivery in rows:
+        assert delivery.claim_token == first[delivery.id]
+        _delivery, body, values = proof.sent_message(db.session, delivery.id)
+        assert body is not None and values["substitutions"]
+        before[delivery.id] = values
+    worker.drain()
+    rows = deliveries(dispatch.notice_id)
+    assert {d.status for d in rows} == {"sent"}
+    for delivery in rows:
+        assert delivery.claim_token != first[delivery.id]
+        assert proof.sent_message(db.session, delivery.id)[2]["substitutions"].keys() == \
+            before[delivery.id]["substitutions"].keys()
+    told = db.session.scalar(select(func.count()).select_from(Delivery)
+                             .where(Delivery.notice_id == dispatch.notice_id, notices.TOLD))
+    assert told == 4

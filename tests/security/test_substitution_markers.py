@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.models import Delivery, MessageBody
+from registry.models import MessageBody, SendAttempt
 from registry.notify import messages
 from registry.notify.dispatch import Dispatcher
 from registry.notify.senders import RecordingSender, personalize
@@ -64,7 +64,7 @@ def test_a_marker_in_staff_text_stays_text(app, marker):
     assert f"T{shown}T" in subject and f"S{shown}S" in text and f"Acme x{shown}y" in html
     assert f"Retention x{shown}y" in text and f"Privacy x{shown}y" in html
     # Nothing is left for the provider to replace but the template's own placeholders.
-    body = db.session.get(MessageBody, db.session.scalars(select(Delivery.message_sha256)).one())
+    body = db.session.get(MessageBody, db.session.scalars(select(SendAttempt.message_sha256)).one())
     for key in messages.MARKERS:
         assert (body.subject.count(key), body.text.count(key), body.html.count(key)) == (0, 1, 1)
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from registry.domain import subprocessors as domain
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.services import demo, reading
+from registry.services import demo, proof, reading
 
 
 def test_demo_registry_is_realistic(demo_app):
@@ -102,7 +102,7 @@ def test_the_demo_leaves_its_notice_mails_in_the_outbox(databases, tmp_path):
             sent = db.session.scalars(select(demo.Delivery).where(demo.Delivery.status == "sent")).all()
             # One mail per delivery the demo's notices made, each the message its delivery records.
             assert len(files) == len(sent) > 0
-            assert all(d.message_sha256 for d in sent)
+            assert all(proof.sent_message(db.session, d.id) for d in sent)
         subjects = {message_from_bytes(f.read_bytes(), policy=policy.default)["Subject"] for f in files}
         assert any("Kestrel" in s or "change" in s.lower() for s in subjects), subjects
         # The staff mailbox lists them.

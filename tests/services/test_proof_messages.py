@@ -11,11 +11,11 @@ from sqlalchemy import func, select
 
 from registry.domain.clock import now_utc
 from registry.extensions import db
-from registry.models import Delivery, MessageBody, Notice
+from registry.models import Delivery, MessageBody, Notice, SendAttempt
 from registry.notify import messages
 from registry.notify.dispatch import Dispatcher, Options
 from registry.notify.senders import SendGridSender, personalize
-from registry.services import notices
+from registry.services import notices, proof
 from tests.fakes.sendgrid_server import API_KEY, FakeSendGrid
 from tests.services.test_notices import make_document, make_subscriber, make_topics, scheduled_change
 
@@ -58,19 +58,25 @@ def test_what_each_recipient_read_is_rebuilt_byte_for_byte(sent, fake):
             received[personalization["custom_args"]["delivery_id"]] = (body, personalization)
     assert len(received) == 25 and len(fake.bodies) == 3
     rows = db.session.scalars(select(Delivery).where(Delivery.notice_id == notice.id)).all()
+    hashes = set()
     for delivery in rows:
         body, personalization = received[str(delivery.id)]
-        stored = db.session.get(MessageBody, delivery.message_sha256)
-        rebuilt = messages.personalized(stored, delivery)
+        _delivery, stored, values = proof.sent_message(db.session, delivery.id)
+        sent = messages.SentValues.from_json(values)
+        rebuilt = messages.personalized(stored, sent)
         expected = resolved(body, personalization)
         for part in ("subject", "text", "html"):
             assert getattr(rebuilt, part).encode("utf-8") == expected[part].encode("utf-8")
-        assert delivery.substitutions == personalization["substitutions"]
-        assert delivery.headers == personalization["headers"]
-        assert delivery.substitutions[messages.PREFERENCES_KEY] in rebuilt.text  # the link, personalised
-    # One message, stored once, though three requests carried it.
+        assert sent.substitutions == personalization["substitutions"]
+        assert sent.headers == personalization["headers"]
+        assert sent.substitutions[messages.PREFERENCES_KEY] in rebuilt.text  # the link, personalised
+        hashes.add(stored.sha256)
+    # One message, stored once, though three requests carried it; each request names it.
     assert db.session.scalar(select(func.count()).select_from(MessageBody)) == 1
-    assert {d.message_sha256 for d in rows} == {db.session.get(Notice, notice.id).body_sha256}
+    assert hashes == {db.session.get(Notice, notice.id).body_sha256}
+    requests = db.session.scalars(select(SendAttempt).where(SendAttempt.notice_id == notice.id)).all()
+    assert len(requests) == 3 and {r.message_sha256 for r in requests} == hashes
+    assert sorted(int(i) for r in requests for i in r.personalizations) == sorted(d.id for d in rows)
 
 
 def test_the_eml_is_that_message(sent, fake, make_user, login):
@@ -95,7 +101,7 @@ def test_the_eml_is_that_message(sent, fake, make_user, login):
         assert content == (expected[part] if expected[part].endswith("\n") else expected[part] + "\n")
 
     page = client.get(f"/admin/notices/deliveries/{delivery.id}/message").get_data(as_text=True)
-    assert delivery.email in page and delivery.message_sha256 in page
+    assert delivery.email in page and db.session.get(Notice, notice.id).body_sha256 in page
     frame = client.get(f"/admin/notices/deliveries/{delivery.id}/body.html")
     assert frame.status_code == 200 and "sandbox" in frame.headers["Content-Security-Policy"]
 

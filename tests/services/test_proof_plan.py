@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from registry.domain.deadlines import deadline_words
 from registry.extensions import db
-from registry.models import ChangeSet, ChangeStatus, Delivery, MessageBody, Notice, NoticePolicy
+from registry.models import ChangeSet, ChangeStatus, Delivery, MessageBody, Notice, NoticePolicy, SendAttempt
 from registry.notify import messages
 from registry.notify.dispatch import Dispatcher, Options
 from registry.notify.senders import RecordingSender, personalize
@@ -169,8 +169,12 @@ def test_a_move_tells_those_accepted_and_those_whose_request_is_on_its_way(sched
     db.session.add(MessageBody(sha256="b" * 64, subject="s", text="t", html="h"))
     rows = {d.email: d for d in db.session.scalars(select(Delivery).where(Delivery.notice_id == notice_id))}
     rows[emails[0]].status = "sent"
-    rows[emails[1]].status, rows[emails[1]].message_sha256 = "sending", "b" * 64
-    rows[emails[2]].status = "sending"
+    rows[emails[1]].status, rows[emails[1]].claim_token = "sending", "t1"
+    rows[emails[2]].status, rows[emails[2]].claim_token = "sending", "t2"
+    db.session.flush()
+    db.session.add(SendAttempt(claim_token="t1", notice_id=notice_id, first_delivery_id=rows[emails[1]].id,
+                               last_delivery_id=rows[emails[1]].id, recipients=1, message_sha256="b" * 64,
+                               personalizations={}))
     db.session.commit()
     publishing.postpone_overdue(db.session, now=AFTER_MIDNIGHT)
     [moved] = db.session.scalars(select(Notice).where(Notice.kind == "date_moved")).all()

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import insert, select
 
 from registry.extensions import db
-from registry.models import Delivery, Notice
+from registry.models import Delivery, Notice, SendAttempt
 from registry.notify import messages
 from registry.notify.senders import OutboxSender
 from registry.services import notices
@@ -373,7 +373,10 @@ def test_the_csv_names_the_message_each_recipient_was_sent(staff, dispatched):
     first = db.session.scalars(select(Delivery).where(Delivery.notice_id == notice.id)
                                .order_by(Delivery.id)).first()
     db.session.add(messages.MessageBody(sha256="a" * 64, subject="s", text="t", html="h"))
-    first.message_sha256 = "a" * 64
+    first.claim_token = "t1"
+    db.session.add(SendAttempt(claim_token="t1", notice_id=notice.id, first_delivery_id=first.id,
+                               last_delivery_id=first.id, recipients=1, message_sha256="a" * 64,
+                               personalizations={str(first.id): {"substitutions": {}, "headers": {}}}))
     db.session.commit()
     rows = list(csv.DictReader(io.StringIO(staff.get(f"/admin/notices/{change_set.id}/proof.csv")
                                            .get_data(as_text=True))))
