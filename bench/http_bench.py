@@ -5,7 +5,8 @@ Three stages, each with wrk on loopback:
 - nginx: each page through the README's proxy_cache against the same body as a static file;
 - mirror: each page from the static mirror (`flask registry mirror`, served as the README says)
   against the same body as a plain static file, in the same nginx and the same run.
-Runs interleave page and baseline and keep the median of each, because the machine is shared.
+Runs interleave page and baseline (the order alternating) and keep the median of each, because the
+machine is shared; the median of the pairs' ratios is shown beside.
 Run alone with `python bench/http_bench.py`; bench/run.py runs it as part of `make bench`.
 """
 
@@ -76,6 +77,14 @@ class Row:
         return self.page_rps / self.baseline_rps
 
     @property
+    def paired_ratio(self) -> float | None:
+        """The median of each pair's page/baseline: information beside `ratio` (the target's), steadier
+        when the machine's speed drifts between pairs, since each pair shares the same moment."""
+        pairs = [page / baseline for page, baseline in zip(self.page_runs, self.baseline_runs, strict=True)
+                 if baseline]
+        return statistics.median(pairs) if pairs else None
+
+    @property
     def cpu_ratio(self) -> float | None:
         """Baseline CPU per request over the page's: like `ratio`, 1.0 when they cost the same."""
         page = [c for c in self.page_cpu_us if c]
@@ -90,7 +99,7 @@ class Row:
 
     def as_json(self) -> dict:
         return {**asdict(self), "page_rps": self.page_rps, "baseline_rps": self.baseline_rps,
-                "ratio": self.ratio, "cpu_ratio": self.cpu_ratio,
+                "ratio": self.ratio, "paired_ratio": self.paired_ratio, "cpu_ratio": self.cpu_ratio,
                 "result": "PASS" if self.passed else "MISS"}
 
 
@@ -216,13 +225,14 @@ def wrk(url: str, load: Load, seconds: int | None = None, server_pid: int | None
 
 
 def measure(row: Row, port: int, load: Load, server_pid: int) -> None:
-    """Page, baseline, page, baseline...: the median of each, measured side by side."""
+    """Pairs of page and baseline, side by side, the first of each pair alternating (page first, then
+    baseline first...) so that neither always runs on the heels of the other: the median of each."""
     page, baseline = f"http://{HOST}:{port}{row.endpoint}", f"http://{HOST}:{port}{row.baseline}"
     wrk(page, load, seconds=1)  # warm every worker's cache and connections
     wrk(baseline, load, seconds=1)
-    for _ in range(load.runs):
-        for url, runs, cpu in ((page, row.page_runs, row.page_cpu_us),
-                               (baseline, row.baseline_runs, row.baseline_cpu_us)):
+    for run in range(load.runs):
+        pair = [(page, row.page_runs, row.page_cpu_us), (baseline, row.baseline_runs, row.baseline_cpu_us)]
+        for url, runs, cpu in pair if run % 2 == 0 else reversed(pair):
             rps, cpu_us = wrk(url, load, server_pid=server_pid)
             runs.append(rps)
             cpu.append(cpu_us)
@@ -455,18 +465,18 @@ def table(rows: list[Row]) -> str:
         return "-" if value is None else format(value, spec)
 
     header = (f"{'stage':<9}{'endpoint':<60}{'req/s page':>11}{'req/s trivial':>14}"
-              f"{'ratio':>8}{'target':>7}  {'result':<7}{'cpu ratio':>10}")
+              f"{'ratio':>8}{'target':>7}  {'result':<7}{'paired':>8}{'cpu ratio':>10}")
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(
             f"{row.stage:<9}{row.endpoint:<60}{number(row.page_rps, '.0f'):>11}"
             f"{number(row.baseline_rps, '.0f'):>14}{number(row.ratio, '.1%'):>8}"
             f"{row.target:>7.0%}  {'PASS' if row.passed else 'MISS':<7}"
-            f"{number(row.cpu_ratio, '.1%'):>10}"
+            f"{number(row.paired_ratio, '.1%'):>8}{number(row.cpu_ratio, '.1%'):>10}"
             + (f"  ({row.note})" if row.note else "")
         )
-    lines.append("cpu ratio: the server's CPU time per trivial request over per page request "
-                 "(information, not a target)")
+    lines.append("paired: the median of each pair's ratio; cpu ratio: the server's CPU time per trivial "
+                 "request over per page request (information, not targets)")
     lines += [f"warning: {row.stage} {row.endpoint}: {warning}"
               for row in rows for warning in row.warnings]
     return "\n".join(lines)

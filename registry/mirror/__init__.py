@@ -431,7 +431,7 @@ def build(app: Flask, directory: Path, *, attempts: int = 3) -> Result:
         "built_at": built_at.isoformat(), "content_key": key,
         "expires_at": expires_at.isoformat() if expires_at else None}) + "\n")
     snippet = directory / f".{NGINX_SNIPPET}-{secrets.token_hex(4)}"
-    snippet.write_text(nginx_server_conf(app, files))
+    snippet.write_text(nginx_server_conf(app, files, f"{directory.resolve()}/{CURRENT}/site"))
     os.replace(snippet, directory / NGINX_SNIPPET)  # an nginx reload never reads half of it
     _switch(directory, tree)
     _prune(directory)
@@ -490,17 +490,22 @@ def _folder_type(folder: str, name: str) -> str:
     return next((kind for prefix, kind in FOLDER_TYPES.items() if folder.startswith(prefix)), HTML)
 
 
-def nginx_server_conf(app: Flask, files: list[MirroredFile], max_age: int = 60) -> str:
+def nginx_server_conf(app: Flask, files: list[MirroredFile], site: str, max_age: int = 60) -> str:
     """The `server { }` part: one location per page of a mirrored rule without arguments, one per
-    folder of the others (`^~ /documents/`), each with its content type fixed.
+    folder of the others (`^~ /documents/`), each with its content type fixed, and one per page of
+    this build whose path does not end in "/" (`site` is the mirror's current/site directory).
 
     No `map` on the path, no regular expression and no `set` on the way to a file: nginx finds the
-    location in its prefix tree, the type is `default_type` (or, in a folder, `types` by extension),
-    and the file is found with one `try_files` lookup when it has the location's usual form (a file,
-    or `index.html` in a folder), two otherwise. The folders come from the URL map, not from the
-    content, so a page that appears later (a new sub-processor) is served without a reload; a file
-    whose type is not the one its folder gives it is a MirrorError, never a wrong Content-Type.
-    A rule without arguments gets its location from its page in this build (its type is the page's).
+    location in its prefix tree, the type is `default_type` (or, in a folder, `types` by extension).
+    A page of this build is its location's `alias` (the query string appended): nginx opens it once,
+    and a query string without a file is a 404 that `error_page` hands to the app. `try_files`
+    looked each file up twice (once to try it, once to serve it), and that second lookup was most of
+    what the mirror cost over a plain static file (callgrind, README). A path ending in "/" keeps
+    `try_files` (nginx's static module leaves such a URI to the index module), and so do the folders,
+    which come from the URL map, not from the content: a page that appears later (a new
+    sub-processor) is served without a reload, found with one `try_files` lookup when it has the
+    folder's usual form (a file, or `index.html` in a folder), two otherwise. A file whose type is not
+    the one its folder gives it is a MirrorError, never a wrong Content-Type.
     """
     exact: dict[str, list[MirroredFile]] = {}
     folders: set[str] = set()
@@ -512,9 +517,11 @@ def nginx_server_conf(app: Flask, files: list[MirroredFile], max_age: int = 60) 
     for mirrored in files:
         path = mirrored.url.partition("?")[0]
         folder = max((f for f in folders if path.startswith(f)), key=len, default=None)
-        if path in rule_texts or folder is None:
+        if path in rule_texts or folder is None or not path.endswith("/"):
             exact.setdefault(path, []).append(mirrored)
-        elif mirrored.content_type != (served := _folder_type(folder, mirrored.path)):
+        # A page of an argument rule must also be what its folder would serve (a later one is).
+        if (folder is not None and path not in rule_texts
+                and mirrored.content_type != (served := _folder_type(folder, mirrored.path))):
             raise MirrorError(f"{mirrored.url} is {mirrored.content_type}, but nginx would serve it as "
                               f"{served}: see registry.mirror.EXTENSION_TYPES")
     # A query string is part of the file's name. Any query string is looked up: files exist only
@@ -522,21 +529,22 @@ def nginx_server_conf(app: Flask, files: list[MirroredFile], max_age: int = 60) 
     # "?" (the name before its "/" would have to be one).
     query = "$is_args$args"
     headers = nginx_headers(max_age).replace("        add_header", "    add_header")
-    # A path that is also a folder has its page in it (file_names()): that candidate first.
-    prefixes = {text[:i] for text in rule_texts for i in range(1, len(text)) if text[i] == "/"}
     blocks = []
     for path, pages in sorted(exact.items()):
         kinds = {page.content_type for page in pages}
         if len(kinds) > 1:
             raise MirrorError(f"{path} answered several content types: {sorted(kinds)}")
         if path.endswith("/"):
-            candidates = f"{path}index.html{query}"
-        elif path in prefixes:
-            candidates = f"{path}/index.html{query} {path}{query}"
+            serve = f"    try_files {path}index.html{query} @app;\n"
         else:
-            candidates = f"{path}{query} {path}/index.html{query}"
+            # Every file of a path has the same name before its query string (file_names()).
+            (name,) = {page.path.partition("?")[0] for page in pages}
+            file = f"{site}/{name}"
+            if "$" in file:
+                raise MirrorError(f"{file}: nginx would read the $ in this path as a variable")
+            serve = f"    alias {_quoted(file)[:-1]}{query}\";\n    error_page 404 = @app;\n"
         blocks.append(f"location = {path} {{\n    types {{ }}\n    default_type {_quoted(kinds.pop())};\n"
-                      f"{headers}    try_files {candidates} @app;\n}}")
+                      f"{headers}{serve}}}")
     for folder in sorted(folders):
         rules = [text for text in rule_texts if text.startswith(folder) and "<" in text]
         default = _folder_type(folder, "")

@@ -188,6 +188,9 @@ def test_the_cli_reports_a_mirror_it_cannot_switch(app, runner, tmp_path):
     assert "is not a symlink" in result.output
 
 
+SITE = "/srv/mirror/current/site"
+
+
 def _file(url: str, path: str, content_type: str) -> mirror.MirroredFile:
     return mirror.MirroredFile(url=url, path=path, content_type=content_type, content_disposition=None,
                                bytes=1, sha256="0" * 64)
@@ -196,7 +199,7 @@ def _file(url: str, path: str, content_type: str) -> mirror.MirroredFile:
 def test_nginx_locations_come_from_the_url_map_and_need_no_pattern(app):
     # No page at all: the folders are there already, so a sub-processor published later is a file
     # nginx serves without a reload (test_nginx.py serves one with the app down).
-    snippet = mirror.nginx_server_conf(app, [])
+    snippet = mirror.nginx_server_conf(app, [], SITE)
     assert "location ^~ /subprocessors/ {" in snippet and "location ^~ /documents/ {" in snippet
     # Nothing on the way to a file evaluates a regular expression, a map or a `set`.
     directives = {line.split()[0] for line in snippet.splitlines() if line.strip() and line[0] != "#"}
@@ -208,10 +211,30 @@ def test_a_page_of_another_type_than_its_folder_gives_is_refused(app):
     pages = [_file("/subprocessors/acme", "subprocessors/acme", "text/html; charset=utf-8"),
              _file("/documents/dpa/compare/1-2.diff", "documents/dpa/compare/1-2.diff",
                    "text/x-diff; charset=utf-8")]
-    assert "location ^~ /subprocessors/" in mirror.nginx_server_conf(app, pages)
+    assert "location ^~ /subprocessors/" in mirror.nginx_server_conf(app, pages, SITE)
     with pytest.raises(mirror.MirrorError, match="/subprocessors/beta is application/json"):
         mirror.nginx_server_conf(app, [*pages, _file("/subprocessors/beta", "subprocessors/beta",
-                                                     "application/json")])
+                                                     "application/json")], SITE)
     with pytest.raises(mirror.MirrorError, match="several content types"):
         mirror.nginx_server_conf(app, [_file("/changes", "changes", "text/html; charset=utf-8"),
-                                       _file("/changes?page=2", "changes?page=2", "application/json")])
+                                       _file("/changes?page=2", "changes?page=2", "application/json")], SITE)
+
+
+def test_each_page_of_the_build_is_opened_once(app):
+    """A page whose path does not end in "/" is its location's alias, the query string appended
+    (one file lookup; a query string without a file is a 404 the app answers); a path ending in "/"
+    and the folders (pages published later) keep try_files. A "$" in the site's path is refused."""
+    pages = [_file("/subprocessors/acme", "subprocessors/acme", "text/html; charset=utf-8"),
+             _file("/subprocessors/", "subprocessors/index.html", "text/html; charset=utf-8"),
+             _file("/documents/dpa/compare?from=1&to=2", "documents/dpa/compare/index.html?from=1&to=2",
+                   "text/html; charset=utf-8")]
+    snippet = mirror.nginx_server_conf(app, pages, SITE)
+    block = snippet[snippet.index("location = /documents/dpa/compare {"):]
+    block = block[:block.index("\n}\n")]
+    assert f'alias "{SITE}/documents/dpa/compare/index.html$is_args$args";' in block
+    assert "error_page 404 = @app;" in block and "try_files" not in block
+    assert f'alias "{SITE}/subprocessors/acme$is_args$args";' in snippet
+    listing = snippet[snippet.index("location = /subprocessors/ {"):]
+    assert listing[:listing.index("\n}\n")].count("try_files /subprocessors/index.html$is_args$args @app;") == 1
+    with pytest.raises(mirror.MirrorError, match="variable"):
+        mirror.nginx_server_conf(app, pages, "/srv/$mirror/current/site")
