@@ -235,6 +235,7 @@ def test_each_page_of_the_build_is_opened_once(app):
     assert "error_page 404 = @app;" in block and "try_files" not in block
     assert f'alias "{SITE}/subprocessors/acme$is_args$args";' in snippet
     listing = snippet[snippet.index("location = /subprocessors/ {"):]
-    assert listing[:listing.index("\n}\n")].count("try_files /subprocessors/index.html$is_args$args @app;") == 1
+    listing = listing[:listing.index("\n}\n")]
+    assert listing.count("try_files /subprocessors/index.html$is_args$args @app;") == 1
     with pytest.raises(mirror.MirrorError, match="variable"):
         mirror.nginx_server_conf(app, pages, "/srv/$mirror/current/site")
