@@ -63,7 +63,6 @@ HANDED_OVER = exists().where(sent_in())
 TOLD = or_(Delivery.status == "sent", and_(Delivery.status == "sending", HANDED_OVER))
 
 
-
 def topic_keys(change_set: ChangeSet) -> list[str]:
     """Material changes go to everyone (Administrative); others to the topics they touch."""
     if change_set.is_material:
