@@ -98,7 +98,7 @@ class SendAttempt(db.Model):
 
     The values are one JSON object per request, keyed by delivery id, rather than columns of each
     delivery: writing them into 1,000 delivery rows before every request made PostgreSQL copy each row
-    once more (and check its foreign key), 40% of the time to send 100,000 notices (bench/).
+    once more (and check its foreign key), 1.9 s of an 8.7 s in-process drain of 100,000 (README).
     """
 
     __tablename__ = "send_attempts"
