@@ -101,6 +101,9 @@ def test_nginx_serves_every_mirrored_page_with_the_app_and_database_away(demo_ap
     port = nginx(directory)
     manifest = json.loads((directory / "current" / "manifest.json").read_text())
     assert len(manifest["files"]) > 100
+    # Pages with a query string at a path without a final "/" are served by a named location.
+    assert {"/api/v1/subprocessors?page=1", "/documents/dpa/compare?from=1&to=2&view=side"} <= {
+        entry["url"] for entry in manifest["files"]}
     for entry in manifest["files"]:
         status, headers, body = request(port, entry["url"])
         assert status == 200, entry["url"]
@@ -109,12 +112,16 @@ def test_nginx_serves_every_mirrored_page_with_the_app_and_database_away(demo_ap
         assert types == [entry["content_type"]], entry["url"]
         assert ("X-Frame-Options", "DENY") in headers
     # What the mirror has no file for goes to the app, which is down: nginx answers 502.
-    for url in ("/subprocessors/?q=acme", "/subprocessors/?x=123", "/admin/", "/auth/login",
+    for url in ("/subprocessors/?q=acme", "/subprocessors/?x=123", "/api/v1/subprocessors?x=123",
+                "/api/v1/subprocessors?page=1&x=1", "/admin/", "/auth/login",
                 "/subscriptions/", "/api/v1/subprocessors/changes?since=2020-01-01T00:00:00Z",
                 "/documents/privacy-policy/compare?from=../../../../etc/passwd",
                 "/documents/privacy-policy/compare?from=1/../../x&to=2", "/subprocessors/nobody-here"):
         assert request(port, url)[0] == 502, url
     assert request(port, "/subscriptions/", "POST")[0] == 502
+    # An empty query string is no query string.
+    assert request(port, "/changes?")[::2] == request(port, "/changes")[::2] == (
+        200, (directory / "current" / "site" / "changes").read_bytes())
 
 
 def test_nginx_follows_the_symlink_switch(app, tmp_path, nginx):
