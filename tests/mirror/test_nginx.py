@@ -101,7 +101,7 @@ def test_nginx_serves_every_mirrored_page_with_the_app_and_database_away(demo_ap
     port = nginx(directory)
     manifest = json.loads((directory / "current" / "manifest.json").read_text())
     assert len(manifest["files"]) > 100
-    # Pages with a query string at a path without a final "/" are served by a named location.
+    # Pages with a query string at a path without a final "/" (the alias with $is_args$args).
     assert {"/api/v1/subprocessors?page=1", "/documents/dpa/compare?from=1&to=2&view=side"} <= {
         entry["url"] for entry in manifest["files"]}
     for entry in manifest["files"]:
