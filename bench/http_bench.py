@@ -393,12 +393,10 @@ def mirror_baseline(row: Row, port: int, site: Path, files: dict[str, str]) -> N
     if kind is None:
         raise BenchError(f"add {headers.get('content-type')!r} to bench/nginx.conf.template's /_files/")
     name = files[row.endpoint]
-    if "?" in name:
-        linked = site / name.replace("?", "@")
-        if not linked.exists():
-            os.link(site / name, linked)
-        name = name.replace("?", "@")
-    row.baseline = f"/_files/{kind}/{name}"
+    linked = name.replace("?", "@")
+    if linked != name and not (site / linked).exists():
+        os.link(site / name, site / linked)
+    row.baseline = f"/_files/{kind}/{linked}"
     status, static_headers, static_body = fetch(port, row.baseline)
     if (status, static_headers.get("content-type"), static_body) != (200, headers["content-type"], body):
         raise BenchError(f"nginx's {row.baseline} is not the bytes and type of the mirror's "
