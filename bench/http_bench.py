@@ -4,10 +4,14 @@ Three stages, each with wrk on loopback:
 - gunicorn: each page against bench_app's /_bench/raw/<name> (same server, same body);
 - nginx: each page through the README's proxy_cache against the same body as a static file;
 - mirror: each page from the static mirror (`flask registry mirror`, served as the README says)
-  against the same file served by a plain alias location, in the same nginx and the same run;
-  a control row measures that file against itself (the noise of the measurement, no target).
-Runs interleave page and baseline (the order alternating) and keep the median of each, because the
-machine is shared; the median of the pairs' ratios is shown beside.
+  against the same file served by a plain alias location; a control row measures that file
+  against itself (the noise of the measurement, no target).
+The gunicorn and nginx stages interleave page and baseline runs (the order alternating) and keep the
+median of each, because the machine is shared; the median of the pairs' ratios is shown beside.
+The mirror's rows run page and baseline at the same moment, on two instances of one nginx
+configuration sharing one CPU, each driven by its own wrk: whatever else the machine does slows
+both alike. Their ratio is nginx's capacity for the page over its capacity for the baseline, from
+each instance's CPU time per request (/proc/PID/schedstat, in nanoseconds), the median of the pairs.
 Run alone with `python bench/http_bench.py`; bench/run.py runs it as part of `make bench`.
 """
 
@@ -29,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,6 +65,9 @@ class Row:
     page_cpu_us: list[float] = field(default_factory=list)
     baseline_cpu_us: list[float] = field(default_factory=list)
     target: float | None = TARGET  # None: a control row, information only
+    # Page and baseline measured at the same moment on two nginx instances (the mirror's rows): the
+    # ratio is then the capacity's, from CPU per request, and req/s is information.
+    together: bool = False
     note: str = ""  # why the row could not be measured
     warnings: list[str] = field(default_factory=list)
 
@@ -74,9 +81,22 @@ class Row:
 
     @property
     def ratio(self) -> float | None:
+        """The target's statistic: page req/s over baseline req/s (medians), or for a row measured
+        together, the page's capacity over the baseline's (`capacity_ratio`)."""
+        if self.together:
+            return self.capacity_ratio
         if self.page_rps is None or not self.baseline_rps:
             return None
         return self.page_rps / self.baseline_rps
+
+    @property
+    def capacity_ratio(self) -> float | None:
+        """The median of each pair's baseline CPU per request over the page's: the requests a second
+        one CPU serves of the page, as a share of what it serves of the baseline."""
+        pairs = [baseline / page
+                 for page, baseline in zip(self.page_cpu_us, self.baseline_cpu_us, strict=True)
+                 if page and baseline]
+        return statistics.median(pairs) if pairs else None
 
     @property
     def paired_ratio(self) -> float | None:
@@ -111,7 +131,7 @@ class Row:
     def as_json(self) -> dict:
         return {**asdict(self), "page_rps": self.page_rps, "baseline_rps": self.baseline_rps,
                 "ratio": self.ratio, "paired_ratio": self.paired_ratio, "cpu_ratio": self.cpu_ratio,
-                "result": self.result}
+                "capacity_ratio": self.capacity_ratio, "result": self.result}
 
 
 @dataclass(frozen=True)
@@ -203,6 +223,27 @@ def cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu_ns(pid: int) -> int:
+    """CPU time a server has run so far, in nanoseconds: its master and every live child
+    (/proc/PID/schedstat, exact where /proc/PID/stat counts 10 ms ticks)."""
+    pids = [pid] + [int(stat.parent.name) for stat in Path("/proc").glob("[0-9]*/stat")
+                    if _ppid(stat) == pid]
+    total = 0
+    for each in pids:
+        try:
+            total += int(Path(f"/proc/{each}/schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def _ppid(stat: Path) -> int | None:
+    try:
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def pinned(args: list[str], *, server: bool) -> list[str]:
     """wrk on the first CPU, the server under test on the last: on two cores they no longer take turns
     on the same one, which made a run's page and baseline differ by up to 20% by chance."""
@@ -212,27 +253,41 @@ def pinned(args: list[str], *, server: bool) -> list[str]:
     return ["taskset", "-c", str(cpus[-1] if server else cpus[0]), *args]
 
 
+def start_wrk(url: str, load: Load, seconds: int | None = None) -> subprocess.Popen:
+    seconds = seconds or load.seconds
+    args = pinned(["wrk", f"-t{load.threads}", f"-c{load.connections}", f"-d{seconds}s", "--timeout", "2s",
+                   url], server=False)
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wrk_result(process: subprocess.Popen, url: str, seconds: int) -> tuple[float, int]:
+    """A wrk run's requests/s and number of requests, once it has ended; a BenchError if any failed."""
+    try:
+        stdout, stderr = process.communicate(timeout=seconds + 30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        stdout, stderr = process.communicate()
+    found, requests = REQUESTS_PER_SEC.search(stdout), REQUESTS.search(stdout)
+    if process.returncode != 0 or not found or not requests:
+        raise BenchError(f"{' '.join(process.args)} failed:\n{stdout}{stderr}")
+    non_2xx = NON_2XX.search(stdout)
+    if non_2xx:
+        raise BenchError(f"{url}: {non_2xx.group(1)} responses were not 2xx/3xx")
+    errors = SOCKET_ERRORS.search(stdout)
+    # Sync gunicorn closes every connection, which wrk may count as a read error; timeouts are real.
+    if errors and int(errors.group(4)):
+        raise BenchError(f"{url}: {errors.group(4)} requests timed out")
+    return float(found.group(1)), max(1, int(requests.group(1)))
+
+
 def wrk(url: str, load: Load, seconds: int | None = None, server_pid: int | None = None
         ) -> tuple[float, float | None]:
     """Requests/s, and the server's CPU microseconds per request when its pid is given."""
     seconds = seconds or load.seconds
-    args = pinned(["wrk", f"-t{load.threads}", f"-c{load.connections}", f"-d{seconds}s", "--timeout", "2s",
-                   url], server=False)
     cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
-    result = subprocess.run(args, capture_output=True, text=True, timeout=seconds + 30, check=False)
+    rps, requests = wrk_result(start_wrk(url, load, seconds), url, seconds)
     cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
-    found, requests = REQUESTS_PER_SEC.search(result.stdout), REQUESTS.search(result.stdout)
-    if result.returncode != 0 or not found or not requests:
-        raise BenchError(f"{' '.join(args)} failed:\n{result.stdout}{result.stderr}")
-    non_2xx = NON_2XX.search(result.stdout)
-    if non_2xx:
-        raise BenchError(f"{url}: {non_2xx.group(1)} responses were not 2xx/3xx")
-    errors = SOCKET_ERRORS.search(result.stdout)
-    # Sync gunicorn closes every connection, which wrk may count as a read error; timeouts are real.
-    if errors and int(errors.group(4)):
-        raise BenchError(f"{url}: {errors.group(4)} requests timed out")
-    cpu_us = None if cpu is None else cpu * 1e6 / max(1, int(requests.group(1)))
-    return float(found.group(1)), cpu_us
+    return rps, None if cpu is None else cpu * 1e6 / requests
 
 
 def measure(row: Row, port: int, load: Load, server_pid: int) -> None:
@@ -249,6 +304,32 @@ def measure(row: Row, port: int, load: Load, server_pid: int) -> None:
             cpu.append(cpu_us)
     print(f"  {row.stage:<8} {row.endpoint:<60} page {row.page_rps:8.0f}/s  "
           f"trivial {row.baseline_rps:8.0f}/s  ratio {row.ratio:6.1%}", flush=True)
+
+
+def measure_together(row: Row, ports: tuple[int, int], load: Load, pids: tuple[int, int]) -> None:
+    """Pairs run at the same moment: the page on one nginx instance and the baseline on the other,
+    each with its own wrk, the instances swapping roles from pair to pair (so that neither instance's
+    luck goes to one side). Each side's CPU per request is its instance's own CPU time over its
+    requests in that pair."""
+    row.together = True
+    urls = (row.endpoint, row.baseline)
+    for port in ports:  # warm both instances' caches and connections for both URLs
+        for url in urls:
+            wrk(f"http://{HOST}:{port}{url}", load, seconds=1)
+    for run in range(load.runs):
+        sides = (0, 1) if run % 2 == 0 else (1, 0)  # sides[i]: the instance that serves urls[i]
+        before = [server_cpu_ns(pid) for pid in pids]
+        processes = [start_wrk(f"http://{HOST}:{ports[side]}{url}", load)
+                     for url, side in zip(urls, sides, strict=True)]
+        results = [wrk_result(process, url, load.seconds)
+                   for process, url in zip(processes, urls, strict=True)]
+        spent = [server_cpu_ns(pid) - start for pid, start in zip(pids, before, strict=True)]
+        for (rps, requests), side, runs, cpu in zip(results, sides, (row.page_runs, row.baseline_runs),
+                                                    (row.page_cpu_us, row.baseline_cpu_us), strict=True):
+            runs.append(rps)
+            cpu.append(spent[side] / 1000 / requests)
+    print(f"  {row.stage:<8} {row.endpoint:<60} page {row.page_rps:8.0f}/s  "
+          f"baseline {row.baseline_rps:8.0f}/s  capacity {row.ratio:6.1%}", flush=True)
 
 
 # The instance: a fresh SQLite database with the demo content.
@@ -330,19 +411,23 @@ def build_mirror(env: dict[str, str], directory: Path) -> None:
     print(f"Mirrored the demo site: {len(result.files)} files in {directory}", flush=True)
 
 
-def nginx_config(tmp: Path, port: int, upstream_port: int, mirror_port: int) -> Path:
+def nginx_config(tmp: Path, port: int, upstream_port: int, mirror_port: int, instance: int = 0) -> Path:
+    """The bench's nginx configuration; each instance keeps its own pid, logs and cache in
+    tmp/nginx-INSTANCE and differs from the others only in that and its ports."""
     from registry.mirror import nginx_headers, nginx_locations
 
     user = f"user {pwd.getpwuid(os.getuid()).pw_name};" if os.getuid() == 0 else ""
     text = (ROOT / "bench" / "nginx.conf.template").read_text()
     mirror = tmp / "mirror"
+    state = tmp / f"nginx-{instance}"
+    state.mkdir(exist_ok=True)
     locations = nginx_locations(str(mirror), f"http://127.0.0.1:{upstream_port}")
-    for key, value in {"user": user, "tmp": str(tmp), "port": str(port),
+    for key, value in {"user": user, "tmp": str(tmp), "state": str(state), "port": str(port),
                        "upstream_port": str(upstream_port), "mirror": str(mirror),
                        "mirror_port": str(mirror_port), "mirror_locations": locations,
                        "mirror_headers": nginx_headers()}.items():
         text = text.replace(f"@{key}@", value)
-    path = tmp / "nginx.conf"
+    path = state / "nginx.conf"
     path.write_text(text)
     return path
 
@@ -414,12 +499,17 @@ def _fixed(headers: dict[str, str]) -> dict[str, str]:
 def nginx_stage(tmp: Path, app_port: int, load: Load) -> list[Row]:
     static = tmp / "static"
     static.mkdir()
-    port, mirror_port = free_port(), free_port()
-    config = nginx_config(tmp, port, app_port, mirror_port)
-    args = pinned(["/usr/sbin/nginx", "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(config),
-                   "-g", "daemon off;"], server=True)
+    ports = [(free_port(), free_port()) for _instance in range(2)]  # (proxy_cache, mirror) of each
     rows = []
-    with serving(args, port=port, log=tmp / "nginx.out") as nginx:
+    with ExitStack() as stack:
+        servers = []
+        for instance, (port, mirror_port) in enumerate(ports):
+            config = nginx_config(tmp, port, app_port, mirror_port, instance)
+            state = config.parent
+            args = pinned(["/usr/sbin/nginx", "-p", str(state), "-e", str(state / "error.log"),
+                           "-c", str(config), "-g", "daemon off;"], server=True)
+            servers.append(stack.enter_context(serving(args, port=port, log=state / "nginx.out")))
+        port, mirror_port = ports[0]
         for path in PAGES.values():
             row = Row("nginx", path, "")
             rows.append(row)
@@ -427,9 +517,11 @@ def nginx_stage(tmp: Path, app_port: int, load: Load) -> list[Row]:
             if row.note:
                 print(f"  nginx    {path:<60} {row.note}: not measured", flush=True)
             else:
-                measure(row, port, load, nginx.pid)
+                measure(row, port, load, servers[0].pid)
         manifest = json.loads((tmp / "mirror" / "current" / "manifest.json").read_text())
         files = {entry["url"]: entry["path"] for entry in manifest["files"]}
+        mirror_ports = (ports[0][1], ports[1][1])
+        pids = (servers[0].pid, servers[1].pid)
         for path in PAGES.values():
             row = Row("mirror", path, "", target=MIRROR_TARGET)
             rows.append(row)
@@ -437,7 +529,7 @@ def nginx_stage(tmp: Path, app_port: int, load: Load) -> list[Row]:
             if row.note:
                 print(f"  mirror   {path:<60} {row.note}: not measured", flush=True)
             else:
-                measure(row, mirror_port, load, nginx.pid)
+                measure_together(row, mirror_ports, load, pids)
         # The last page's baseline (the JSON list, the fastest) against itself: how far apart two
         # equal things measure on this machine.
         measured = [row for row in rows if row.stage == "mirror" and not row.note]
@@ -445,7 +537,7 @@ def nginx_stage(tmp: Path, app_port: int, load: Load) -> list[Row]:
             baseline = measured[-1].baseline
             control = Row("control", baseline, baseline, target=None)
             rows.append(control)
-            measure(control, mirror_port, load, nginx.pid)
+            measure_together(control, mirror_ports, load, pids)
     return rows
 
 
@@ -503,9 +595,12 @@ def table(rows: list[Row]) -> str:
             f"{number(row.paired_ratio, '.1%'):>8}{number(row.cpu_ratio, '.1%'):>10}"
             + (f"  ({row.note})" if row.note else "")
         )
-    lines.append("paired: the median of each pair's ratio; cpu ratio: the server's CPU time per trivial "
-                 "request over per page request (information, not targets); control: the mirror's "
-                 "baseline file against itself, the spread a ratio shows with nothing to tell apart")
+    lines.append("paired: the median of each pair's req/s ratio; cpu ratio: the server's CPU time per "
+                 "trivial request over per page request, medians (information, not targets). mirror and "
+                 "control: page and baseline at the same moment on two nginx instances sharing a CPU; "
+                 "ratio: nginx's capacity for the page over the baseline's (each pair's CPU per request, "
+                 "the median); control: the mirror's baseline file against itself, the spread a ratio "
+                 "shows with nothing to tell apart")
     lines += [f"warning: {row.stage} {row.endpoint}: {warning}"
               for row in rows for warning in row.warnings]
     return "\n".join(lines)
