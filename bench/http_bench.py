@@ -328,8 +328,10 @@ def measure_together(row: Row, ports: tuple[int, int], load: Load, pids: tuple[i
                                                     (row.page_cpu_us, row.baseline_cpu_us), strict=True):
             runs.append(rps)
             cpu.append(spent[side] / 1000 / requests)
+    pairs = [baseline / page for page, baseline in zip(row.page_cpu_us, row.baseline_cpu_us, strict=True)]
     print(f"  {row.stage:<8} {row.endpoint:<60} page {row.page_rps:8.0f}/s  "
-          f"baseline {row.baseline_rps:8.0f}/s  capacity {row.ratio:6.1%}", flush=True)
+          f"baseline {row.baseline_rps:8.0f}/s  capacity {row.ratio:6.1%} "
+          f"(pairs {min(pairs):.1%} to {max(pairs):.1%})", flush=True)
 
 
 # The instance: a fresh SQLite database with the demo content.
