@@ -6,12 +6,12 @@ Three stages, each with wrk on loopback:
 - mirror: each page from the static mirror (`flask registry mirror`, served as the README says)
   against the same file served by a plain alias location; a control row measures that file
   against itself (the noise of the measurement, no target).
-The gunicorn and nginx stages interleave page and baseline runs (the order alternating) and keep the
-median of each, because the machine is shared; the median of the pairs' ratios is shown beside.
-The mirror's rows run page and baseline at the same moment, on two instances of one nginx
-configuration sharing one CPU, each driven by its own wrk: whatever else the machine does slows
-both alike. Their ratio is nginx's capacity for the page over its capacity for the baseline, from
-each instance's CPU time per request (/proc/PID/schedstat, in nanoseconds), the median of the pairs.
+The gunicorn and mirror rows (the targets of issue 13) run page and baseline at the same moment, on
+two instances of one server configuration sharing one CPU, each driven by its own wrk: whatever
+else the machine does slows both alike. Their ratio is the server's capacity for the page over its
+capacity for the baseline, from each instance's CPU time per request (/proc/PID/schedstat, in
+nanoseconds), the median of the pairs. The nginx proxy_cache rows interleave page and baseline runs
+(the order alternating) and keep the median of each; the median of the pairs' ratios is shown beside.
 Run alone with `python bench/http_bench.py`; bench/run.py runs it as part of `make bench`.
 """
 
@@ -377,26 +377,36 @@ def distinct_etags(port: int, path: str, requests: int = 40) -> set[str]:
     return {headers.get("etag", "") for _status, headers, _body in answers}
 
 
-def gunicorn_stage(app_port: int, app_pid: int, load: Load) -> list[Row]:
+def gunicorn_stage(app_ports: tuple[int, int], app_pids: tuple[int, int], load: Load) -> list[Row]:
+    """Each page against the trivial endpoint, at the same moment on two gunicorn instances."""
     rows = []
     for name, path in PAGES.items():
         row = Row("gunicorn", path, RAW_PREFIX + name)
         rows.append(row)
-        status, headers, body = fetch(app_port, path)
-        if status != 200:
-            row.note = f"page answers {status}"
+        for app_port in app_ports:
+            status, headers, body = fetch(app_port, path)
+            if status != 200:
+                row.note = f"page answers {status}"
+                break
+            # bench_app copies each worker's own cached page, so a worker's raw bytes are its page's
+            # bytes; over HTTP the two requests may reach different workers, so compare type and size.
+            raw_status, raw_headers, raw_body = fetch(app_port, row.baseline)
+            if (raw_status, raw_headers["content-type"], len(raw_body)) != (
+                    200, headers["content-type"], len(body)):
+                raise BenchError(f"{row.baseline} does not return the bytes of {path}")
+            etags = distinct_etags(app_port, path)
+            if len(etags) > 1:
+                row.warnings.append(f"{len(etags)} different ETags across workers for the same content")
+        if row.note:
             print(f"  gunicorn {path:<60} {row.note}: not measured", flush=True)
-            continue
-        # bench_app copies each worker's own cached page, so a worker's raw bytes are its page's
-        # bytes; over HTTP the two requests may reach different workers, so compare type and size.
-        raw_status, raw_headers, raw_body = fetch(app_port, row.baseline)
-        if (raw_status, raw_headers["content-type"], len(raw_body)) != (
-                200, headers["content-type"], len(body)):
-            raise BenchError(f"{row.baseline} does not return the bytes of {path}")
-        etags = distinct_etags(app_port, path)
-        if len(etags) > 1:
-            row.warnings.append(f"{len(etags)} different ETags across workers for the same content")
-        measure(row, app_port, load, app_pid)
+        else:
+            measure_together(row, app_ports, load, app_pids)
+    # The trivial endpoint against itself on the two instances: the spread of the method here.
+    measured = [row for row in rows if not row.note]
+    if measured:
+        control = Row("control", measured[-1].baseline, measured[-1].baseline, target=None)
+        rows.append(control)
+        measure_together(control, app_ports, load, app_pids)
     return rows
 
 
@@ -573,12 +583,14 @@ def run(load: Load, with_nginx: bool = True) -> tuple[list[Row], list[str]]:
         env = build_instance(instance)
         if with_nginx and not skipped:
             build_mirror(env, tmp / "mirror")
-        app_port = free_port()
-        with serving(gunicorn_args(app_port), port=app_port, log=tmp / "gunicorn.log",
-                     env=env) as gunicorn:
-            rows += gunicorn_stage(app_port, gunicorn.pid, load)
+        app_ports = (free_port(), free_port())
+        with ExitStack() as stack:
+            apps = [stack.enter_context(serving(gunicorn_args(port), port=port, env=env,
+                                                log=tmp / f"gunicorn-{instance}.log"))
+                    for instance, port in enumerate(app_ports)]
+            rows += gunicorn_stage(app_ports, (apps[0].pid, apps[1].pid), load)
             if with_nginx and not skipped:
-                rows += nginx_stage(tmp, app_port, load)
+                rows += nginx_stage(tmp, app_ports[0], load)
     return rows, skipped
 
 
@@ -598,11 +610,11 @@ def table(rows: list[Row]) -> str:
             + (f"  ({row.note})" if row.note else "")
         )
     lines.append("paired: the median of each pair's req/s ratio; cpu ratio: the server's CPU time per "
-                 "trivial request over per page request, medians (information, not targets). mirror and "
-                 "control: page and baseline at the same moment on two nginx instances sharing a CPU; "
-                 "ratio: nginx's capacity for the page over the baseline's (each pair's CPU per request, "
-                 "the median); control: the mirror's baseline file against itself, the spread a ratio "
-                 "shows with nothing to tell apart")
+                 "trivial request over per page request, medians (information, not targets). gunicorn, "
+                 "mirror and control: page and baseline at the same moment on two instances sharing a "
+                 "CPU; ratio: the server's capacity for the page over the baseline's (each pair's CPU "
+                 "per request, the median); control: a baseline against itself (gunicorn's trivial "
+                 "endpoint, the mirror's file), the spread a ratio shows with nothing to tell apart")
     lines += [f"warning: {row.stage} {row.endpoint}: {warning}"
               for row in rows for warning in row.warnings]
     return "\n".join(lines)
