@@ -10,8 +10,9 @@ The gunicorn and mirror rows (the targets of issue 13) run page and baseline at 
 two instances of one server configuration sharing one CPU, each driven by its own wrk: whatever
 else the machine does slows both alike. Their ratio is the server's capacity for the page over its
 capacity for the baseline, from each instance's CPU time per request (/proc/PID/schedstat, in
-nanoseconds), the median of the pairs. The nginx proxy_cache rows interleave page and baseline runs
-(the order alternating) and keep the median of each; the median of the pairs' ratios is shown beside.
+nanoseconds): the geometric mean of the medians of the pairs with the page on either instance.
+The nginx proxy_cache rows interleave page and baseline runs (the order alternating) and keep the
+median of each; the median of the pairs' ratios is shown beside.
 Run alone with `python bench/http_bench.py`; bench/run.py runs it as part of `make bench`.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import os
 import pwd
 import re
@@ -91,12 +93,16 @@ class Row:
 
     @property
     def capacity_ratio(self) -> float | None:
-        """The median of each pair's baseline CPU per request over the page's: the requests a second
-        one CPU serves of the page, as a share of what it serves of the baseline."""
-        pairs = [baseline / page
-                 for page, baseline in zip(self.page_cpu_us, self.baseline_cpu_us, strict=True)
-                 if page and baseline]
-        return statistics.median(pairs) if pairs else None
+        """Each pair's baseline CPU per request over the page's: the requests a second one CPU serves
+        of the page, as a share of what it serves of the baseline. The pairs alternate which
+        instance serves the page, so this is the geometric mean of the two orientations' medians: a
+        difference between the instances cancels (a median of all the pairs would take the side of
+        whichever orientation ran more often)."""
+        pairs = [baseline / page if page and baseline else None
+                 for page, baseline in zip(self.page_cpu_us, self.baseline_cpu_us, strict=True)]
+        sides = [[ratio for ratio in pairs[start::2] if ratio] for start in (0, 1)]
+        medians = [statistics.median(side) for side in sides if side]
+        return math.prod(medians) ** (1 / len(medians)) if medians else None
 
     @property
     def paired_ratio(self) -> float | None:
