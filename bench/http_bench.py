@@ -619,7 +619,8 @@ def table(rows: list[Row]) -> str:
                  "trivial request over per page request, medians (information, not targets). gunicorn, "
                  "mirror and control: page and baseline at the same moment on two instances sharing a "
                  "CPU; ratio: the server's capacity for the page over the baseline's (each pair's CPU "
-                 "per request, the median); control: a baseline against itself (gunicorn's trivial "
+                 "per request; the geometric mean of the medians with the page on either instance); "
+                 "control: a baseline against itself (gunicorn's trivial "
                  "endpoint, the mirror's file), the spread a ratio shows with nothing to tell apart")
     lines += [f"warning: {row.stage} {row.endpoint}: {warning}"
               for row in rows for warning in row.warnings]
