@@ -212,23 +212,6 @@ NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 SOCKET_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time used so far by a server: its master and every live child (Linux /proc)."""
-    ticks = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # fields[0] is the state, so ppid is [1], utime [11], stime [12]; the master's cutime [13]
-        # and cstime [14] keep the time of children that exited meanwhile (nginx's cache loader).
-        if stat.parent.name == str(pid):
-            ticks += sum(int(f) for f in fields[11:15])
-        elif fields[1] == str(pid):
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
 def server_cpu_ns(pid: int) -> int:
     """CPU time a server has run so far, in nanoseconds: its master and every live child
     (/proc/PID/schedstat, exact where /proc/PID/stat counts 10 ms ticks)."""
@@ -290,10 +273,10 @@ def wrk(url: str, load: Load, seconds: int | None = None, server_pid: int | None
         ) -> tuple[float, float | None]:
     """Requests/s, and the server's CPU microseconds per request when its pid is given."""
     seconds = seconds or load.seconds
-    cpu_before = cpu_seconds(server_pid) if server_pid else 0.0
+    cpu_before = server_cpu_ns(server_pid) if server_pid else 0
     rps, requests = wrk_result(start_wrk(url, load, seconds), url, seconds)
-    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
-    return rps, None if cpu is None else cpu * 1e6 / requests
+    cpu_ns = server_cpu_ns(server_pid) - cpu_before if server_pid else None
+    return rps, None if cpu_ns is None else cpu_ns / 1000 / requests
 
 
 def measure(row: Row, port: int, load: Load, server_pid: int) -> None:
