@@ -296,10 +296,10 @@ def measure(row: Row, port: int, load: Load, server_pid: int) -> None:
 
 
 def measure_together(row: Row, ports: tuple[int, int], load: Load, pids: tuple[int, int]) -> None:
-    """Pairs run at the same moment: the page on one nginx instance and the baseline on the other,
-    each with its own wrk, the instances swapping roles from pair to pair (so that neither instance's
-    luck goes to one side). Each side's CPU per request is its instance's own CPU time over its
-    requests in that pair."""
+    """Pairs run at the same moment: the page on one server instance (gunicorn or nginx, `pids`)
+    and the baseline on the other, each with its own wrk, the instances swapping roles from pair to
+    pair (so that neither instance's luck goes to one side). Each side's CPU per request is its
+    instance's own CPU time over its requests in that pair."""
     row.together = True
     urls = (row.endpoint, row.baseline)
     for port in ports:  # warm both instances' caches and connections for both URLs
