@@ -67,8 +67,8 @@ class Row:
     page_cpu_us: list[float] = field(default_factory=list)
     baseline_cpu_us: list[float] = field(default_factory=list)
     target: float | None = TARGET  # None: a control row, information only
-    # Page and baseline measured at the same moment on two nginx instances (the mirror's rows): the
-    # ratio is then the capacity's, from CPU per request, and req/s is information.
+    # Page and baseline measured at the same moment on two server instances (gunicorn's and the
+    # mirror's rows): the ratio is then the capacity's, from CPU per request; req/s is information.
     together: bool = False
     note: str = ""  # why the row could not be measured
     warnings: list[str] = field(default_factory=list)
@@ -92,14 +92,18 @@ class Row:
         return self.page_rps / self.baseline_rps
 
     @property
-    def capacity_ratio(self) -> float | None:
+    def capacity_pairs(self) -> list[float | None]:
         """Each pair's baseline CPU per request over the page's: the requests a second one CPU serves
-        of the page, as a share of what it serves of the baseline. The pairs alternate which
-        instance serves the page, so this is the geometric mean of the two orientations' medians: a
-        difference between the instances cancels (a median of all the pairs would take the side of
-        whichever orientation ran more often)."""
-        pairs = [baseline / page if page and baseline else None
-                 for page, baseline in zip(self.page_cpu_us, self.baseline_cpu_us, strict=True)]
+        of the page, as a share of what it serves of the baseline (None where one is missing)."""
+        return [baseline / page if page and baseline else None
+                for page, baseline in zip(self.page_cpu_us, self.baseline_cpu_us, strict=True)]
+
+    @property
+    def capacity_ratio(self) -> float | None:
+        """The pairs alternate which instance serves the page, so this is the geometric mean of the
+        two orientations' medians of `capacity_pairs`: a difference between the instances cancels (a
+        median of all the pairs would take the side of whichever orientation ran more often)."""
+        pairs = self.capacity_pairs
         sides = [[ratio for ratio in pairs[start::2] if ratio] for start in (0, 1)]
         medians = [statistics.median(side) for side in sides if side]
         return math.prod(medians) ** (1 / len(medians)) if medians else None
@@ -317,7 +321,7 @@ def measure_together(row: Row, ports: tuple[int, int], load: Load, pids: tuple[i
                                                     (row.page_cpu_us, row.baseline_cpu_us), strict=True):
             runs.append(rps)
             cpu.append(spent[side] / 1000 / requests)
-    pairs = [baseline / page for page, baseline in zip(row.page_cpu_us, row.baseline_cpu_us, strict=True)]
+    pairs = [ratio for ratio in row.capacity_pairs if ratio]
     print(f"  {row.stage:<8} {row.endpoint:<60} page {row.page_rps:8.0f}/s  "
           f"baseline {row.baseline_rps:8.0f}/s  capacity {row.ratio:6.1%} "
           f"(pairs {min(pairs):.1%} to {max(pairs):.1%})", flush=True)
